@@ -1,0 +1,44 @@
+# Every target creates or reuses .venv and installs what it needs: on a fresh machine these
+# commands are all the set-up there is.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+DEPS   := pyproject.toml setup.py
+DEMO_OUT ?= demo-out
+
+.PHONY: install demo test bench lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# One stamp per set of extras, redone when the dependency files change.
+$(VENV)/.stamp-base: $(BIN)/python $(DEPS)
+	$(BIN)/pip install --quiet -e .
+	@touch $@
+$(VENV)/.stamp-dev: $(BIN)/python $(DEPS)
+	$(BIN)/pip install --quiet -e ".[dev]"
+	@touch $@
+$(VENV)/.stamp-bench: $(BIN)/python $(DEPS)
+	$(BIN)/pip install --quiet -e ".[dev,bench]"
+	@touch $@
+
+install: $(VENV)/.stamp-base
+
+demo: $(VENV)/.stamp-base
+	$(BIN)/python -m redpajama ingest data/samples -o $(DEMO_OUT) --workers 2
+	@$(BIN)/python data/samples/show_demo.py $(DEMO_OUT)
+
+test: $(VENV)/.stamp-dev
+	$(BIN)/pytest -q
+
+bench: $(VENV)/.stamp-bench
+	$(BIN)/python benchmarks/ingest_throughput.py
+	$(BIN)/python benchmarks/extraction_quality.py
+
+lint: $(VENV)/.stamp-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(DEMO_OUT) build dist *.egg-info .pytest_cache .ruff_cache

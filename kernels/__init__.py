@@ -1,0 +1,1 @@
+"""Triton kernels, one folder per op with a plain-PyTorch `naive.py` reference."""

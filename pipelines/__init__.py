@@ -1,0 +1,1 @@
+"""Pipeline stages: pure functions over Arrow record batches plus their typed configs."""

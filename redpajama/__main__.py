@@ -1,0 +1,3 @@
+from redpajama.cli.app import main
+
+main()

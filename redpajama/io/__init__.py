@@ -1,0 +1,1 @@
+"""Reading inputs and writing outputs: readers, the output tree, atomic files and markers."""

@@ -1,0 +1,65 @@
+"""Completion markers.
+
+Every output file gets a marker beside it, `.<name>.done.json`, holding its row count, byte size
+and SHA-256. The marker is written (atomically) only after the file itself has been renamed into
+place, so "marker present and size matches" means "this file is complete". Stages use it to skip
+finished work on a rerun, and tools can verify an output tree against it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from redpajama.io import atomic
+
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class OutputMarker:
+    path: str  # relative to the output root, '/'-separated
+    rows: int
+    bytes: int
+    sha256: str
+
+
+def marker_path(file: Path) -> Path:
+    return file.with_name(f".{file.name}.done.json")
+
+
+def sha256_of(file: Path) -> str:
+    digest = hashlib.sha256()
+    with open(file, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_marker(root: Path, file: Path, rows: int) -> OutputMarker:
+    marker = OutputMarker(
+        path=file.relative_to(root).as_posix(),
+        rows=rows,
+        bytes=file.stat().st_size,
+        sha256=sha256_of(file),
+    )
+    atomic.write_json(marker_path(file), asdict(marker))
+    return marker
+
+
+def read_marker(file: Path) -> OutputMarker | None:
+    try:
+        data = json.loads(marker_path(file).read_text("utf-8"))
+        return OutputMarker(**data)
+    except (FileNotFoundError, json.JSONDecodeError, TypeError):
+        return None
+
+
+def is_complete(root: Path, marker: OutputMarker, *, verify_hash: bool = False) -> bool:
+    file = root / marker.path
+    on_disk = read_marker(file)
+    if on_disk != marker or not file.exists() or file.stat().st_size != marker.bytes:
+        return False
+    return not verify_hash or sha256_of(file) == marker.sha256

@@ -1,0 +1,1 @@
+"""Engines that schedule stage tasks. They decide sharding and scheduling, never stage logic."""

@@ -1,0 +1,18 @@
+"""Package layout: the four top-level folders install as subpackages of `redpajama`.
+
+`pipelines/`, `quality_signals/`, `training/`, `kernels/` become `redpajama.pipelines`, ... so the
+project has one import namespace and never shadows other distributions (HF ships a top-level
+`kernels`). The package list is derived from the folders, never written by hand.
+"""
+
+from setuptools import find_packages, setup
+
+SUBPACKAGE_FOLDERS = ("pipelines", "quality_signals", "training", "kernels")
+
+packages = ["redpajama", *(f"redpajama.{name}" for name in find_packages("redpajama"))]
+package_dir = {"redpajama": "redpajama"}
+for folder in SUBPACKAGE_FOLDERS:
+    package_dir[f"redpajama.{folder}"] = folder
+    packages += [f"redpajama.{folder}", *(f"redpajama.{folder}.{name}" for name in find_packages(folder))]
+
+setup(packages=packages, package_dir=package_dir)

@@ -1,0 +1,1 @@
+"""Ablation training: tokenize curated subsets, train small LMs, evaluate and compare them."""
