@@ -47,7 +47,7 @@ class Stats:
             "bytes_out": self.bytes_out,
             "errors": dict(sorted(self.errors.items())),
             "error_count": self.error_count,
-            "seconds": {k: round(v, 4) for k, v in sorted(self.seconds.items())},
+            "phase_seconds": {k: round(v, 4) for k, v in sorted(self.seconds.items())},
         }
 
     @classmethod
@@ -58,5 +58,5 @@ class Stats:
             bytes_in=data.get("bytes_in", 0),
             bytes_out=data.get("bytes_out", 0),
             errors=Counter(data.get("errors", {})),
-            seconds=Counter(data.get("seconds", {})),
+            seconds=Counter(data.get("phase_seconds", {})),
         )

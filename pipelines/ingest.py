@@ -1,0 +1,348 @@
+"""Ingest: raw inputs -> documents (Parquet, RPv2 tree).
+
+    read (a reader per format) -> records -> Arrow batches in DOCUMENT_SCHEMA -> route each row to
+    documents/<snapshot>/<shard>/<lang>_<bucket>.parquet
+
+One task per input file. The shard is the input's RPv2 shard when the path is laid out as RPv2's
+(`.../2023-14/0000/en_head.json.gz`; snapshot, language and bucket then come from the path and
+ids are RPv2's exact ids), and otherwise the file's name (made unique among the inputs).
+
+Where a value is unknown the tree uses `unknown` (snapshot), `und` (language) and `all`
+(bucket); the ccnet stage later assigns real languages and buckets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePath
+from typing import Any
+from urllib.parse import urlparse
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from redpajama import ids, schema
+from redpajama.io import layout
+from redpajama.io.parquet_writer import PartitionedWriter
+from redpajama.io.readers import detect_format, expand_inputs, read_file
+from redpajama.io.readers.base import RawDoc, ReadOptions, RecordError
+from redpajama.runners.local import RunOptions, RunSummary, TaskContext, TaskResult, run_local
+from redpajama.runners.stats import Stats
+
+STAGE = "ingest"
+#: Bad records kept per task in its errors file; the rest are only counted (bounded memory).
+MAX_LOGGED_ERRORS = 10_000
+
+_RPV2_PATH = re.compile(
+    r"(?:^|/)(?P<snapshot>\d{4}-\d{2})/(?P<shard>[^/]+)/(?P<lang>[A-Za-z-]+)_(?P<bucket>[A-Za-z]+)"
+    r"\.json(?:l)?(?:\.gz|\.zst)?$"
+)
+_CC_SNAPSHOT = re.compile(r"CC-MAIN-(\d{4}-\d{2})")
+_KNOWN_SUFFIXES = {".gz", ".zst", ".zstd", ".bz2", ".jsonl", ".json", ".warc", ".wet", ".txt", ".parquet", ".arc", ".md"}
+
+_INT_FIELDS = {"length", "nlines", "original_nlines", "original_length"}
+_FLOAT_FIELDS = {"language_score", "perplexity"}
+_STR_FIELDS = {
+    "id", "url", "date_download", "digest", "source_domain", "title", "raw_content",
+    "cc_segment", "language", "bucket", "snapshot_id",
+}  # fmt: skip
+
+
+@dataclass(kw_only=True)
+class IngestConfig:
+    read: ReadOptions = field(default_factory=ReadOptions)
+    input_format: str | None = None  # None: detect from each file name
+    snapshot: str | None = None  # snapshot for inputs that do not name one
+    batch_rows: int = 1_000
+    batch_bytes: int = 32 << 20
+
+
+@dataclass(frozen=True)
+class IngestTask:
+    key: str
+    weight: int
+    source_file: str
+    format: str
+    shard: str
+    snapshot: str | None = None  # fixed by an RPv2 path
+    lang: str | None = None
+    bucket: str | None = None
+    uri_id: str | None = None  # RPv2 id prefix
+
+
+def _stem(path: str) -> str:
+    name = PurePath(path).name
+    while (suffix := PurePath(name).suffix.lower()) in _KNOWN_SUFFIXES:
+        name = name[: -len(suffix)]
+    return name or PurePath(path).name
+
+
+def plan(inputs: list[str], config: IngestConfig) -> list[IngestTask]:
+    """One task per input file; shard names unique among the inputs and stable across runs."""
+    rpv2: list[IngestTask] = []
+    others: list[tuple[str, str]] = []  # (path, format)
+    for path in inputs:
+        fmt = config.input_format or detect_format(path)
+        weight = _size(path)
+        match = _RPV2_PATH.search(path.replace(os.sep, "/"))
+        if match and fmt == "jsonl":
+            uri_id = ids.rpv2_uri_id(path)
+            rpv2.append(
+                IngestTask(
+                    key=uri_id or path,
+                    weight=weight,
+                    source_file=path,
+                    format=fmt,
+                    shard=layout.safe_name(match["shard"]),
+                    snapshot=match["snapshot"],
+                    lang=layout.safe_name(match["lang"]),
+                    bucket=layout.safe_name(match["bucket"]),
+                    uri_id=uri_id,
+                )
+            )
+        else:
+            others.append((path, fmt))
+    by_stem: dict[str, list[str]] = {}
+    for path, _ in others:
+        by_stem.setdefault(_stem(path), []).append(os.path.abspath(path))
+    tasks = list(rpv2)
+    used: set[str] = set()
+    for path, fmt in others:
+        stem = _stem(path)
+        clash = by_stem[stem]
+        if len(clash) > 1:  # same name in several folders, or WARC and WET of one crawl file
+            stem = os.path.relpath(os.path.abspath(path), os.path.commonpath([os.path.dirname(c) for c in clash]))
+        shard = base = layout.safe_name(stem)
+        suffix = 1
+        while shard in used:  # two paths that render to the same safe name
+            suffix += 1
+            shard = f"{base}-{suffix}"
+        used.add(shard)
+        tasks.append(IngestTask(key=shard, weight=_size(path), source_file=path, format=fmt, shard=shard))
+    return tasks
+
+
+def _size(path: str) -> int:
+    if os.path.isdir(path):
+        return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
+    return os.path.getsize(path)
+
+
+# --- records -> Arrow --------------------------------------------------------------------
+
+
+def _coerce(name: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if name in _INT_FIELDS:
+        if isinstance(value, bool):
+            raise TypeError
+        return int(value)
+    if name in _FLOAT_FIELDS:
+        return float(value)
+    if name == "line_ids":
+        return [int(v) for v in value]
+    if name == "id_int":
+        number = int(value)
+        if not 0 <= number < 1 << 64:
+            raise ValueError
+        return number
+    if name in _STR_FIELDS:
+        return value if isinstance(value, str) else str(value)
+    return value
+
+
+def _metadata_value(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+class BatchBuilder:
+    """Turns reader records into DOCUMENT_SCHEMA batches for one task."""
+
+    def __init__(self, task: IngestTask, config: IngestConfig) -> None:
+        self.task = task
+        self.config = config
+        self.path_snapshot = task.snapshot
+        if self.path_snapshot is None and (m := _CC_SNAPSHOT.search(task.source_file)):
+            self.path_snapshot = m.group(1)
+        self.columns: dict[str, list[Any]] = {name: [] for name in schema.FIELD_NAMES}
+        self.rows = 0
+        self.text_bytes = 0
+
+    def add(self, doc: RawDoc, on_error: Any) -> None:
+        values: dict[str, Any] = {}
+        metadata: dict[str, str] = {}
+        for name, value in doc.fields.items():
+            if name in schema.INPUT_FIELDS:
+                try:
+                    values[name] = _coerce(name, value)
+                except (TypeError, ValueError, OverflowError):
+                    metadata[name] = _metadata_value(value)
+                    on_error(
+                        RecordError(
+                            kind="field_type",
+                            source_file=self.task.source_file,
+                            index=doc.index,
+                            offset=doc.offset,
+                            message=f"field {name!r} has an unusable value {str(value)[:80]!r}; "
+                            "kept in metadata",
+                        ),
+                        keeps_doc=True,
+                    )
+            elif value is not None:
+                metadata[name] = _metadata_value(value)
+        text = values.get("raw_content") or ""
+        values["raw_content"] = text
+        doc_id = values.get("id")
+        if doc_id is None:
+            doc_id = (
+                ids.rpv2_doc_id(self.task.uri_id, doc.index)
+                if self.task.uri_id
+                else ids.local_doc_id(self.task.shard, doc.index)
+            )
+            values["id"] = doc_id
+        if values.get("id_int") is None:
+            values["id_int"] = ids.id_int_of(doc_id)
+        if values.get("length") is None:
+            values["length"] = len(text)
+        if values.get("nlines") is None:
+            values["nlines"] = text.count("\n") + 1 if text else 0
+        if values.get("source_domain") is None and values.get("url"):
+            values["source_domain"] = urlparse(values["url"]).netloc
+        values["snapshot_id"] = self._snapshot(values)
+        if self.task.lang is not None and values.get("language") is None:
+            values["language"] = self.task.lang
+        if self.task.bucket is not None and values.get("bucket") is None:
+            values["bucket"] = self.task.bucket
+        values["source_file"] = self.task.source_file
+        values["metadata"] = sorted(metadata.items()) if metadata else None
+        for name in schema.FIELD_NAMES:
+            self.columns[name].append(values.get(name))
+        self.rows += 1
+        self.text_bytes += len(text)
+
+    def _snapshot(self, values: dict[str, Any]) -> str:
+        if self.task.snapshot:
+            return self.task.snapshot
+        if values.get("snapshot_id"):
+            return values["snapshot_id"]
+        if (segment := values.get("cc_segment")) and (m := _CC_SNAPSHOT.search(segment)):
+            return m.group(1)
+        return self.path_snapshot or self.config.snapshot or schema.UNKNOWN_SNAPSHOT
+
+    @property
+    def full(self) -> bool:
+        return self.rows >= self.config.batch_rows or self.text_bytes >= self.config.batch_bytes
+
+    def take(self) -> pa.RecordBatch:
+        batch = pa.RecordBatch.from_pydict(self.columns, schema=schema.DOCUMENT_SCHEMA)
+        self.columns = {name: [] for name in schema.FIELD_NAMES}
+        self.rows = 0
+        self.text_bytes = 0
+        return batch
+
+
+def document_batches(
+    task: IngestTask, config: IngestConfig, stats: Stats, errors: list[dict[str, Any]]
+) -> Iterator[pa.RecordBatch]:
+    """Read one input file and yield its documents as DOCUMENT_SCHEMA batches."""
+    builder = BatchBuilder(task, config)
+
+    def on_error(error: RecordError, keeps_doc: bool = False) -> None:
+        stats.errors[error.kind] += 1
+        if not keeps_doc and error.index is not None:
+            stats.docs_in += 1
+        if len(errors) < MAX_LOGGED_ERRORS:
+            errors.append(error.as_dict())
+
+    for item in read_file(task.source_file, config.read, format=task.format):
+        if isinstance(item, RecordError):
+            on_error(item)
+            continue
+        stats.docs_in += 1
+        builder.add(item, on_error)
+        if builder.full:
+            yield builder.take()
+    if builder.rows:
+        yield builder.take()
+
+
+def destinations(task: IngestTask, batch: pa.RecordBatch, root: Path) -> Iterator[tuple[Path, pa.RecordBatch]]:
+    """Split a batch by output file: documents/<snapshot>/<shard>/<lang>_<bucket>.parquet."""
+    snapshot = pc.fill_null(batch.column("snapshot_id"), schema.UNKNOWN_SNAPSHOT)
+    lang = pc.fill_null(batch.column("language"), schema.UNKNOWN_LANGUAGE)
+    bucket = pc.fill_null(batch.column("bucket"), schema.UNKNOWN_BUCKET)
+    if task.lang is not None:
+        lang = pa.array([task.lang] * batch.num_rows, pa.string())
+        bucket = pa.array([task.bucket] * batch.num_rows, pa.string())
+    keys = pc.binary_join_element_wise(snapshot, lang, bucket, "\x00")
+    for key in sorted(pc.unique(keys).to_pylist()):
+        snap, lng, bkt = key.split("\x00")
+        part = batch.filter(pc.equal(keys, key))
+        path = layout.data_file(
+            root,
+            layout.DOCUMENTS,
+            layout.safe_name(snap),
+            task.shard,
+            layout.safe_name(lng),
+            layout.safe_name(bkt),
+        )
+        yield path, part
+
+
+@dataclass(frozen=True)
+class IngestWork:
+    """The picklable task function the runner calls in a worker process."""
+
+    config: IngestConfig
+
+    def __call__(self, task: IngestTask, ctx: TaskContext) -> TaskResult:
+        stats = Stats(bytes_in=task.weight)
+        errors: list[dict[str, Any]] = []
+        writer = PartitionedWriter(ctx.root, schema.DOCUMENT_SCHEMA)
+        try:
+            started = time.perf_counter()
+            write_seconds = 0.0
+            for batch in document_batches(task, self.config, stats, errors):
+                t0 = time.perf_counter()
+                for path, part in destinations(task, batch, ctx.root):
+                    writer.write(path, part)
+                write_seconds += time.perf_counter() - t0
+                ctx.progress(batch.num_rows)
+            t0 = time.perf_counter()
+            outputs = writer.commit()
+            write_seconds += time.perf_counter() - t0
+        except BaseException:
+            writer.abort()
+            raise
+        ctx.progress(0, task.weight)
+        stats.docs_out = sum(o.rows for o in outputs)
+        stats.bytes_out = sum(o.bytes for o in outputs)
+        stats.seconds["read"] += time.perf_counter() - started - write_seconds
+        stats.seconds["write"] += write_seconds
+        return TaskResult(outputs=outputs, stats=stats, errors=errors)
+
+
+def run(
+    inputs: list[str],
+    output: str | os.PathLike[str],
+    config: IngestConfig | None = None,
+    options: RunOptions | None = None,
+) -> RunSummary:
+    """Ingest `inputs` (files, folders, globs) into `output`; resumable. The Python entry point."""
+    config = config or IngestConfig()
+    root = Path(output)
+    tasks = plan(expand_inputs(inputs), config)
+    return run_local(
+        STAGE,
+        tasks,
+        IngestWork(config),
+        root,
+        options or RunOptions(),
+        clean_dirs=[root / layout.DOCUMENTS],
+    )

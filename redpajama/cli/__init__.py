@@ -1,0 +1,1 @@
+"""The `redpajama` command line: one typer app, one module per verb."""
