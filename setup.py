@@ -15,4 +15,8 @@ for folder in SUBPACKAGE_FOLDERS:
     package_dir[f"redpajama.{folder}"] = folder
     packages += [f"redpajama.{folder}", *(f"redpajama.{folder}.{name}" for name in find_packages(folder))]
 
-setup(packages=packages, package_dir=package_dir)
+setup(
+    packages=packages,
+    package_dir=package_dir,
+    package_data={"": ["*.yaml", "*.json", "*.txt"]},
+)

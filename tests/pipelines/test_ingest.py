@@ -13,7 +13,7 @@ from redpajama.pipelines import ingest
 from redpajama.runners.local import RunOptions
 
 ROOT = Path(__file__).resolve().parents[2]
-SAMPLES = ROOT / "data" / "samples"
+SAMPLES = ROOT / "data" / "samples" / "inputs"
 
 
 def _run(inputs, out, **config):
