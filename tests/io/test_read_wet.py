@@ -1,0 +1,46 @@
+from redpajama.io.readers import ReadOptions, RecordError, read_file
+from redpajama.io.readers.warc import read_wet
+
+QUOTES = """Don't part with your illusions. When they are gone you may still exist, but you have ceased to live.
+Education: that which reveals to the wise, and conceals from the stupid, the vast limits of their knowledge.
+Facts are stubborn things, but statistics are more pliable.
+Fiction is obliged to stick to possibilities. Truth isn't."""
+
+
+def test_ccnet_sample_parsed_like_ccnet(shared_data):
+    path = str(shared_data / "cc-wet-format-sample-cc_net" / "sample.warc.wet")
+    items = list(read_file(path, ReadOptions()))
+    assert not [i for i in items if isinstance(i, RecordError)]
+    assert [d.index for d in items] == [0, 1, 2]
+    f = [d.fields for d in items]
+    # Expected values are those of cc_net's own tests/test_parse_wet_file.py.
+    assert [d["url"] for d in f] == ["http://sample_english.com", "http://sample_chinese.zh", "http://sample_russian.ru"]
+    assert [d["source_domain"] for d in f] == ["sample_english.com", "sample_chinese.zh", "sample_russian.ru"]
+    assert [d["date_download"] for d in f] == ["2019-03-18T00:00:00Z", "2019-03-18T00:00:01Z", "2019-03-18T00:00:02Z"]
+    assert [d["title"] for d in f] == ["Famous Mark Twain Quotes", "馬克·吐溫名言", "Цитаты знаменитого Марка Твена"]
+    assert f[0]["raw_content"] == QUOTES
+    assert f[0]["digest"] == "sha1:XQZHW7QWIG54HVAV3KPRW6MK5ILDNCER"
+    assert [d["length"] for d in f] == [353, 109, 355]  # Content-Length headers, as CCNet keeps them
+    assert [d["nlines"] for d in f] == [4, 4, 4]
+    assert {d["snapshot_id"] for d in f} == {"2019-13"}
+    assert {d["cc_segment"] for d in f} == {"CC-MAIN-20190318132220-20190318153634-00064.warc.wet.gz"}
+
+
+def test_cc_wet_gz(shared_data):
+    path = str(shared_data / "cc-whirlwind-cc-main-2024-22" / "whirlwind.warc.wet.gz")
+    (doc,) = list(read_wet(path, ReadOptions()))
+    f = doc.fields
+    assert f["digest"] == "sha1:RDTSR52RUHWDA7QK4BK7OUHU3EXTXYUL"
+    assert f["length"] == 4456 and f["nlines"] == 181 == len(f["raw_content"].split("\n"))
+    assert f["content_language"] == "spa"
+    assert f["raw_content"].startswith("Ir al contenido\nMenú principal\n")
+
+
+def test_cc_segment_from_crawl_data_path(tmp_path, shared_data):
+    src = shared_data / "cc-wet-format-sample-cc_net" / "sample.warc.wet"
+    seg = tmp_path / "crawl-data" / "CC-MAIN-2019-13" / "segments" / "1" / "wet"
+    seg.mkdir(parents=True)
+    target = seg / "x.warc.wet"
+    target.write_bytes(src.read_bytes())
+    docs = list(read_wet(str(target), ReadOptions()))
+    assert {d.fields["cc_segment"] for d in docs} == {"crawl-data/CC-MAIN-2019-13/segments/1/wet/x.warc.wet"}
