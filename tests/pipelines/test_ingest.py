@@ -128,3 +128,36 @@ def test_input_pattern_that_matches_nothing_is_an_error(tmp_path: Path):
 
     with pytest.raises(InputFileError, match="no input matches"):
         _run([tmp_path / "missing-*.jsonl"], tmp_path / "out")
+
+
+def test_bad_inputs_through_the_whole_stage(tmp_path: Path):
+    """Truncated gzip, a broken WARC record, an empty file and a 50 MB document in one run."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    whole = (SAMPLES / "jsonl" / "cc_en_head-0091.jsonl.gz").read_bytes()
+    (inputs / "cut.jsonl.gz").write_bytes(whole[: len(whole) // 2])
+    warc = bytearray((SAMPLES / "warc" / "CC-MAIN-2020-34-excerpt.warc.gz").read_bytes())
+    middle = len(warc) // 2
+    warc[middle : middle + 64] = b"\x00" * 64  # garble one gzip member
+    (inputs / "CC-MAIN-2020-34-garbled.warc.gz").write_bytes(bytes(warc))
+    (inputs / "empty.jsonl").write_bytes(b"")
+    big = "word " * (10 << 20)  # 50 MB of text in one document
+    (inputs / "big.jsonl").write_text(json.dumps({"text": big}) + "\n")
+
+    summary = ingest.run([str(inputs)], tmp_path / "out", ingest.IngestConfig(), RunOptions(workers=2, progress=False))
+    assert summary.failed == {}
+    docs = {
+        p.parent.name: pq.read_table(p).num_rows for p in (tmp_path / "out" / "documents").rglob("*.parquet")
+    }
+    assert docs["big"] == 1
+    assert 0 < docs["cut"] < 10  # every record before the break
+    assert 10 <= docs["CC-MAIN-2020-34-garbled"] < 16  # neighbours of the broken record kept
+    assert "empty" not in docs
+    big_row = pq.read_table(tmp_path / "out" / "documents" / "unknown" / "big" / "und_all.parquet").to_pylist()[0]
+    assert big_row["length"] == len(big)
+    errors = [json.loads(x) for x in (tmp_path / "out" / "_runs" / "ingest" / "errors.jsonl").read_text().splitlines()]
+    by_file = {Path(e["source_file"]).name: e for e in errors}
+    assert by_file["cut.jsonl.gz"]["kind"] == "truncated"
+    assert by_file["CC-MAIN-2020-34-garbled.warc.gz"]["kind"] in {"warc_record", "truncated"}
+    assert all(e["offset"] is not None for e in errors)
+    assert summary.stats.error_count == len(errors) >= 2
