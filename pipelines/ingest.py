@@ -43,7 +43,20 @@ _RPV2_PATH = re.compile(
     r"\.json(?:l)?(?:\.gz|\.zst)?$"
 )
 _CC_SNAPSHOT = re.compile(r"CC-MAIN-(\d{4}-\d{2})")
-_KNOWN_SUFFIXES = {".gz", ".zst", ".zstd", ".bz2", ".jsonl", ".json", ".warc", ".wet", ".txt", ".parquet", ".arc", ".md"}
+_KNOWN_SUFFIXES = {
+    ".gz",
+    ".zst",
+    ".zstd",
+    ".bz2",
+    ".jsonl",
+    ".json",
+    ".warc",
+    ".wet",
+    ".txt",
+    ".parquet",
+    ".arc",
+    ".md",
+}
 
 _INT_FIELDS = {"length", "nlines", "original_nlines", "original_length"}
 _FLOAT_FIELDS = {"language_score", "perplexity"}
@@ -116,7 +129,9 @@ def plan(inputs: list[str], config: IngestConfig) -> list[IngestTask]:
         stem = _stem(path)
         clash = by_stem[stem]
         if len(clash) > 1:  # same name in several folders, or WARC and WET of one crawl file
-            stem = os.path.relpath(os.path.abspath(path), os.path.commonpath([os.path.dirname(c) for c in clash]))
+            stem = os.path.relpath(
+                os.path.abspath(path), os.path.commonpath([os.path.dirname(c) for c in clash])
+            )
         shard = base = layout.safe_name(stem)
         suffix = 1
         while shard in used:  # two paths that render to the same safe name
@@ -272,7 +287,9 @@ def document_batches(
         yield builder.take()
 
 
-def destinations(task: IngestTask, batch: pa.RecordBatch, root: Path) -> Iterator[tuple[Path, pa.RecordBatch]]:
+def destinations(
+    task: IngestTask, batch: pa.RecordBatch, root: Path
+) -> Iterator[tuple[Path, pa.RecordBatch]]:
     """Split a batch by output file: documents/<snapshot>/<shard>/<lang>_<bucket>.parquet."""
     snapshot = pc.fill_null(batch.column("snapshot_id"), schema.UNKNOWN_SNAPSHOT)
     lang = pc.fill_null(batch.column("language"), schema.UNKNOWN_LANGUAGE)

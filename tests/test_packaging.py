@@ -28,7 +28,18 @@ print(len(names))
 def test_wheel_installs_in_clean_venv_and_imports_every_module(tmp_path: Path):
     dist = tmp_path / "dist"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dist), str(ROOT)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(dist),
+            str(ROOT),
+        ],
         check=True,
         cwd=tmp_path,
     )
@@ -42,7 +53,10 @@ def test_wheel_installs_in_clean_venv_and_imports_every_module(tmp_path: Path):
     )
     # Dependencies come from the dev environment's site-packages, added as a plain path: its
     # editable-install hook (.pth) is not processed there, so redpajama must come from the wheel.
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([sysconfig.get_paths()["purelib"], *site.getsitepackages()])}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([sysconfig.get_paths()["purelib"], *site.getsitepackages()]),
+    }
     result = subprocess.run(
         [str(python), "-c", IMPORT_ALL], cwd=tmp_path, env=env, capture_output=True, text=True
     )

@@ -14,5 +14,5 @@ query = (
     f"SELECT snapshot_id, language, bucket, count(*) AS docs, sum(length) AS chars "
     f"FROM '{out}/documents/**/*.parquet' GROUP BY ALL ORDER BY ALL"
 )
-print(f"\nTry it yourself:\n  duckdb -c \"{query}\"\n")
+print(f'\nTry it yourself:\n  duckdb -c "{query}"\n')
 print(duckdb.sql(query))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 import typer
@@ -15,7 +15,7 @@ from redpajama.pipelines import ingest as ingest_stage
 from redpajama.runners.local import RunOptions
 
 
-class OutputMode(str, Enum):
+class OutputMode(StrEnum):
     human = "human"
     json = "json"
 
@@ -30,11 +30,16 @@ class OutputMode(str, Enum):
 )
 def ingest(
     inputs: list[str] = typer.Argument(
-        ..., help="Files, folders (searched recursively) or globs: WARC, WET, RPv2/CCNet json.gz, JSONL, Parquet, text, HF dataset folders."
+        ...,
+        help="Files, folders (searched recursively) or globs: WARC, WET, RPv2/CCNet json.gz, JSONL, Parquet, text, HF dataset folders.",
     ),
-    output: Path = typer.Option(..., "--output", "-o", help="Output folder (the RPv2 tree is written under it)."),
+    output: Path = typer.Option(
+        ..., "--output", "-o", help="Output folder (the RPv2 tree is written under it)."
+    ),
     input_format: str | None = typer.Option(
-        None, "--input-format", help=f"Format of every input instead of detecting it: {', '.join(sorted(READERS))}."
+        None,
+        "--input-format",
+        help=f"Format of every input instead of detecting it: {', '.join(sorted(READERS))}.",
     ),
     text_field: str | None = typer.Option(
         None, "--text-field", help="JSONL/Parquet column holding the text (default: raw_content, then text)."
@@ -42,7 +47,9 @@ def ingest(
     snapshot: str | None = typer.Option(
         None, "--snapshot", help="Snapshot id (e.g. 2023-14) for inputs that do not name one."
     ),
-    extract_timeout: float = typer.Option(5.0, "--extract-timeout", help="Seconds allowed per HTML document."),
+    extract_timeout: float = typer.Option(
+        5.0, "--extract-timeout", help="Seconds allowed per HTML document."
+    ),
     main_content: bool = typer.Option(
         True, "--main-content/--all-content", help="Keep only the main content of HTML pages."
     ),
@@ -51,7 +58,9 @@ def ingest(
         0.05, "--max-error-rate", help="Fail (exit 1) when bad records / records read exceeds this."
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo finished shards too."),
-    progress: bool | None = typer.Option(None, "--progress/--no-progress", help="Progress bar (default: on a TTY)."),
+    progress: bool | None = typer.Option(
+        None, "--progress/--no-progress", help="Progress bar (default: on a TTY)."
+    ),
     fmt: OutputMode = typer.Option(OutputMode.human, "--format", help="Summary as human text or JSON."),
 ) -> None:
     """Read raw inputs into the document store: `OUT/documents/<snapshot>/<shard>/<lang>_<bucket>.parquet`.
@@ -69,7 +78,9 @@ def ingest(
         input_format=input_format,
         snapshot=snapshot,
     )
-    summary = ingest_stage.run(inputs, output, config, RunOptions(workers=workers, progress=progress, overwrite=overwrite))
+    summary = ingest_stage.run(
+        inputs, output, config, RunOptions(workers=workers, progress=progress, overwrite=overwrite)
+    )
     if fmt is OutputMode.json:
         typer.echo(json.dumps(summary.as_dict(), indent=2))
     else:

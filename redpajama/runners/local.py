@@ -212,7 +212,9 @@ def _progress_bar(enabled: bool, stage: str, total_tasks: int) -> Any:
         TextColumn(f"[bold]{stage}[/]"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("tasks  {task.fields[docs]:,} docs  {task.fields[rate]:,.0f} docs/s  {task.fields[mb]:,.1f} MB"),
+        TextColumn(
+            "tasks  {task.fields[docs]:,} docs  {task.fields[rate]:,.0f} docs/s  {task.fields[mb]:,.1f} MB"
+        ),
         TimeElapsedColumn(),
         transient=False,
     )

@@ -39,7 +39,9 @@ def test_missing_input_is_one_line_with_a_hint(tmp_path: Path):
 
 
 def test_debug_env_shows_the_traceback(tmp_path: Path):
-    result = _cli("ingest", str(tmp_path / "nope.jsonl"), "-o", str(tmp_path / "out"), env={"REDPAJAMA_DEBUG": "1"})
+    result = _cli(
+        "ingest", str(tmp_path / "nope.jsonl"), "-o", str(tmp_path / "out"), env={"REDPAJAMA_DEBUG": "1"}
+    )
     assert result.returncode != 0
     assert "Traceback" in result.stderr
 

@@ -41,7 +41,11 @@ SCHEMA = pa.schema([("id", pa.string()), ("id_int", pa.uint64()), ("v", pa.int64
 
 def _batch(start: int, n: int) -> pa.RecordBatch:
     return pa.RecordBatch.from_pydict(
-        {"id": [str(i) for i in range(start, start + n)], "id_int": list(range(start, start + n)), "v": [1] * n},
+        {
+            "id": [str(i) for i in range(start, start + n)],
+            "id_int": list(range(start, start + n)),
+            "v": [1] * n,
+        },
         schema=SCHEMA,
     )
 
@@ -61,7 +65,10 @@ def test_partitioned_writer_commits_markers_and_is_deterministic(tmp_path: Path)
     assert [m.sha256 for m in done] == [m.sha256 for m in again]  # byte-identical reruns
     table = pq.read_table(tmp_path / "one" / "b" / "x.parquet")
     assert table.column("id").to_pylist() == [str(i) for i in range(20)]
-    assert pq.ParquetFile(tmp_path / "one" / "b" / "x.parquet").metadata.row_group(0).column(0).compression == "ZSTD"
+    assert (
+        pq.ParquetFile(tmp_path / "one" / "b" / "x.parquet").metadata.row_group(0).column(0).compression
+        == "ZSTD"
+    )
     for marker in done:
         assert markers.is_complete(tmp_path / "one", marker, verify_hash=True)
 

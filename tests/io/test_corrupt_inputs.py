@@ -15,7 +15,9 @@ from redpajama.io.readers import InputFileError, ReadOptions, RecordError, read_
 
 def _split(items):
     items = list(items)
-    return [i for i in items if not isinstance(i, RecordError)], [i for i in items if isinstance(i, RecordError)]
+    return [i for i in items if not isinstance(i, RecordError)], [
+        i for i in items if isinstance(i, RecordError)
+    ]
 
 
 def _jsonl_bytes(n):
@@ -71,7 +73,9 @@ def test_truncated_warc_gz(tmp_path, shared_data):
 
 
 def test_truncated_plain_warc_and_wet(tmp_path, shared_data):
-    raw = gzip.decompress((shared_data / "cc-warc-cc-main-2020-34-resiliparse" / "warcfile.warc.gz").read_bytes())
+    raw = gzip.decompress(
+        (shared_data / "cc-warc-cc-main-2020-34-resiliparse" / "warcfile.warc.gz").read_bytes()
+    )
     path = tmp_path / "cut.warc"
     path.write_bytes(raw[: len(raw) // 2])
     docs, errors = _split(read_file(str(path), ReadOptions()))
@@ -93,14 +97,23 @@ def test_truncated_plain_warc_and_wet(tmp_path, shared_data):
 
 
 def test_jsonl_bad_utf8_and_bad_json_lines(tmp_path):
-    lines = [b'{"text": "ok 0"}', b'{"text": "bad \xff\xfe bytes"}', b'{"text": "ok 2"}', b'{"text": "unclosed', b'{"text": "ok 4"}']
+    lines = [
+        b'{"text": "ok 0"}',
+        b'{"text": "bad \xff\xfe bytes"}',
+        b'{"text": "ok 2"}',
+        b'{"text": "unclosed',
+        b'{"text": "ok 4"}',
+    ]
     for name, data in [("x.jsonl", b"\n".join(lines)), ("x.jsonl.gz", gzip.compress(b"\n".join(lines)))]:
         path = tmp_path / name
         path.write_bytes(data)
         docs, errors = _split(read_file(str(path), ReadOptions()))
         assert [(d.index, d.fields["raw_content"]) for d in docs] == [(0, "ok 0"), (2, "ok 2"), (4, "ok 4")]
         offsets = [sum(len(x) + 1 for x in lines[:k]) for k in range(len(lines))]
-        assert [(e.kind, e.index, e.offset) for e in errors] == [("utf8", 1, offsets[1]), ("json", 3, offsets[3])]
+        assert [(e.kind, e.index, e.offset) for e in errors] == [
+            ("utf8", 1, offsets[1]),
+            ("json", 3, offsets[3]),
+        ]
 
 
 def test_broken_warc_records_in_the_middle(tmp_path, shared_data):
@@ -110,9 +123,17 @@ def test_broken_warc_records_in_the_middle(tmp_path, shared_data):
     i = starts.index(61090)  # 7th response record
     raw = gzip.decompress(members[i])
     cases = {
-        "garbage_bytes": members[:i] + [members[i][:40] + b"\x00" * 200 + members[i][240:]] + members[i + 1:],
-        "bad_magic": members[:i] + [gzip.compress(b"XXXXXXXX" + raw[8:])] + members[i + 1:],
-        "bad_header": members[:i] + [gzip.compress(b"WARC/1.0\r\nWARC-Type: response\r\nContent-Length: nan\r\n" + raw[raw.index(b"\r\n\r\n"):])] + members[i + 1:],
+        "garbage_bytes": members[:i]
+        + [members[i][:40] + b"\x00" * 200 + members[i][240:]]
+        + members[i + 1 :],
+        "bad_magic": members[:i] + [gzip.compress(b"XXXXXXXX" + raw[8:])] + members[i + 1 :],
+        "bad_header": members[:i]
+        + [
+            gzip.compress(
+                b"WARC/1.0\r\nWARC-Type: response\r\nContent-Length: nan\r\n" + raw[raw.index(b"\r\n\r\n") :]
+            )
+        ]
+        + members[i + 1 :],
     }
     for name, parts in cases.items():
         path = tmp_path / f"{name}.warc.gz"
@@ -135,7 +156,9 @@ def test_broken_warc_records_in_the_middle(tmp_path, shared_data):
 
 def test_wet_broken_record_in_the_middle(tmp_path, shared_data):
     wet = (shared_data / "cc-wet-format-sample-cc_net" / "sample.warc.wet").read_bytes()
-    broken = wet.replace(b"WARC-Target-URI: http://sample_chinese.zh\n", b"").replace("名言".encode(), b"\xff\xfe", 1)
+    broken = wet.replace(b"WARC-Target-URI: http://sample_chinese.zh\n", b"").replace(
+        "名言".encode(), b"\xff\xfe", 1
+    )
     path = tmp_path / "b.warc.wet"
     path.write_bytes(broken)
     docs, errors = _split(read_file(str(path), ReadOptions()))
@@ -150,9 +173,29 @@ def test_wet_broken_record_in_the_middle(tmp_path, shared_data):
 # ---- empty and garbage files -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["e.jsonl", "e.jsonl.gz", "e.txt", "e.txt.gz", "e.warc", "e.warc.gz", "e.warc.wet", "e.warc.wet.gz", "e.jsonl.zst"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "e.jsonl",
+        "e.jsonl.gz",
+        "e.txt",
+        "e.txt.gz",
+        "e.warc",
+        "e.warc.gz",
+        "e.warc.wet",
+        "e.warc.wet.gz",
+        "e.jsonl.zst",
+    ],
+)
 def test_empty_files(tmp_path, name):
-    for content in (b"", gzip.compress(b"") if name.endswith(".gz") else zstandard.ZstdCompressor().compress(b"") if name.endswith(".zst") else b""):
+    for content in (
+        b"",
+        gzip.compress(b"")
+        if name.endswith(".gz")
+        else zstandard.ZstdCompressor().compress(b"")
+        if name.endswith(".zst")
+        else b"",
+    ):
         path = tmp_path / name
         path.write_bytes(content)
         assert list(read_file(str(path), ReadOptions())) == [], (name, content)
@@ -166,7 +209,12 @@ def test_garbage_and_empty_parquet(tmp_path):
             list(read_file(str(path), ReadOptions()))
     # A corrupt row group in the middle: its rows become one error, the other groups are read.
     path = tmp_path / "c.parquet"
-    pq.write_table(pa.table({"text": [f"row {i} " * 50 for i in range(30)]}), path, row_group_size=10, compression="snappy")
+    pq.write_table(
+        pa.table({"text": [f"row {i} " * 50 for i in range(30)]}),
+        path,
+        row_group_size=10,
+        compression="snappy",
+    )
     meta = pq.ParquetFile(path).metadata
     col = meta.row_group(1).column(0)
     start = col.dictionary_page_offset or col.data_page_offset

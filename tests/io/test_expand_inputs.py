@@ -1,4 +1,3 @@
-
 import pytest
 
 from redpajama.io.readers import InputFileError, detect_format, expand_inputs
@@ -8,9 +7,19 @@ from redpajama.io.readers.extract import ExtractTimeout, extract_html
 @pytest.mark.parametrize(
     ("name", "fmt"),
     [
-        ("a.warc.gz", "warc"), ("a.warc", "warc"), ("a.warc.zst", "warc"), ("a.warc.wet.gz", "wet"),
-        ("a.warc.wet", "wet"), ("a.wet.gz", "wet"), ("en_head.json.gz", "jsonl"), ("a.jsonl.zst", "jsonl"),
-        ("a.jsonl", "jsonl"), ("a.txt", "text"), ("a.md", "text"), ("a.txt.gz", "text"), ("a.parquet", "parquet"),
+        ("a.warc.gz", "warc"),
+        ("a.warc", "warc"),
+        ("a.warc.zst", "warc"),
+        ("a.warc.wet.gz", "wet"),
+        ("a.warc.wet", "wet"),
+        ("a.wet.gz", "wet"),
+        ("en_head.json.gz", "jsonl"),
+        ("a.jsonl.zst", "jsonl"),
+        ("a.jsonl", "jsonl"),
+        ("a.txt", "text"),
+        ("a.md", "text"),
+        ("a.txt.gz", "text"),
+        ("a.parquet", "parquet"),
     ],
 )
 def test_detect_format(name, fmt):
@@ -26,7 +35,16 @@ def test_detect_format_unknown_and_hf_dir(tmp_path):
 
 
 def test_expand_inputs(tmp_path, monkeypatch):
-    for rel in ["a/1.jsonl", "a/b/2.warc.gz", "a/b/.hidden.jsonl", "a/.git/x.jsonl", "a/notes.pdf", "c.txt", "ds/state.json", "ds/data-00000-of-00001.arrow"]:
+    for rel in [
+        "a/1.jsonl",
+        "a/b/2.warc.gz",
+        "a/b/.hidden.jsonl",
+        "a/.git/x.jsonl",
+        "a/notes.pdf",
+        "c.txt",
+        "ds/state.json",
+        "ds/data-00000-of-00001.arrow",
+    ]:
         p = tmp_path / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text("x")

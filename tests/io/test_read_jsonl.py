@@ -5,9 +5,22 @@ from redpajama.io.readers import ReadOptions, RecordError, read_file
 from redpajama.schema import INPUT_FIELDS
 
 CCNET_FIELDS = [
-    "url", "date_download", "digest", "length", "nlines", "source_domain", "title", "raw_content",
-    "cc_segment", "original_nlines", "original_length", "line_ids", "language", "language_score",
-    "perplexity", "bucket",
+    "url",
+    "date_download",
+    "digest",
+    "length",
+    "nlines",
+    "source_domain",
+    "title",
+    "raw_content",
+    "cc_segment",
+    "original_nlines",
+    "original_length",
+    "line_ids",
+    "language",
+    "language_score",
+    "perplexity",
+    "bucket",
 ]
 
 
@@ -16,7 +29,7 @@ def test_dolma_ccnet_jsonl(shared_data):
     source = [json.loads(line) for line in gzip.open(path, "rt", encoding="utf-8")]
     docs = list(read_file(str(path), ReadOptions()))
     assert len(docs) == len(source) == 10
-    for i, (doc, src) in enumerate(zip(docs, source)):
+    for i, (doc, src) in enumerate(zip(docs, source, strict=True)):
         assert not isinstance(doc, RecordError) and doc.index == i
         f = doc.fields
         for name in CCNET_FIELDS:
@@ -34,10 +47,15 @@ def test_rpv2_documents_file_and_index_by_line(tmp_path):
     # RPv2 documents (CCNet output) at 2023-14/0000/en_head.json.gz: index = raw line number.
     folder = tmp_path / "2023-14" / "0000"
     folder.mkdir(parents=True)
-    rows = [{"url": f"http://e.com/{i}", "raw_content": f"text {i}", "length": 6, "bucket": "head"} for i in range(3)]
+    rows = [
+        {"url": f"http://e.com/{i}", "raw_content": f"text {i}", "length": 6, "bucket": "head"}
+        for i in range(3)
+    ]
     path = folder / "en_head.json.gz"
     with gzip.open(path, "wt") as f:
-        f.write(json.dumps(rows[0]) + "\n\n" + json.dumps(rows[1]) + "\n" + json.dumps(rows[2]))  # blank line, no final \n
+        f.write(
+            json.dumps(rows[0]) + "\n\n" + json.dumps(rows[1]) + "\n" + json.dumps(rows[2])
+        )  # blank line, no final \n
     docs = list(read_file(str(path), ReadOptions()))
     assert [d.index for d in docs] == [0, 2, 3]
     assert [d.fields["raw_content"] for d in docs] == ["text 0", "text 1", "text 2"]
@@ -63,7 +81,13 @@ def test_text_field_rules(tmp_path):
     custom = list(read_file(str(path), ReadOptions(text_field="body")))
     assert custom[2].fields == {"raw_content": "b"}
     assert custom[3].fields == {"raw_content": "b2", "language": "de", "url": "top-url", "foo": 1}
-    assert [type(x).__name__ for x in custom] == ["RecordError", "RecordError", "RawDoc", "RawDoc", "RecordError"]
+    assert [type(x).__name__ for x in custom] == [
+        "RecordError",
+        "RecordError",
+        "RawDoc",
+        "RawDoc",
+        "RecordError",
+    ]
 
 
 def test_zstd_jsonl(tmp_path):

@@ -48,13 +48,24 @@ def _save_to_disk_layout(folder, tables):
     folder.mkdir(parents=True)
     n = len(tables)
     names = [f"data-{i:05d}-of-{n:05d}.arrow" for i in range(n)]
-    for name, table in zip(names, tables):
+    for name, table in zip(names, tables, strict=True):
         _write_arrow_stream(folder / name, table)
-    (folder / "dataset_info.json").write_text(json.dumps({"features": {"text": {"dtype": "string", "_type": "Value"}}}))
-    (folder / "state.json").write_text(json.dumps({
-        "_data_files": [{"filename": n} for n in names], "_fingerprint": "x", "_format_columns": None,
-        "_format_kwargs": {}, "_format_type": None, "_output_all_columns": False, "_split": None,
-    }))
+    (folder / "dataset_info.json").write_text(
+        json.dumps({"features": {"text": {"dtype": "string", "_type": "Value"}}})
+    )
+    (folder / "state.json").write_text(
+        json.dumps(
+            {
+                "_data_files": [{"filename": n} for n in names],
+                "_fingerprint": "x",
+                "_format_columns": None,
+                "_format_kwargs": {},
+                "_format_type": None,
+                "_output_all_columns": False,
+                "_split": None,
+            }
+        )
+    )
 
 
 def test_hf_save_to_disk_and_dataset_dict(tmp_path):

@@ -10,7 +10,9 @@ from redpajama.io.readers.warc import read_warc, wet_digest
 
 def _split(items):
     items = list(items)
-    return [i for i in items if not isinstance(i, RecordError)], [i for i in items if isinstance(i, RecordError)]
+    return [i for i in items if not isinstance(i, RecordError)], [
+        i for i in items if isinstance(i, RecordError)
+    ]
 
 
 def test_cc_warc_2020_34(shared_data):
@@ -64,7 +66,9 @@ def test_warc_text_vs_common_crawl_wet(shared_data):
     # Full page (main_content=False) is what WET is: measured recall 0.92, precision 0.998.
     html = next(
         r.reader.read()
-        for r in ArchiveIterator(open(folder / "whirlwind.warc.gz", "rb"), record_types=WarcRecordType.response)
+        for r in ArchiveIterator(
+            open(folder / "whirlwind.warc.gz", "rb"), record_types=WarcRecordType.response
+        )
     )
     _, full = extract_html(html, main_content=False, content_type="text/html; charset=UTF-8")
     got = _words(full)
@@ -73,9 +77,11 @@ def test_warc_text_vs_common_crawl_wet(shared_data):
     print(f"full page: word precision {precision:.3f} recall {recall:.3f}")
     assert precision >= 0.97 and recall >= 0.88
     # The article body must be there, paragraph per line.
-    assert "Escopete ye un municipio d'a provincia de Guadalachara, en a comunidat autonoma de " \
-        "Castiella-La Mancha, Espanya, comarca de La Alcarria y partiu chudicial de Guadalachara." \
+    assert (
+        "Escopete ye un municipio d'a provincia de Guadalachara, en a comunidat autonoma de "
+        "Castiella-La Mancha, Espanya, comarca de La Alcarria y partiu chudicial de Guadalachara."
         in ours["raw_content"].split("\n")
+    )
 
 
 def test_wget_warcs_read_cleanly(shared_data):
@@ -95,7 +101,7 @@ def test_snapshot_falls_back_to_options(tmp_path, shared_data):
 
     src = shared_data / "cc-warc-cc-main-2020-34-resiliparse" / "warcfile.warc.gz"
     raw = gzip.decompress(src.read_bytes())
-    body = raw[raw.index(b"WARC/1.0\r\nWARC-Type: request"):]
+    body = raw[raw.index(b"WARC/1.0\r\nWARC-Type: request") :]
     path = tmp_path / "nowarcinfo.warc"
     path.write_bytes(body)
     docs, errors = _split(read_warc(str(path), ReadOptions(snapshot="2099-01")))

@@ -14,10 +14,22 @@ def test_ccnet_sample_parsed_like_ccnet(shared_data):
     assert [d.index for d in items] == [0, 1, 2]
     f = [d.fields for d in items]
     # Expected values are those of cc_net's own tests/test_parse_wet_file.py.
-    assert [d["url"] for d in f] == ["http://sample_english.com", "http://sample_chinese.zh", "http://sample_russian.ru"]
+    assert [d["url"] for d in f] == [
+        "http://sample_english.com",
+        "http://sample_chinese.zh",
+        "http://sample_russian.ru",
+    ]
     assert [d["source_domain"] for d in f] == ["sample_english.com", "sample_chinese.zh", "sample_russian.ru"]
-    assert [d["date_download"] for d in f] == ["2019-03-18T00:00:00Z", "2019-03-18T00:00:01Z", "2019-03-18T00:00:02Z"]
-    assert [d["title"] for d in f] == ["Famous Mark Twain Quotes", "馬克·吐溫名言", "Цитаты знаменитого Марка Твена"]
+    assert [d["date_download"] for d in f] == [
+        "2019-03-18T00:00:00Z",
+        "2019-03-18T00:00:01Z",
+        "2019-03-18T00:00:02Z",
+    ]
+    assert [d["title"] for d in f] == [
+        "Famous Mark Twain Quotes",
+        "馬克·吐溫名言",
+        "Цитаты знаменитого Марка Твена",
+    ]
     assert f[0]["raw_content"] == QUOTES
     assert f[0]["digest"] == "sha1:XQZHW7QWIG54HVAV3KPRW6MK5ILDNCER"
     assert [d["length"] for d in f] == [353, 109, 355]  # Content-Length headers, as CCNet keeps them

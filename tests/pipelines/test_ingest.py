@@ -2,14 +2,13 @@
 
 import gzip
 import json
-import shutil
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from redpajama.pipelines import ingest
 
 from redpajama import ids, schema
-from redpajama.pipelines import ingest
 from redpajama.runners.local import RunOptions
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -17,7 +16,9 @@ SAMPLES = ROOT / "data" / "samples" / "inputs"
 
 
 def _run(inputs, out, **config):
-    return ingest.run([str(p) for p in inputs], out, ingest.IngestConfig(**config), RunOptions(workers=1, progress=False))
+    return ingest.run(
+        [str(p) for p in inputs], out, ingest.IngestConfig(**config), RunOptions(workers=1, progress=False)
+    )
 
 
 def _rows(path: Path) -> list[dict]:
@@ -39,7 +40,7 @@ def test_rpv2_layout_gets_rpv2_ids_and_tree(tmp_path: Path):
             assert row[name] == value, name
         assert row["snapshot_id"] == "2020-16"
         assert row["metadata"] is None
-    assert pq.read_schema(out) .equals(schema.DOCUMENT_SCHEMA, check_metadata=False)
+    assert pq.read_schema(out).equals(schema.DOCUMENT_SCHEMA, check_metadata=False)
 
 
 def test_dolma_ccnet_jsonl_keeps_id_promotes_ccnet_fields_and_keeps_the_rest(tmp_path: Path):
@@ -64,7 +65,9 @@ def test_dolma_ccnet_jsonl_keeps_id_promotes_ccnet_fields_and_keeps_the_rest(tmp
 
 def test_warc_and_wet_of_one_crawl_file_get_distinct_shards(tmp_path: Path):
     _run([SAMPLES / "warc", SAMPLES / "wet"], tmp_path)
-    files = sorted(p.relative_to(tmp_path / "documents").as_posix() for p in (tmp_path / "documents").rglob("*.parquet"))
+    files = sorted(
+        p.relative_to(tmp_path / "documents").as_posix() for p in (tmp_path / "documents").rglob("*.parquet")
+    )
     assert "2020-34/CC-MAIN-2020-34-excerpt/und_all.parquet" in files
     assert "2024-22/warc_CC-MAIN-2024-22-whirlwind.warc.gz/und_all.parquet" in files
     assert "2024-22/wet_CC-MAIN-2024-22-whirlwind.warc.wet.gz/und_all.parquet" in files
@@ -93,19 +96,26 @@ def test_unknown_fields_go_to_metadata_and_bad_lines_are_logged(tmp_path: Path):
     assert rows[1]["length"] is None or rows[1]["length"] == len("third doc")
     assert dict(rows[1]["metadata"])["length"] == "not a number"
     assert summary.stats.errors == {"json": 1, "field_type": 1}
-    errors = [json.loads(x) for x in (tmp_path / "out" / "_runs" / "ingest" / "errors.jsonl").read_text().splitlines()]
+    errors = [
+        json.loads(x)
+        for x in (tmp_path / "out" / "_runs" / "ingest" / "errors.jsonl").read_text().splitlines()
+    ]
     assert {e["kind"] for e in errors} == {"json", "field_type"}
     json_error = next(e for e in errors if e["kind"] == "json")
     assert json_error["source_file"] == str(src) and json_error["index"] == 1 and json_error["offset"] > 0
     stats = json.loads((tmp_path / "out" / "_runs" / "ingest" / "stats.json").read_text())
-    assert stats["docs_in"] == 3 and stats["docs_out"] == 2 and stats["errors"] == {"field_type": 1, "json": 1}
+    assert (
+        stats["docs_in"] == 3 and stats["docs_out"] == 2 and stats["errors"] == {"field_type": 1, "json": 1}
+    )
 
 
 def test_same_file_name_in_two_folders(tmp_path: Path):
     for folder in ("a", "b"):
         (tmp_path / folder).mkdir()
         (tmp_path / folder / "part.jsonl").write_text('{"text": "x"}\n')
-    tasks = ingest.plan([str(tmp_path / "a" / "part.jsonl"), str(tmp_path / "b" / "part.jsonl")], ingest.IngestConfig())
+    tasks = ingest.plan(
+        [str(tmp_path / "a" / "part.jsonl"), str(tmp_path / "b" / "part.jsonl")], ingest.IngestConfig()
+    )
     assert sorted(t.shard for t in tasks) == ["a_part.jsonl", "b_part.jsonl"]
 
 
@@ -144,7 +154,9 @@ def test_bad_inputs_through_the_whole_stage(tmp_path: Path):
     big = "word " * (10 << 20)  # 50 MB of text in one document
     (inputs / "big.jsonl").write_text(json.dumps({"text": big}) + "\n")
 
-    summary = ingest.run([str(inputs)], tmp_path / "out", ingest.IngestConfig(), RunOptions(workers=2, progress=False))
+    summary = ingest.run(
+        [str(inputs)], tmp_path / "out", ingest.IngestConfig(), RunOptions(workers=2, progress=False)
+    )
     assert summary.failed == {}
     docs = {
         p.parent.name: pq.read_table(p).num_rows for p in (tmp_path / "out" / "documents").rglob("*.parquet")
@@ -153,9 +165,14 @@ def test_bad_inputs_through_the_whole_stage(tmp_path: Path):
     assert 0 < docs["cut"] < 10  # every record before the break
     assert 10 <= docs["CC-MAIN-2020-34-garbled"] < 16  # neighbours of the broken record kept
     assert "empty" not in docs
-    big_row = pq.read_table(tmp_path / "out" / "documents" / "unknown" / "big" / "und_all.parquet").to_pylist()[0]
+    big_row = pq.read_table(
+        tmp_path / "out" / "documents" / "unknown" / "big" / "und_all.parquet"
+    ).to_pylist()[0]
     assert big_row["length"] == len(big)
-    errors = [json.loads(x) for x in (tmp_path / "out" / "_runs" / "ingest" / "errors.jsonl").read_text().splitlines()]
+    errors = [
+        json.loads(x)
+        for x in (tmp_path / "out" / "_runs" / "ingest" / "errors.jsonl").read_text().splitlines()
+    ]
     by_file = {Path(e["source_file"]).name: e for e in errors}
     assert by_file["cut.jsonl.gz"]["kind"] == "truncated"
     assert by_file["CC-MAIN-2020-34-garbled.warc.gz"]["kind"] in {"warc_record", "truncated"}

@@ -84,5 +84,9 @@ def test_sigkill_mid_run_then_rerun_gives_identical_output(tmp_path: Path):
 
     assert _tree_digest(killed) == _tree_digest(tmp_path / "reference")
     assert not [p for p in killed.rglob(".*.tmp-*")], "temp files left behind"
-    ids = [i for p in (killed / "documents").rglob("*.parquet") for i in pq.read_table(p, columns=["id"]).column("id").to_pylist()]
+    ids = [
+        i
+        for p in (killed / "documents").rglob("*.parquet")
+        for i in pq.read_table(p, columns=["id"]).column("id").to_pylist()
+    ]
     assert len(ids) == len(set(ids)) == files * docs

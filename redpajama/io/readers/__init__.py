@@ -65,8 +65,10 @@ def expand_inputs(patterns: list[str]) -> list[str]:
     """
     found: set[str] = set()
     for pattern in patterns:
-        matches = sorted(glob.glob(pattern, recursive=True)) if glob.has_magic(pattern) else (
-            [pattern] if os.path.exists(pattern) else []
+        matches = (
+            sorted(glob.glob(pattern, recursive=True))
+            if glob.has_magic(pattern)
+            else ([pattern] if os.path.exists(pattern) else [])
         )
         hits = [f for m in matches for f in _expand_one(m, explicit=not glob.has_magic(pattern))]
         if not hits:
@@ -91,7 +93,11 @@ def _expand_one(path: str, explicit: bool) -> list[str]:
                 else:
                     keep.append(d)
             dirnames[:] = keep
-            out += [os.path.join(dirpath, n) for n in filenames if not n.startswith(".") and _known(os.path.join(dirpath, n))]
+            out += [
+                os.path.join(dirpath, n)
+                for n in filenames
+                if not n.startswith(".") and _known(os.path.join(dirpath, n))
+            ]
         return out
     # An explicitly named file is kept even with an unknown suffix: --format may name its reader.
     if explicit or _known(path):

@@ -46,8 +46,11 @@ def read_hf_dataset(path: str, options: ReadOptions) -> Iterator[RawDoc | Record
                 if item.index is not None:
                     last = max(last, item.index)
                 item = RecordError(
-                    item.kind, item.source_file, None if item.index is None else item.index + base,
-                    item.offset, item.message,
+                    item.kind,
+                    item.source_file,
+                    None if item.index is None else item.index + base,
+                    item.offset,
+                    item.message,
                 )
             yield item
         base += last + 1

@@ -40,4 +40,3 @@ def record_fields(record: dict[str, Any], text_field: str | None) -> dict[str, A
     if fields.get("id") is not None:
         fields["id"] = str(fields["id"])
     return fields
-

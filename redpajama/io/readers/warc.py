@@ -186,7 +186,9 @@ def _read_resyncing(ctx: _FileContext, magic: bytes, gzip_tail: bool) -> Iterato
 
 
 def _as_truncated(err: RecordError, why: str) -> RecordError:
-    return RecordError("truncated", err.source_file, err.index, err.offset, f"{err.message}; file ends: {why}")
+    return RecordError(
+        "truncated", err.source_file, err.index, err.offset, f"{err.message}; file ends: {why}"
+    )
 
 
 def _handle(ctx: _FileContext, record: WarcRecord) -> Iterator[RawDoc | RecordError]:
@@ -327,8 +329,10 @@ def read_wet(path: str, options: ReadOptions) -> Iterator[RawDoc | RecordError]:
             return
         offset, line = item
         stripped = line.strip()
-        if stripped.startswith(b"WARC/1.") and len(stripped) == 8 and (
-            current is None or not current.in_headers
+        if (
+            stripped.startswith(b"WARC/1.")
+            and len(stripped) == 8
+            and (current is None or not current.in_headers)
         ):
             if current is not None:
                 yield from _finish_wet(ctx, current, last=False)
