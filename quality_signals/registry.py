@@ -19,7 +19,6 @@ from functools import partial
 from typing import Any, Literal
 
 import pyarrow as pa
-
 from redpajama.quality_signals import content, lines, natural_language, repetitions
 from redpajama.quality_signals.resources import Resources, default_resources
 from redpajama.quality_signals.view import DocView

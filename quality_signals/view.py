@@ -20,7 +20,6 @@ from __future__ import annotations
 import unicodedata
 
 import numpy as np
-
 from redpajama.quality_signals.text import (
     F_ASCII_ALPHA,
     F_NUMERIC,
