@@ -56,13 +56,15 @@ def test_warc_text_vs_common_crawl_wet(shared_data):
     assert ours["snapshot_id"] == wet["snapshot_id"] == "2024-22"
     ref = _words(wet["title"] + "\n" + wet["raw_content"])
     # Main content: WET keeps menus, the 32-language list and the footer, so recall of WET words
-    # is low by design (measured 0.42); precision shows we add nothing that is not page text
-    # (measured 0.97: the rest is table cells WET splits differently).
+    # is low by design; precision shows we add nothing that is not page text. Measured 0.42 /
+    # 0.97 with resiliparse's heuristics alone; 0.29 / 1.00 since the trafilatura-style cleaning
+    # (html_cleaning.py), which also drops the link-only infobox rows, the table of years and
+    # the headings whose text is mostly "[editar | modificar o codigo]" links.
     got = _words(ours["raw_content"])
     overlap = sum((ref & got).values())
     precision, recall = overlap / sum(got.values()), overlap / sum(ref.values())
     print(f"main_content: word precision {precision:.3f} recall {recall:.3f}")
-    assert precision >= 0.95 and 0.35 <= recall <= 0.6
+    assert precision >= 0.95 and 0.25 <= recall <= 0.6
     # Full page (main_content=False) is what WET is: measured recall 0.92, precision 0.998.
     html = next(
         r.reader.read()
