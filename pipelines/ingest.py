@@ -35,6 +35,7 @@ from redpajama.runners.local import RunOptions, RunSummary, TaskContext, TaskRes
 from redpajama.runners.stats import Stats
 
 STAGE = "ingest"
+SIGNALS_COMPONENT = "quality_signals"
 #: Bad records kept per task in its errors file; the rest are only counted (bounded memory).
 MAX_LOGGED_ERRORS = 10_000
 
@@ -42,7 +43,13 @@ _RPV2_PATH = re.compile(
     r"(?:^|/)(?P<snapshot>\d{4}-\d{2})/(?P<shard>[^/]+)/(?P<lang>[A-Za-z-]+)_(?P<bucket>[A-Za-z]+)"
     r"\.json(?:l)?(?:\.gz|\.zst)?$"
 )
+_RPV2_SIGNALS_PATH = re.compile(
+    r"(?:^|/)(?P<snapshot>\d{4}-\d{2})/(?P<shard>[^/]+)/(?P<lang>[A-Za-z-]+)_(?P<bucket>[A-Za-z]+)"
+    r"\.signals\.json(?:\.gz)?$"
+)
 _CC_SNAPSHOT = re.compile(r"CC-MAIN-(\d{4}-\d{2})")
+#: Released RPv2 quality-signals files: loaded into quality_signals/, not documents/.
+RPV2_SIGNALS_FORMAT = "rpv2_signals"
 _KNOWN_SUFFIXES = {
     ".gz",
     ".zst",
@@ -100,8 +107,22 @@ def plan(inputs: list[str], config: IngestConfig) -> list[IngestTask]:
     rpv2: list[IngestTask] = []
     others: list[tuple[str, str]] = []  # (path, format)
     for path in inputs:
-        fmt = config.input_format or detect_format(path)
         weight = _size(path)
+        if signals := _RPV2_SIGNALS_PATH.search(path.replace(os.sep, "/")):
+            rpv2.append(
+                IngestTask(
+                    key=ids.rpv2_uri_id(path) or path,
+                    weight=weight,
+                    source_file=path,
+                    format=RPV2_SIGNALS_FORMAT,
+                    shard=layout.safe_name(signals["shard"]),
+                    snapshot=signals["snapshot"],
+                    lang=layout.safe_name(signals["lang"]),
+                    bucket=layout.safe_name(signals["bucket"]),
+                )
+            )
+            continue
+        fmt = config.input_format or detect_format(path)
         match = _RPV2_PATH.search(path.replace(os.sep, "/"))
         if match and fmt == "jsonl":
             uri_id = ids.rpv2_uri_id(path)
@@ -319,6 +340,8 @@ class IngestWork:
     config: IngestConfig
 
     def __call__(self, task: IngestTask, ctx: TaskContext) -> TaskResult:
+        if task.format == RPV2_SIGNALS_FORMAT:
+            return ingest_rpv2_signals(task, ctx)
         stats = Stats(bytes_in=task.weight)
         errors: list[dict[str, Any]] = []
         writer = PartitionedWriter(ctx.root, schema.DOCUMENT_SCHEMA)
@@ -363,3 +386,66 @@ def run(
         options or RunOptions(),
         clean_dirs=[root / layout.DOCUMENTS],
     )
+
+
+# --- released RPv2 quality signals -------------------------------------------------------
+
+
+def _signals_schema(batch_schema: pa.Schema) -> pa.Schema:
+    """id, id_int, the registered signals present (registry order), then any others (file order)."""
+    from redpajama.quality_signals.registry import SIGNALS
+
+    present = set(batch_schema.names)
+    known = [batch_schema.field(n) for n in SIGNALS if n in present]
+    others = [f for f in batch_schema if f.name not in SIGNALS and f.name not in ("id", "id_int")]
+    keys = [pa.field("id", pa.string(), nullable=False), pa.field("id_int", pa.uint64(), nullable=False)]
+    return pa.schema(keys + known + others)
+
+
+def _conform(batch: pa.RecordBatch, target: pa.Schema) -> pa.RecordBatch:
+    columns = [
+        batch.column(f.name).cast(f.type)
+        if f.name in batch.schema.names
+        else pa.nulls(batch.num_rows, f.type)
+        for f in target
+    ]
+    return pa.RecordBatch.from_arrays(columns, schema=target)
+
+
+def ingest_rpv2_signals(task: IngestTask, ctx: TaskContext) -> TaskResult:
+    """An RPv2 `<lang>_<bucket>.signals.json.gz` -> quality_signals/<snapshot>/<shard>/<lang>_<bucket>.parquet."""
+    from redpajama.quality_signals.registry import SIGNALS
+
+    from redpajama.io import rpv2_signals
+
+    stats = Stats(bytes_in=task.weight)
+    errors: list[dict[str, Any]] = []
+    destination = layout.data_file(
+        ctx.root, SIGNALS_COMPONENT, task.snapshot, task.shard, task.lang, task.bucket
+    )
+    levels = {name: signal.level for name, signal in SIGNALS.items()}
+    dtypes = {name: signal.dtype for name, signal in SIGNALS.items()}
+    writer: PartitionedWriter | None = None
+    try:
+        for item in rpv2_signals.read_json_gz(task.source_file, levels, dtypes):
+            if isinstance(item, RecordError):
+                stats.errors[item.kind] += 1
+                stats.docs_in += 1
+                if len(errors) < MAX_LOGGED_ERRORS:
+                    errors.append(item.as_dict())
+                continue
+            if writer is None:
+                target = _signals_schema(item.schema)
+                writer = PartitionedWriter(ctx.root, target)
+            writer.write(destination, _conform(item, target))
+            stats.docs_in += item.num_rows
+            ctx.progress(item.num_rows)
+        outputs = writer.commit() if writer is not None else []
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    stats.docs_out = sum(o.rows for o in outputs)
+    stats.bytes_out = sum(o.bytes for o in outputs)
+    ctx.progress(0, task.weight)
+    return TaskResult(outputs=outputs, stats=stats, errors=errors)

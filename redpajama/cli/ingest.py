@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import json
-from enum import StrEnum
 from pathlib import Path
 
 import typer
 
 from redpajama.cli.app import app
+from redpajama.cli.common import WORKERS, OutputMode, report, run_options
 from redpajama.io.readers import READERS
 from redpajama.io.readers.base import ReadOptions
 from redpajama.pipelines import ingest as ingest_stage
-from redpajama.runners.local import RunOptions
-
-
-class OutputMode(StrEnum):
-    human = "human"
-    json = "json"
 
 
 @app.command(
@@ -53,7 +46,7 @@ def ingest(
     main_content: bool = typer.Option(
         True, "--main-content/--all-content", help="Keep only the main content of HTML pages."
     ),
-    workers: int = typer.Option(0, "--workers", "-w", help="Parallel processes (0: one per CPU)."),
+    workers: int = WORKERS,
     max_error_rate: float = typer.Option(
         0.05, "--max-error-rate", help="Fail (exit 1) when bad records / records read exceeds this."
     ),
@@ -78,29 +71,5 @@ def ingest(
         input_format=input_format,
         snapshot=snapshot,
     )
-    summary = ingest_stage.run(
-        inputs, output, config, RunOptions(workers=workers, progress=progress, overwrite=overwrite)
-    )
-    if fmt is OutputMode.json:
-        typer.echo(json.dumps(summary.as_dict(), indent=2))
-    else:
-        stats = summary.stats
-        typer.echo(
-            f"ingest: {summary.tasks_run} shard(s) done, {summary.tasks_skipped} already done, "
-            f"{len(summary.failed)} failed; {stats.docs_out:,} documents written, "
-            f"{stats.error_count:,} bad records ({summary.error_rate:.2%}) in {summary.seconds:.1f}s"
-        )
-        typer.echo(f"output: {output / 'documents'}")
-        if stats.error_count:
-            typer.echo(f"bad records: {output / '_runs' / 'ingest' / 'errors.jsonl'}")
-    for key, reason in summary.failed.items():
-        typer.secho(f"failed: {key}: {reason}", fg="red", err=True)
-    if summary.failed:
-        raise typer.Exit(1)
-    if summary.error_rate > max_error_rate:
-        typer.secho(
-            f"error rate {summary.error_rate:.2%} is above --max-error-rate {max_error_rate:.2%}",
-            fg="red",
-            err=True,
-        )
-        raise typer.Exit(1)
+    summary = ingest_stage.run(inputs, output, config, run_options(workers, progress, overwrite))
+    report(summary, fmt, output, str(output / "documents"), max_error_rate)

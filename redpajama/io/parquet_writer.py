@@ -48,9 +48,21 @@ class PartitionedWriter:
         self.row_group_bytes = row_group_bytes
         self._open: dict[Path, _Open] = {}
 
+    def open(self, destination: Path) -> None:
+        """Make sure `destination` is written on commit, even if it receives no rows."""
+        self._state(destination)
+
     def write(self, destination: Path, batch: pa.RecordBatch) -> None:
         if batch.num_rows == 0:
             return
+        state = self._state(destination)
+        state.pending.append(batch)
+        state.pending_rows += batch.num_rows
+        state.pending_bytes += batch.nbytes
+        if state.pending_rows >= self.row_group_rows or state.pending_bytes >= self.row_group_bytes:
+            self._flush(state)
+
+    def _state(self, destination: Path) -> _Open:
         state = self._open.get(destination)
         if state is None:
             destination.parent.mkdir(parents=True, exist_ok=True)
@@ -63,11 +75,7 @@ class PartitionedWriter:
                 write_statistics=["id", "id_int"] if "id_int" in self.schema.names else True,
             )
             state = self._open[destination] = _Open(temp=temp, writer=writer)
-        state.pending.append(batch)
-        state.pending_rows += batch.num_rows
-        state.pending_bytes += batch.nbytes
-        if state.pending_rows >= self.row_group_rows or state.pending_bytes >= self.row_group_bytes:
-            self._flush(state)
+        return state
 
     def _flush(self, state: _Open) -> None:
         if not state.pending:

@@ -22,7 +22,7 @@ def _cli(*args: str, env: dict | None = None, cwd: Path | None = None) -> subpro
 def test_every_command_has_an_example_in_its_help():
     top = _cli("--help")
     assert top.returncode == 0
-    for command in ("ingest",):
+    for command in ("ingest", "signals", "export"):
         assert command in top.stdout
         sub = _cli(command, "--help")
         assert sub.returncode == 0

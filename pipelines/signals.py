@@ -1,0 +1,176 @@
+"""Signals: documents -> quality_signals (every registered rps_* signal, one row per document).
+
+    documents/<snapshot>/<shard>/<lang>_<bucket>.parquet
+        -> quality_signals/<snapshot>/<shard>/<lang>_<bucket>.parquet
+
+One task per documents file; rows keep the documents' order and are keyed by `id`/`id_int`.
+Document-level signals are typed columns (null where RPv2 gives null); line-level signals are
+`list<struct<start:int32, end:int32, score:double>>` with offsets into `raw_content`.
+Each document picks its stop-word and LDNOOBW lists by its own `language` (English when unknown).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from redpajama.quality_signals.registry import SIGNALS, arrow_schema, compute
+from redpajama.quality_signals.resources import Resources
+from redpajama.quality_signals.view import DocView
+
+from redpajama.io import layout, markers
+from redpajama.io.parquet_writer import PartitionedWriter
+from redpajama.runners.local import RunOptions, RunSummary, TaskContext, TaskResult, run_local
+from redpajama.runners.stats import Stats
+
+STAGE = "signals"
+COMPONENT = "quality_signals"
+_INPUT_COLUMNS = ["id", "id_int", "raw_content", "language", "source_domain"]
+
+
+@dataclass(kw_only=True)
+class SignalsConfig:
+    names: tuple[str, ...] | None = None  # None: every registered signal
+    ut1_map: str | None = None  # a domain -> category map built by `redpajama artifacts ut1`
+    buckets: tuple[str, ...] | None = None  # e.g. ("head", "middle") as RPv2; None: every file
+    batch_rows: int = 1_000
+
+    def signal_names(self) -> tuple[str, ...]:
+        if self.names is None:
+            return tuple(SIGNALS)
+        unknown = [n for n in self.names if n not in SIGNALS]
+        if unknown:
+            raise ValueError(f"unknown signal(s): {', '.join(unknown)} (see `redpajama signals --list`)")
+        return tuple(self.names)
+
+
+@dataclass(frozen=True)
+class SignalsTask:
+    key: str  # the documents file relative to the output root
+    weight: int
+
+
+def signals_schema(names: Sequence[str]) -> pa.Schema:
+    keys = pa.schema(
+        [pa.field("id", pa.string(), nullable=False), pa.field("id_int", pa.uint64(), nullable=False)]
+    )
+    return pa.unify_schemas([keys, arrow_schema(names)])
+
+
+def output_path(root: Path, documents_file: str) -> Path:
+    relative = Path(documents_file).relative_to(layout.DOCUMENTS)
+    return root / COMPONENT / relative
+
+
+def plan(root: Path, config: SignalsConfig) -> list[SignalsTask]:
+    """One task per complete documents file (its marker present), optionally by bucket."""
+    tasks = []
+    for path in sorted((root / layout.DOCUMENTS).rglob("*.parquet")):
+        if path.name.startswith(".") or markers.read_marker(path) is None:
+            continue
+        bucket = path.stem.rsplit("_", 1)[-1]
+        if config.buckets is not None and bucket not in config.buckets:
+            continue
+        tasks.append(SignalsTask(key=path.relative_to(root).as_posix(), weight=path.stat().st_size))
+    return tasks
+
+
+def signal_batch(
+    batch: pa.RecordBatch, names: Sequence[str], resources: Resources, schema: pa.Schema
+) -> pa.RecordBatch:
+    """Signals of every document in `batch` (columns id, id_int, raw_content, language, source_domain)."""
+    columns: dict[str, list[Any]] = {name: [] for name in names}
+    texts = batch.column("raw_content").to_pylist()
+    languages = batch.column("language").to_pylist()
+    domains = batch.column("source_domain").to_pylist()
+    for text, language, domain in zip(texts, languages, domains, strict=True):
+        values = compute(DocView(text or "", language=language, source_domain=domain), resources, names)
+        for name in names:
+            columns[name].append(values[name])
+    arrays = [batch.column("id"), batch.column("id_int")]
+    for name in names:
+        field = schema.field(name)
+        if SIGNALS[name].level == "line":
+            arrays.append(pa.array([_spans(v) for v in columns[name]], type=field.type))
+        else:
+            arrays.append(pa.array(columns[name], type=field.type))
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def _spans(spans: list[tuple[int, int, Any]] | None) -> list[dict[str, Any]] | None:
+    if spans is None:
+        return None
+    return [{"start": s, "end": e, "score": None if v is None else float(v)} for s, e, v in spans]
+
+
+def _batches(path: Path, rows: int) -> Iterator[pa.RecordBatch]:
+    parquet = pq.ParquetFile(path)
+    available = set(parquet.schema_arrow.names)
+    missing = [c for c in _INPUT_COLUMNS if c not in available]
+    if missing:
+        raise ValueError(f"{path}: not a documents file (missing columns {missing})")
+    yield from parquet.iter_batches(batch_size=rows, columns=_INPUT_COLUMNS)
+
+
+@dataclass(frozen=True)
+class SignalsWork:
+    config: SignalsConfig
+
+    def __call__(self, task: SignalsTask, ctx: TaskContext) -> TaskResult:
+        names = self.config.signal_names()
+        schema = signals_schema(names)
+        resources = _resources(self.config.ut1_map)
+        source = ctx.root / task.key
+        destination = output_path(ctx.root, task.key)
+        stats = Stats(bytes_in=task.weight)
+        writer = PartitionedWriter(ctx.root, schema)
+        writer.open(destination)  # an empty documents file still gets its (empty) signals file
+        try:
+            for batch in _batches(source, self.config.batch_rows):
+                with stats.timed("compute"):
+                    out = signal_batch(batch, names, resources, schema)
+                with stats.timed("write"):
+                    writer.write(destination, out)
+                stats.docs_in += batch.num_rows
+                ctx.progress(batch.num_rows)
+            with stats.timed("write"):
+                outputs = writer.commit()
+        except BaseException:
+            writer.abort()
+            raise
+        stats.docs_out = sum(o.rows for o in outputs)
+        stats.bytes_out = sum(o.bytes for o in outputs)
+        ctx.progress(0, task.weight)
+        return TaskResult(outputs=outputs, stats=stats)
+
+
+_RESOURCES: dict[str | None, Resources] = {}
+
+
+def _resources(ut1_map: str | None) -> Resources:
+    # Loaded once per worker process and reused by all its tasks (the UT1 map can be large).
+    if ut1_map not in _RESOURCES:
+        _RESOURCES[ut1_map] = Resources.load(ut1_path=ut1_map)
+    return _RESOURCES[ut1_map]
+
+
+def run(
+    output: str | os.PathLike[str], config: SignalsConfig | None = None, options: RunOptions | None = None
+) -> RunSummary:
+    """Compute signals for every documents file under `output`; resumable."""
+    config = config or SignalsConfig()
+    config.signal_names()  # fail early on unknown names
+    root = Path(output)
+    tasks = plan(root, config)
+    if not tasks:
+        raise FileNotFoundError(
+            f"no complete documents files under {root / layout.DOCUMENTS}; run `redpajama ingest ... -o {root}` first"
+        )
+    return run_local(
+        STAGE, tasks, SignalsWork(config), root, options or RunOptions(), clean_dirs=[root / COMPONENT]
+    )

@@ -1,0 +1,55 @@
+"""Options and output shared by the stage commands."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+
+import typer
+
+from redpajama.runners.local import RunOptions, RunSummary
+
+
+class OutputMode(StrEnum):
+    human = "human"
+    json = "json"
+
+
+WORKERS = typer.Option(0, "--workers", "-w", help="Parallel processes (0: one per CPU).")
+OVERWRITE = typer.Option(False, "--overwrite", help="Redo finished shards too.")
+PROGRESS = typer.Option(None, "--progress/--no-progress", help="Progress bar (default: on a TTY).")
+FORMAT = typer.Option(OutputMode.human, "--format", help="Summary as human text or JSON.")
+
+
+def run_options(workers: int, progress: bool | None, overwrite: bool = False) -> RunOptions:
+    return RunOptions(workers=workers, progress=progress, overwrite=overwrite)
+
+
+def report(
+    summary: RunSummary, fmt: OutputMode, output: Path, where: str, max_error_rate: float = 1.0
+) -> None:
+    """Print the run summary; exit 1 on failed tasks or too many bad records."""
+    if fmt is OutputMode.json:
+        typer.echo(json.dumps(summary.as_dict(), indent=2))
+    else:
+        stats = summary.stats
+        typer.echo(
+            f"{summary.stage}: {summary.tasks_run} shard(s) done, {summary.tasks_skipped} already done, "
+            f"{len(summary.failed)} failed; {stats.docs_out:,} rows written, "
+            f"{stats.error_count:,} bad records ({summary.error_rate:.2%}) in {summary.seconds:.1f}s"
+        )
+        typer.echo(f"output: {where}")
+        if stats.error_count:
+            typer.echo(f"bad records: {output / '_runs' / summary.stage / 'errors.jsonl'}")
+    for key, reason in summary.failed.items():
+        typer.secho(f"failed: {key}: {reason}", fg="red", err=True)
+    if summary.failed:
+        raise typer.Exit(1)
+    if summary.error_rate > max_error_rate:
+        typer.secho(
+            f"error rate {summary.error_rate:.2%} is above --max-error-rate {max_error_rate:.2%}",
+            fg="red",
+            err=True,
+        )
+        raise typer.Exit(1)

@@ -1,0 +1,143 @@
+"""RedPajama-V2's quality-signals files (`*.signals.json.gz`) <-> our signals tables.
+
+RPv2 writes one JSON line per document (REFERENCE A.2.3):
+
+    {"id": ..., "id_int": ..., "metadata": {cc_segment, cc_net_source, url, source_domain,
+     language, snapshot_id}, "quality_signals": {name: [[start, end, score], ...]}}
+
+Document-level signals are one span `[0, len(raw_content), score]`; line-level signals one span
+per line. Our tables store a document-level signal as a typed column and a line-level one as a
+list of spans, so conversion needs to know each signal's level: `levels` maps a name to
+"document" or "line"; a name it does not know is read as line-level, which loses nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+from redpajama.io.readers.base import RecordError
+from redpajama.io.readers.compressed import StreamError, iter_lines
+
+SPAN_TYPE = pa.struct([("start", pa.int32()), ("end", pa.int32()), ("score", pa.float64())])
+SPANS_TYPE = pa.list_(SPAN_TYPE)
+METADATA_KEYS = ("cc_segment", "cc_net_source", "url", "source_domain", "language", "snapshot_id")
+
+
+def _score(value: Any, as_int: bool) -> Any:
+    if value is None:
+        return None
+    if as_int and not (isinstance(value, float) and not math.isfinite(value)):
+        return int(value)
+    return value
+
+
+def to_json_lines(
+    signals: pa.Table,
+    documents: pa.Table,
+    cc_net_source: str,
+    int_scores: Iterable[str],
+) -> Iterator[bytes]:
+    """RPv2 JSON lines for a signals table and the documents table it was computed from."""
+    int_scores = set(int_scores)
+    if signals.column("id").to_pylist() != documents.column("id").to_pylist():
+        raise ValueError(f"{cc_net_source}: signals and documents rows are not aligned by id")
+    names = [n for n in signals.column_names if n not in ("id", "id_int")]
+    lengths = [len(t or "") for t in documents.column("raw_content").to_pylist()]
+    meta_columns = {k: documents.column(k).to_pylist() for k in METADATA_KEYS if k in documents.column_names}
+    values = {n: signals.column(n).to_pylist() for n in names}
+    line_level = {n for n in names if pa.types.is_list(signals.schema.field(n).type)}
+    ids = signals.column("id").to_pylist()
+    id_ints = signals.column("id_int").to_pylist()
+    for row, doc_id in enumerate(ids):
+        metadata = {
+            key: cc_net_source if key == "cc_net_source" else meta_columns.get(key, [None] * (row + 1))[row]
+            for key in METADATA_KEYS
+        }
+        metadata["snapshot_id"] = metadata["snapshot_id"] or cc_net_source.split("/", 1)[0]
+        quality: dict[str, Any] = {}
+        for name in names:
+            value = values[name][row]
+            as_int = name in int_scores
+            if name in line_level:
+                quality[name] = (
+                    None
+                    if value is None
+                    else [[s["start"], s["end"], _score(s["score"], as_int)] for s in value]
+                )
+            else:
+                quality[name] = [[0, lengths[row], _score(value, as_int)]]
+        record = {"id": doc_id, "id_int": id_ints[row], "metadata": metadata, "quality_signals": quality}
+        yield orjson.dumps(record) + b"\n"
+
+
+def read_json_gz(
+    path: str,
+    levels: Mapping[str, str],
+    dtypes: Mapping[str, pa.DataType],
+    batch_rows: int = 1000,
+) -> Iterator[pa.RecordBatch | RecordError]:
+    """Batches of (id, id_int, signal columns...) from an RPv2 signals file.
+
+    Signals named in `dtypes` get that type (document-level: the span's score); others are kept
+    as line-level spans. The record's `metadata` repeats fields of the documents file and is not
+    kept. Bad lines are yielded as RecordError and skipped.
+    """
+    rows: list[dict[str, Any]] = []
+    index = 0
+    for item in iter_lines(path):
+        if isinstance(item, StreamError):
+            yield RecordError("truncated", path, index, item.offset, item.message)
+            break
+        offset, line = item
+        index += 1
+        if not line.strip():
+            continue
+        try:
+            record = orjson.loads(line)
+            rows.append(_flatten(record, levels))
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            yield RecordError("json", path, index - 1, offset, f"bad signals record: {exc}")
+            continue
+        if len(rows) >= batch_rows:
+            yield _to_batch(rows, levels, dtypes)
+            rows = []
+    if rows:
+        yield _to_batch(rows, levels, dtypes)
+
+
+def _flatten(record: dict[str, Any], levels: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": str(record["id"]), "id_int": int(record["id_int"])}
+    for name, spans in (record.get("quality_signals") or {}).items():
+        if levels.get(name) == "document":
+            out[name] = None if not spans else spans[0][2]
+        else:
+            out[name] = None if spans is None else [{"start": s, "end": e, "score": v} for s, e, v in spans]
+    return out
+
+
+def _to_batch(
+    rows: list[dict[str, Any]], levels: Mapping[str, str], dtypes: Mapping[str, pa.DataType]
+) -> pa.RecordBatch:
+    names: dict[str, None] = {}
+    for row in rows:
+        names.update(dict.fromkeys(row))
+    fields = []
+    arrays = []
+    for name in names:
+        column = [row.get(name) for row in rows]
+        if name == "id_int":
+            dtype = pa.uint64()
+        elif name == "id":
+            dtype = pa.string()
+        elif name in dtypes:
+            dtype = dtypes[name]
+        else:
+            dtype = SPANS_TYPE if levels.get(name) != "document" else pa.float64()
+        fields.append(pa.field(name, dtype))
+        arrays.append(pa.array(column, type=dtype))
+    return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
