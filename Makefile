@@ -35,6 +35,7 @@ test: $(VENV)/.stamp-dev
 bench: $(VENV)/.stamp-bench
 	$(BIN)/python benchmarks/ingest_throughput.py
 	$(BIN)/python benchmarks/extraction_quality.py
+	$(BIN)/python benchmarks/signals_throughput.py
 
 lint: $(VENV)/.stamp-dev
 	$(BIN)/ruff check .

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import signal
 import threading
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -71,7 +72,9 @@ def extract_html(
         tree = HTMLTree.parse(html)
         title = tree.title or ""
         if main_content and preserve_formatting and not links:
-            text = _main_content(html, tree, opts)
+            # NFC as trafilatura's output has it: some scripts' precomposed letters are
+            # composition exclusions (Bengali U+09DC) that NFC writes decomposed
+            text = unicodedata.normalize("NFC", _main_content(html, tree, opts))
         else:
             # link targets and one-line output have no place in the line-based cleaning
             text = normalize_lines(

@@ -201,6 +201,8 @@ def render_minimal_html(
     long_chars: int = LONG_CHARS,
     max_judged_chars: int = 1000,
     max_label_chars: int = 20,
+    min_para_chars: int = 250,
+    max_loose_chars: int = 200,
 ) -> Rendered:
     """Lines of resiliparse's `minimal_html` output as plain text, link-dense lines dropped.
 
@@ -210,12 +212,22 @@ def render_minimal_html(
     Lines longer than `max_judged_chars` are kept: long prose with many links is still prose.
     A heading left with nothing under it (its section was all links) goes too. List items get
     resiliparse's plain-text bullets ("• ", "1. ").
+    Trafilatura's precision rule (`main_extractor._extract`: div text is only taken when the
+    body has less than MIN_EXTRACTED_SIZE of `<p>` text) becomes: when the kept `<p>` lines hold
+    `min_para_chars`, loose lines (text in no p, li, pre, heading, table row or `<br>` run; bylines,
+    dates, captions, teaser blurbs) of up to `max_loose_chars` go. Longer loose lines stay: they
+    are leads and standfirsts in a div more often than boilerplate (tuned on the dev half).
     """
     blocks: list[_Block] = []
     lists: list[list] = []  # [tag, items so far] per open list
     bullet = ""
     total = 0
+    para_chars = 0
+    open_blocks = 0  # p, li, pre, heading elements open at the start of the line
+    prev_br = False
     for line in text.split("\n"):
+        structured = open_blocks > 0 or prev_br
+        is_para = False
         # resiliparse's markup can leave an <a> unclosed (anchors around images and tables);
         # links never span blocks, so link state ends with the line
         in_link = False
@@ -229,6 +241,13 @@ def render_minimal_html(
             parts.append(line[pos : m.start()])
             pos = m.end()
             closing, tag = m.group(1), m.group(2)
+            if tag in ("p", "li", "pre") or tag[0] == "h":
+                if closing:
+                    open_blocks = max(open_blocks - 1, 0)
+                else:
+                    open_blocks += 1
+                    structured = True
+                    is_para = is_para or tag == "p"
             if tag == "a":
                 # resiliparse writes name/id anchors as <a href="">: targets, not links
                 in_link = not closing and m.group(3) != ' href=""'
@@ -246,6 +265,8 @@ def render_minimal_html(
         if in_link:
             link_chars += _count(line, pos, len(line))
         parts.append(line[pos:])
+        prev_br = line.rstrip().endswith("<br>")
+        structured = structured or prev_br or "\t" in line
         plain = _SPACES.sub(" ", html.unescape("".join(parts)).translate(_INVISIBLE)).strip()
         if not plain:
             continue
@@ -257,8 +278,12 @@ def render_minimal_html(
             and chars <= max_judged_chars
             and not (chars >= long_chars and plain[-1] in _SENTENCE_END)
         )
-        blocks.append(_Block(bullet + plain if bullet else plain, level, chars, links))
+        if is_para and not links:
+            para_chars += chars
+        blocks.append(_Block(bullet + plain if bullet else plain, level, chars, links, not structured))
         bullet = ""
+    if para_chars >= min_para_chars:
+        blocks = [b for b in blocks if not (b.loose and b.chars <= max_loose_chars)]
     return Rendered(_drop_labels(blocks, max_label_chars), total)
 
 
@@ -268,6 +293,7 @@ class _Block:
     level: int  # 1-6 for headings, 7 for anything else
     chars: int
     dropped: bool
+    loose: bool  # text outside p, li, pre, headings and table rows
 
 
 def _drop_labels(blocks: list[_Block], max_label_chars: int) -> list[str]:
