@@ -266,8 +266,11 @@ def save_ut1_domain_map(mapping: Mapping[str, int], path: str | Path, categories
     table = m.to_table()
     meta = {b"ut1_categories": json.dumps(sorted(set(categories))).encode()}
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), **meta})
+    from redpajama.io import atomic
+
     path = Path(path)
-    pq.write_table(table, path, compression="zstd")
+    with atomic.atomic_path(path) as temp:
+        pq.write_table(table, temp, compression="zstd")
     return path
 
 

@@ -22,9 +22,9 @@ def _cli(*args: str, env: dict | None = None, cwd: Path | None = None) -> subpro
 def test_every_command_has_an_example_in_its_help():
     top = _cli("--help")
     assert top.returncode == 0
-    for command in ("ingest", "signals", "export"):
-        assert command in top.stdout
-        sub = _cli(command, "--help")
+    for command in ("ingest", "signals", "export", "artifacts ut1"):
+        assert command.split()[0] in top.stdout
+        sub = _cli(*command.split(), "--help")
         assert sub.returncode == 0
         assert "Example" in sub.stdout, command
 
@@ -63,3 +63,42 @@ def test_ingest_json_summary_and_error_rate_gate(tmp_path: Path):
     assert strict.returncode == 1
     assert "error rate" in strict.stderr
     assert (tmp_path / "o2" / "documents").exists()  # the good records are kept all the same
+
+
+def test_ut1_map_built_by_artifacts_feeds_the_signal(tmp_path: Path):
+    import io
+    import tarfile
+
+    import pyarrow.parquet as pq
+
+    tarball = tmp_path / "blacklists.tar.gz"
+    with tarfile.open(tarball, "w:gz") as tar:
+        for category, domains in {
+            "adult": ["911blogger.com"],
+            "gambling": ["911blogger.com", "x.org"],
+        }.items():
+            data = ("\n".join(domains) + "\n").encode()
+            info = tarfile.TarInfo(f"blacklists/{category}/domains")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    built = _cli("artifacts", "ut1", str(tarball), "-o", str(tmp_path / "ut1.parquet"))
+    assert built.returncode == 0, built.stderr
+    source = ROOT / "data" / "samples" / "inputs" / "jsonl" / "cc_en_head-0091.jsonl.gz"
+    assert _cli("ingest", str(source), "-o", str(tmp_path / "out")).returncode == 0
+    result = _cli(
+        "signals",
+        str(tmp_path / "out"),
+        "--ut1-map",
+        str(tmp_path / "ut1.parquet"),
+        "-s",
+        "rps_doc_ut1_blacklist",
+    )
+    assert result.returncode == 0, result.stderr
+    (signals_file,) = (tmp_path / "out" / "quality_signals").rglob("*.parquet")
+    (documents_file,) = (tmp_path / "out" / "documents").rglob("*.parquet")
+    domains = pq.read_table(documents_file, columns=["source_domain"]).column(0).to_pylist()
+    values = pq.read_table(signals_file).column("rps_doc_ut1_blacklist").to_pylist()
+    # {adult, gambling} is id 20 among RPv2's 13 sorted categories; unlisted domains are null.
+    assert {d: v for d, v in zip(domains, values, strict=True)} == {
+        d: (20 if d == "911blogger.com" else None) for d in domains
+    }
