@@ -20,8 +20,9 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+
+from _common import cpu_model, versions  # noqa: E402  (benchmarks run as scripts)
 
 from redpajama.io.extraction_eval import EvalPage, aggregate, default_eval_dir, load_eval_set, run_extractor
 
@@ -147,23 +148,7 @@ def half_split(pages: list[EvalPage]) -> tuple[list[EvalPage], list[EvalPage]]:
 
 
 def _versions() -> dict[str, str]:
-    out = {}
-    for pkg in ("resiliparse", "datatrove", "trafilatura"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            out[pkg] = "not installed"
-    return out
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    return versions("resiliparse", "datatrove", "trafilatura")
 
 
 def _quiet_datatrove() -> None:
@@ -217,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "benchmark": "extraction_quality",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpu": _cpu_model(), "cores": os.cpu_count(), "python": platform.python_version()},
+        "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version()},
         "versions": _versions(),
         "eval_set": "trafilatura-eval-html-multilingual (evaldata_subset.json)",
         "pages": len(pages),

@@ -37,8 +37,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+
+from _common import cpu_model, versions  # noqa: E402  (benchmarks run as scripts)
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data"
@@ -295,23 +296,7 @@ def summarize(inp: Input, timings: list[Timing]) -> list[dict]:
 
 
 def _versions() -> dict[str, str]:
-    out = {}
-    for pkg in ("redpajama", "datatrove", "trafilatura", "warcio", "fastwarc", "resiliparse", "pyarrow"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            out[pkg] = "not installed"
-    return out
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    return versions("redpajama", "datatrove", "trafilatura", "warcio", "fastwarc", "resiliparse", "pyarrow")
 
 
 def _print_table(inp: Input, rows: list[dict]) -> None:
@@ -369,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": "python benchmarks/ingest_throughput.py" + (" --quick" if args.quick else ""),
         "machine": {
-            "cpu": _cpu_model(),
+            "cpu": cpu_model(),
             "cores": os.cpu_count(),
             "pinned_cpu": cpu,
             "python": platform.python_version(),

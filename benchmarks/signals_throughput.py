@@ -29,8 +29,9 @@ import statistics
 import sys
 import time
 from datetime import UTC, datetime
-from importlib.metadata import version
 from pathlib import Path
+
+from _common import cpu_model, versions  # noqa: E402  (benchmarks run as scripts)
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data"
@@ -166,8 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "benchmark": "signals_throughput",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpu": platform.processor() or platform.machine(), "python": platform.python_version()},
-        "versions": {p: version(p) for p in ("datatrove", "pyarrow", "numpy")},
+        "machine": {"cpu": cpu_model(), "python": platform.python_version()},
+        "versions": versions("redpajama", "datatrove", "pyarrow", "numpy"),
         "docs": len(docs),
         "mean_chars": round(chars / len(docs)),
         "repeats": repeats,

@@ -39,13 +39,10 @@ SIGNALS_COMPONENT = "quality_signals"
 #: Bad records kept per task in its errors file; the rest are only counted (bounded memory).
 MAX_LOGGED_ERRORS = 10_000
 
+# RPv2's tree: <snapshot>/<shard>/<lang>_<bucket>.json.gz (documents) or .signals.json.gz.
 _RPV2_PATH = re.compile(
     r"(?:^|/)(?P<snapshot>\d{4}-\d{2})/(?P<shard>[^/]+)/(?P<lang>[A-Za-z-]+)_(?P<bucket>[A-Za-z]+)"
-    r"\.json(?:l)?(?:\.gz|\.zst)?$"
-)
-_RPV2_SIGNALS_PATH = re.compile(
-    r"(?:^|/)(?P<snapshot>\d{4}-\d{2})/(?P<shard>[^/]+)/(?P<lang>[A-Za-z-]+)_(?P<bucket>[A-Za-z]+)"
-    r"\.signals\.json(?:\.gz)?$"
+    r"(?P<signals>\.signals)?\.json(?:l)?(?:\.gz|\.zst)?$"
 )
 _CC_SNAPSHOT = re.compile(r"CC-MAIN-(\d{4}-\d{2})")
 #: Released RPv2 quality-signals files: loaded into quality_signals/, not documents/.
@@ -107,36 +104,23 @@ def plan(inputs: list[str], config: IngestConfig) -> list[IngestTask]:
     rpv2: list[IngestTask] = []
     others: list[tuple[str, str]] = []  # (path, format)
     for path in inputs:
-        weight = _size(path)
-        if signals := _RPV2_SIGNALS_PATH.search(path.replace(os.sep, "/")):
-            rpv2.append(
-                IngestTask(
-                    key=ids.rpv2_uri_id(path) or path,
-                    weight=weight,
-                    source_file=path,
-                    format=RPV2_SIGNALS_FORMAT,
-                    shard=layout.safe_name(signals["shard"]),
-                    snapshot=signals["snapshot"],
-                    lang=layout.safe_name(signals["lang"]),
-                    bucket=layout.safe_name(signals["bucket"]),
-                )
-            )
-            continue
-        fmt = config.input_format or detect_format(path)
         match = _RPV2_PATH.search(path.replace(os.sep, "/"))
-        if match and fmt == "jsonl":
+        fmt = (
+            RPV2_SIGNALS_FORMAT if match and match["signals"] else config.input_format or detect_format(path)
+        )
+        if match and fmt in ("jsonl", RPV2_SIGNALS_FORMAT):
             uri_id = ids.rpv2_uri_id(path)
             rpv2.append(
                 IngestTask(
                     key=uri_id or path,
-                    weight=weight,
+                    weight=_size(path),
                     source_file=path,
                     format=fmt,
                     shard=layout.safe_name(match["shard"]),
                     snapshot=match["snapshot"],
                     lang=layout.safe_name(match["lang"]),
                     bucket=layout.safe_name(match["bucket"]),
-                    uri_id=uri_id,
+                    uri_id=uri_id if fmt == "jsonl" else None,
                 )
             )
         else:
