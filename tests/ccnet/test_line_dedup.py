@@ -1,0 +1,73 @@
+"""CCNet line dedup: all copies of a line seen twice in a group go, groups do not leak."""
+
+import hashlib
+
+import numpy as np
+from helpers import cli, rows, write_jsonl
+from redpajama.pipelines.ccnet.line_dedup import (
+    dedup_doc,
+    duplicate_keys,
+    is_duplicate,
+    line_keys,
+    unique_counts,
+)
+
+BOILER = "Copyright 2024 Example Corp. All rights reserved."
+EN = [
+    "The committee met on Tuesday to discuss the new budget for the city library.",
+    "Several members argued that the reading rooms should stay open later in winter.",
+    "A local historian explained how the building had been restored after the fire.",
+    "The children's section will get new shelves and a small theatre for puppet shows.",
+    "Volunteers collected more than two thousand books during the spring fair.",
+    "The mayor promised to publish the final plan before the end of the month.",
+]
+
+
+def test_key_is_first_8_bytes_of_sha1_little_endian():
+    key = line_keys(["  Hello World 42 "])[0]
+    expected = int.from_bytes(hashlib.sha1(b"hello world 00").digest()[:8], "little")
+    assert int(key) == expected
+
+
+def test_group_counts_merge_over_files():
+    a = unique_counts(line_keys(["x", "y", "y"]))
+    b = unique_counts(line_keys(["x", "z"]))
+    dups = duplicate_keys([a, b])
+    assert set(dups.tolist()) == set(line_keys(["x", "y"]).tolist())
+    assert is_duplicate(line_keys(["x", "y", "z"]), dups).tolist() == [True, True, False]
+
+
+def test_dedup_doc_records_kept_ids_and_drops_inner_repeats():
+    lines = ["a", "b", "a", "c"]
+    keys = line_keys(lines)
+    flagged = np.array([False, True, False, False])
+    doc = dedup_doc("\n".join(lines), lines, keys, flagged, None)
+    assert doc.text == "a\nc" and doc.line_ids == [0, 3]  # second "a" is a repeat in the doc
+    doc = dedup_doc("\n".join(lines), lines, keys, flagged, [10, 11, 12, 13])
+    assert doc.line_ids == [10, 13]  # an earlier dedup's numbering carries through
+    assert dedup_doc("a", ["a"], line_keys(["a"]), np.array([True]), None) is None
+
+
+def test_stage_removes_boilerplate_in_every_doc_and_respects_groups(tmp_path, lid_bundle):
+    # shards a, b share a group (hash-group 2, sorted names); c is alone in the next group.
+    write_jsonl(tmp_path / "in" / "a.jsonl", [f"{EN[0]}\n{BOILER}\n{EN[1]}", f"{EN[2]}\n{BOILER}"])
+    write_jsonl(tmp_path / "in" / "b.jsonl", [f"{BOILER}\n{EN[3]}\n{EN[3]}", BOILER])
+    write_jsonl(tmp_path / "in" / "c.jsonl", [f"{EN[4]}\n{EN[0]}", f"{EN[5]}\n{EN[5]}\n{EN[1]}"])
+    out = tmp_path / "out"
+    cli("ingest", str(tmp_path / "in"), "-o", str(out), "--workers", "1")
+    cli("ccnet", str(out), "--artifacts", str(lid_bundle), "--hash-group", "2", "--lang-threshold", "0")
+    docs = rows(out)
+    a0, a1, c0, c1 = docs["a/0"], docs["a/1"], docs["c/0"], docs["c/1"]
+    assert a0["raw_content"] == f"{EN[0]}\n{EN[1]}" and a0["line_ids"] == [0, 2]
+    assert (a0["original_nlines"], a0["nlines"]) == (3, 2)
+    assert a0["original_length"] == len(f"{EN[0]}\n{BOILER}\n{EN[1]}") and a0["length"] == len(
+        a0["raw_content"]
+    )
+    assert a1["raw_content"] == EN[2] and a1["line_ids"] == [0]
+    # b/0: boilerplate gone, and the line repeated inside it goes entirely (count 2 in the group)
+    assert "b/0" not in docs
+    assert "b/1" not in docs  # only boilerplate: empty after dedup, dropped
+    # c is another group: EN[0] and EN[1] (also in a) stay; EN[5] repeated inside c/1 goes
+    assert c0["raw_content"] == f"{EN[4]}\n{EN[0]}"
+    assert c1["raw_content"] == EN[1] and c1["line_ids"] == [2]
+    assert all(d["language"] == "en" for d in docs.values())

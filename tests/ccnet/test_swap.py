@@ -1,0 +1,110 @@
+"""Crash safety of the in-place replacement, and reruns that do nothing."""
+
+import os
+from pathlib import Path
+
+import pytest
+from helpers import cli, rows, write_jsonl
+from redpajama.pipelines.ccnet import stage, swap
+
+from redpajama.runners.local import RunOptions
+
+TEXTS = [
+    "The river rose quickly after three days of rain in the northern valleys.\nFarmers moved their animals.",
+    "A new bridge will connect the two villages before the next winter season.\nWork starts in May.",
+]
+OTHER = [
+    "The orchestra played a long programme of music by young composers from the region.",
+    "Tickets for the autumn festival sold out within an hour of going on sale online.",
+]
+
+
+def _tree(root: Path) -> dict[str, list[str]]:
+    """Shard folder -> its visible data files."""
+    docs = root / "documents"
+    return {
+        d.relative_to(docs).as_posix(): sorted(p.name for p in d.glob("*.parquet"))
+        for d in sorted(docs.glob("*/*"))
+        if not d.name.startswith(".")
+    }
+
+
+def _ingested(tmp_path: Path) -> Path:
+    write_jsonl(tmp_path / "in" / "s1.jsonl", TEXTS)
+    write_jsonl(tmp_path / "in" / "s2.jsonl", OTHER)
+    out = tmp_path / "out"
+    cli("ingest", str(tmp_path / "in"), "-o", str(out), "--workers", "1")
+    return out
+
+
+def _run(out: Path, bundle: Path):
+    config = stage.CCNetConfig(artifacts=str(bundle), lang_threshold=0.0)
+    return stage.run(out, config, RunOptions(workers=1, progress=False))
+
+
+OLD = {"unknown/s1": ["und_all.parquet"], "unknown/s2": ["und_all.parquet"]}
+NEW = ["en_all.parquet"]
+
+
+@pytest.mark.parametrize("exchange", [True, False])
+def test_crash_during_swap_leaves_old_or_new_and_rerun_completes(tmp_path, lid_bundle, monkeypatch, exchange):
+    out = _ingested(tmp_path)
+    assert _tree(out) == OLD
+    if not exchange:
+        monkeypatch.setattr(swap, "_exchange", lambda a, b: False)
+    calls = {"n": 0}
+    real_rename, real_rmtree = os.rename, swap.shutil.rmtree
+
+    def crash_after_first_rename(src, dst):
+        calls["n"] += 1
+        if calls["n"] > 1:
+            raise OSError("simulated crash between the renames")
+        real_rename(src, dst)
+
+    def crash_on_cleanup(path, *args, **kwargs):
+        raise OSError("simulated crash after the exchange")
+
+    if exchange:
+        monkeypatch.setattr(swap.shutil, "rmtree", crash_on_cleanup)
+    else:
+        monkeypatch.setattr(swap.os, "rename", crash_after_first_rename)
+    summary = _run(out, lid_bundle)
+    assert summary.failed  # the crash surfaced as failed tasks
+    tree = _tree(out)
+    for shard, files in tree.items():
+        assert files in (OLD[shard], NEW), tree  # never a mix
+    if not exchange:
+        # the fallback's one window: the shard folder moved to the trash name, staging complete
+        missing = set(OLD) - set(tree)
+        assert missing and all(
+            (out / "documents" / m).with_name(f".{Path(m).name}.ccnet-old").is_dir() for m in missing
+        )
+
+    monkeypatch.setattr(swap.os, "rename", real_rename)
+    monkeypatch.setattr(swap.shutil, "rmtree", real_rmtree)
+    summary = _run(out, lid_bundle)
+    assert not summary.failed
+    assert _tree(out) == {s: NEW for s in OLD}
+    assert not list((out / "documents").glob("*/.*ccnet-old"))
+    assert not any(p.is_file() for p in stage.staging_root(out).rglob("*"))
+    assert sorted(rows(out)) == ["s1/0", "s1/1", "s2/0", "s2/1"]
+
+
+def test_rerun_is_a_noop_and_never_recomputes(tmp_path, lid_bundle, monkeypatch):
+    out = _ingested(tmp_path)
+    first = _run(out, lid_bundle)
+    assert first.tasks_run == 2 and not first.failed
+    before = {p: p.stat().st_mtime_ns for p in (out / "documents").rglob("*")}
+    second = _run(out, lid_bundle)
+    assert second.tasks_run == 0 and second.tasks_skipped == 2
+    # even without task markers (or with --overwrite) a CCNet shard is not processed again
+    for marker in (out / "_runs" / "ccnet" / "tasks").glob("*.json"):
+        marker.unlink()
+    monkeypatch.setattr(stage, "transform", lambda *a, **k: pytest.fail("ran CCNet twice"))
+    third = stage.run(
+        out,
+        stage.CCNetConfig(artifacts=str(lid_bundle), lang_threshold=0.0),
+        RunOptions(workers=1, progress=False, overwrite=True),
+    )
+    assert not third.failed
+    assert {p: p.stat().st_mtime_ns for p in (out / "documents").rglob("*")} == before
