@@ -36,6 +36,8 @@ from redpajama.runners.stats import Stats
 
 STAGE = "ingest"
 SIGNALS_COMPONENT = "quality_signals"
+#: Written by the ccnet stage into a shard folder it has rewritten (pipelines/ccnet/swap.py).
+CCNET_SHARD_MARKER = ".ccnet.json"
 #: Bad records kept per task in its errors file; the rest are only counted (bounded memory).
 MAX_LOGGED_ERRORS = 10_000
 
@@ -360,15 +362,35 @@ def run(
 ) -> RunSummary:
     """Ingest `inputs` (files, folders, globs) into `output`; resumable. The Python entry point."""
     config = config or IngestConfig()
+    options = options or RunOptions()
     root = Path(output)
     tasks = plan(expand_inputs(inputs), config)
+    rewritten = [t for t in tasks if _rewritten_by_ccnet(root, t)]
+    if rewritten and options.overwrite:
+        raise ValueError(
+            f"{len(rewritten)} shard(s) under {root} were rewritten by `redpajama ccnet` (e.g. {rewritten[0].key}); "
+            "ingest into a new output folder instead of overwriting them"
+        )
     return run_local(
         STAGE,
         tasks,
         IngestWork(config),
         root,
-        options or RunOptions(),
+        options,
         clean_dirs=[root / layout.DOCUMENTS],
+        superseded=lambda task: _rewritten_by_ccnet(root, task),
+    )
+
+
+def _rewritten_by_ccnet(root: Path, task: IngestTask) -> bool:
+    """The task finished once and ccnet has since replaced its shard folder(s) in place."""
+    marker = layout.task_marker(root, STAGE, task.key)
+    try:
+        outputs = json.loads(marker.read_text("utf-8"))["outputs"]
+    except (FileNotFoundError, json.JSONDecodeError, KeyError):
+        return False
+    return bool(outputs) and all(
+        (root / o["path"]).parent.joinpath(CCNET_SHARD_MARKER).exists() for o in outputs
     )
 
 

@@ -257,8 +257,14 @@ def run_local(
     root: Path,
     options: RunOptions,
     clean_dirs: Sequence[Path] = (),
+    superseded: Callable[[Any], bool] | None = None,
 ) -> RunSummary:
-    """Run `work` over `tasks`, resumably. `clean_dirs`: where a killed run may have left temps."""
+    """Run `work` over `tasks`, resumably. `clean_dirs`: where a killed run may have left temps.
+
+    `superseded(task)`: the stage says a finished task's outputs were since replaced by a later
+    stage (e.g. ccnet rewrote the ingest output in place), so the task is done though its own
+    output files are gone.
+    """
     started = time.perf_counter()
     root.mkdir(parents=True, exist_ok=True)
     keys = [t.key for t in tasks]
@@ -267,7 +273,12 @@ def run_local(
     with _stage_lock(root, stage):
         for directory in clean_dirs:
             atomic.remove_stale_temps(directory)
-        todo = [t for t in tasks if options.overwrite or not is_task_done(root, stage, t.key)]
+        todo = [
+            t
+            for t in tasks
+            if options.overwrite
+            or not (is_task_done(root, stage, t.key) or (superseded is not None and superseded(t)))
+        ]
         todo.sort(key=lambda t: (-t.weight, t.key))
         show = options.progress if options.progress is not None else sys.stderr.isatty()
         bar = _progress_bar(show, stage, len(todo))

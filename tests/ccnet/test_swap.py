@@ -108,3 +108,28 @@ def test_rerun_is_a_noop_and_never_recomputes(tmp_path, lid_bundle, monkeypatch)
     )
     assert not third.failed
     assert {p: p.stat().st_mtime_ns for p in (out / "documents").rglob("*")} == before
+
+
+def test_ingest_rerun_after_ccnet_leaves_the_ccnet_tree_alone(tmp_path):
+    """Ingest again into a tree that ccnet rewrote: nothing is redone, nothing is mixed in."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    samples = Path(__file__).resolve().parents[2] / "data" / "samples" / "inputs" / "jsonl"
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "redpajama", *args], capture_output=True, text=True)
+
+    out = tmp_path / "out"
+    assert cli("ingest", str(samples), "-o", str(out)).returncode == 0
+    done = cli("ccnet", str(out), "--lang-threshold", "0", "--min-length", "0")
+    assert done.returncode == 0, done.stderr
+    before = sorted(p.relative_to(out).as_posix() for p in (out / "documents").rglob("*.parquet"))
+    again = cli("ingest", str(samples), "-o", str(out), "--format", "json")
+    assert again.returncode == 0, again.stderr
+    assert '"tasks_skipped": 1' in again.stdout
+    after = sorted(p.relative_to(out).as_posix() for p in (out / "documents").rglob("*.parquet"))
+    assert after == before
+    refused = cli("ingest", str(samples), "-o", str(out), "--overwrite")
+    assert refused.returncode != 0 and "rewritten by `redpajama ccnet`" in refused.stderr
