@@ -37,6 +37,7 @@ bench: $(VENV)/.stamp-bench
 	$(BIN)/python benchmarks/ingest_throughput.py
 	$(BIN)/python benchmarks/extraction_quality.py
 	$(BIN)/python benchmarks/signals_throughput.py
+	$(BIN)/python benchmarks/ccnet_throughput.py
 
 lint: $(VENV)/.stamp-dev
 	$(BIN)/ruff check .

@@ -18,5 +18,21 @@ for folder in SUBPACKAGE_FOLDERS:
 setup(
     packages=packages,
     package_dir=package_dir,
-    package_data={"": ["*.yaml", "*.json", "*.txt"]},
+    package_data={
+        "": ["*.yaml", "*.json", "*.txt"],
+        # The shipped default artifact bundle (models, counts, manifest; see its SOURCE.md).
+        "redpajama.artifacts": [
+            f"default/{pattern}"
+            for pattern in (
+                "*.json",
+                "*.csv",
+                "*.md",
+                "**/*.ftz",
+                "**/*.bin",
+                "**/*.arpa",
+                "**/*.model",
+                "**/*.npy",
+            )
+        ],
+    },
 )

@@ -7,6 +7,9 @@ One task per documents file; rows keep the documents' order and are keyed by `id
 Document-level signals are typed columns (null where RPv2 gives null); line-level signals are
 `list<struct<start:int32, end:int32, score:double>>` with offsets into `raw_content`.
 Each document picks its stop-word and LDNOOBW lists by its own `language` (English when unknown).
+The ccnet_* signals copy the documents' CCNet columns (length, ..., bucket) where the file has
+them (null otherwise); the ML signals use the fastText classifiers and DSIR counts of an artifact
+bundle (`artifacts`; default: `Bundle.default()`), null where it has no model for the language.
 """
 
 from __future__ import annotations
@@ -19,10 +22,13 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from redpajama.quality_signals.ccnet import FIELDS as CCNET_FIELDS
+from redpajama.quality_signals.dsir_features import resolve_hash_mode
 from redpajama.quality_signals.registry import SIGNALS, arrow_schema, compute
 from redpajama.quality_signals.resources import Resources
 from redpajama.quality_signals.view import DocView
 
+from redpajama.artifacts.bundle import Bundle
 from redpajama.io import layout, markers
 from redpajama.io.parquet_writer import PartitionedWriter
 from redpajama.runners.local import RunOptions, RunSummary, TaskContext, TaskResult, run_local
@@ -31,6 +37,8 @@ from redpajama.runners.stats import Stats
 STAGE = "signals"
 COMPONENT = "quality_signals"
 _INPUT_COLUMNS = ["id", "id_int", "raw_content", "language", "source_domain"]
+# Read when the documents file has them (ingest-only trees may lack some).
+_FIELD_COLUMNS = tuple(CCNET_FIELDS)
 
 
 @dataclass(kw_only=True)
@@ -38,6 +46,8 @@ class SignalsConfig:
     names: tuple[str, ...] | None = None  # None: every registered signal
     ut1_map: str | None = None  # a domain -> category map built by `redpajama artifacts ut1`
     buckets: tuple[str, ...] | None = None  # e.g. ("head", "middle") as RPv2; None: every file
+    artifacts: str | None = None  # bundle with classifiers + DSIR counts; None: Bundle.default()
+    rpv2_compat: bool = False  # require the bundle's DSIR counts to use RPv2's hashing
     batch_rows: int = 1_000
 
     def signal_names(self) -> tuple[str, ...]:
@@ -83,13 +93,18 @@ def plan(root: Path, config: SignalsConfig) -> list[SignalsTask]:
 def signal_batch(
     batch: pa.RecordBatch, names: Sequence[str], resources: Resources, schema: pa.Schema
 ) -> pa.RecordBatch:
-    """Signals of every document in `batch` (columns id, id_int, raw_content, language, source_domain)."""
+    """Signals of every document in `batch` (columns id, id_int, raw_content, language,
+    source_domain, and any of the CCNet fields)."""
     columns: dict[str, list[Any]] = {name: [] for name in names}
     texts = batch.column("raw_content").to_pylist()
     languages = batch.column("language").to_pylist()
     domains = batch.column("source_domain").to_pylist()
-    for text, language, domain in zip(texts, languages, domains, strict=True):
-        values = compute(DocView(text or "", language=language, source_domain=domain), resources, names)
+    present = [c for c in _FIELD_COLUMNS if c in batch.schema.names]
+    field_values = [batch.column(c).to_pylist() for c in present]
+    for row, (text, language, domain) in enumerate(zip(texts, languages, domains, strict=True)):
+        fields = {c: values[row] for c, values in zip(present, field_values, strict=True)}
+        view = DocView(text or "", language=language, source_domain=domain, fields=fields)
+        values = compute(view, resources, names)
         for name in names:
             columns[name].append(values[name])
     arrays = [batch.column("id"), batch.column("id_int")]
@@ -114,7 +129,8 @@ def _batches(path: Path, rows: int) -> Iterator[pa.RecordBatch]:
     missing = [c for c in _INPUT_COLUMNS if c not in available]
     if missing:
         raise ValueError(f"{path}: not a documents file (missing columns {missing})")
-    yield from parquet.iter_batches(batch_size=rows, columns=_INPUT_COLUMNS)
+    columns = _INPUT_COLUMNS + [c for c in _FIELD_COLUMNS if c in available]
+    yield from parquet.iter_batches(batch_size=rows, columns=columns)
 
 
 @dataclass(frozen=True)
@@ -124,7 +140,7 @@ class SignalsWork:
     def __call__(self, task: SignalsTask, ctx: TaskContext) -> TaskResult:
         names = self.config.signal_names()
         schema = signals_schema(names)
-        resources = _resources(self.config.ut1_map)
+        resources = _resources(self.config.ut1_map, self.config.artifacts, self.config.rpv2_compat)
         source = ctx.root / task.key
         destination = output_path(ctx.root, task.key)
         stats = Stats(bytes_in=task.weight)
@@ -149,14 +165,15 @@ class SignalsWork:
         return TaskResult(outputs=outputs, stats=stats)
 
 
-_RESOURCES: dict[str | None, Resources] = {}
+_RESOURCES: dict[tuple[str | None, str | None, bool], Resources] = {}
 
 
-def _resources(ut1_map: str | None) -> Resources:
+def _resources(ut1_map: str | None, artifacts: str | None = None, rpv2_compat: bool = False) -> Resources:
     # Loaded once per worker process and reused by all its tasks (the UT1 map can be large).
-    if ut1_map not in _RESOURCES:
-        _RESOURCES[ut1_map] = Resources.load(ut1_path=ut1_map)
-    return _RESOURCES[ut1_map]
+    key = (ut1_map, artifacts, rpv2_compat)
+    if key not in _RESOURCES:
+        _RESOURCES[key] = Resources.load(ut1_path=ut1_map, artifacts=artifacts, rpv2_compat=rpv2_compat)
+    return _RESOURCES[key]
 
 
 def run(
@@ -165,6 +182,7 @@ def run(
     """Compute signals for every documents file under `output`; resumable."""
     config = config or SignalsConfig()
     config.signal_names()  # fail early on unknown names
+    resolve_hash_mode(Bundle.at(config.artifacts).manifest, config.rpv2_compat)  # and on a hash mismatch
     root = Path(output)
     tasks = plan(root, config)
     if not tasks:

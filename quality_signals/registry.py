@@ -1,4 +1,4 @@
-"""The heuristic RPv2 signals as data: name -> `Signal`, in RPv2's schema order.
+"""RPv2's quality signals as data: name -> `Signal`, in RPv2's schema order (REFERENCE A.1.8).
 
     from redpajama.quality_signals.registry import SIGNALS, compute
     from redpajama.quality_signals.view import DocView
@@ -19,7 +19,15 @@ from functools import partial
 from typing import Any, Literal
 
 import pyarrow as pa
-from redpajama.quality_signals import content, lines, natural_language, repetitions
+from redpajama.quality_signals import (
+    ccnet,
+    classifiers,
+    content,
+    importance_weights,
+    lines,
+    natural_language,
+    repetitions,
+)
 from redpajama.quality_signals.resources import Resources, default_resources
 from redpajama.quality_signals.view import DocView
 
@@ -28,6 +36,9 @@ __all__ = [
     "SIGNALS",
     "LINE_SPANS_TYPE",
     "RPV2_SCHEMA_ORDER",
+    "HEURISTIC_SIGNALS",
+    "CCNET_SIGNALS",
+    "ML_SIGNALS",
     "register",
     "compute",
     "arrow_schema",
@@ -89,9 +100,12 @@ def register(
     return sig
 
 
-# RPv2's QUALITY_SIGNALS_SCHEMA order for the heuristic rps_* columns: modules content,
-# natural_language, repetitions, lines; inside a module, class names sorted (inspect.getmembers).
-RPV2_SCHEMA_ORDER = (
+# RPv2's QUALITY_SIGNALS_SCHEMA order: the ccnet_* fields, then modules content,
+# natural_language, repetitions, lines, classifiers, importance_weights; inside a module, class
+# names sorted (inspect.getmembers).
+CCNET_SIGNALS = tuple(name for name, _, _ in ccnet.SIGNALS)
+# The 29 heuristic rps_* signals: pure functions of the text and the word lists.
+HEURISTIC_SIGNALS = (
     "rps_doc_curly_bracket",
     "rps_doc_ldnoobw_words",
     "rps_doc_lorem_ipsum",
@@ -122,6 +136,8 @@ RPV2_SCHEMA_ORDER = (
     "rps_lines_start_with_bulletpoint",
     "rps_lines_uppercase_letter_fraction",
 )
+ML_SIGNALS = tuple(name for module in (classifiers, importance_weights) for name, _, _ in module.SIGNALS)
+RPV2_SCHEMA_ORDER = (*CCNET_SIGNALS, *HEURISTIC_SIGNALS, *ML_SIGNALS)
 
 _DOC_DTYPES = {"rps_doc_word_count": pa.int64(), "rps_doc_ut1_blacklist": pa.int32()}
 # Signals whose RPv2 scores are Python ints (line scores are stored as doubles, exported as ints).
@@ -130,9 +146,12 @@ _INT_SCORES = frozenset({"rps_doc_word_count", "rps_doc_ut1_blacklist", "rps_lin
 
 def _builtin_specs() -> Iterable[tuple[str, Callable, str, str, Level]]:
     for family, module, level in (
+        ("ccnet", ccnet, "document"),
         ("content", content, "document"),
         ("natural_language", natural_language, "document"),
         ("lines", lines, "line"),
+        ("classifiers", classifiers, "document"),
+        ("importance_weights", importance_weights, "document"),
     ):
         for name, func, description in module.SIGNALS:
             yield name, func, description, family, level

@@ -23,6 +23,9 @@ from functools import cache, lru_cache
 from pathlib import Path, PurePosixPath
 
 import numpy as np
+from redpajama.quality_signals.dsir_features import resolve_hash_mode
+
+from redpajama.artifacts.bundle import Bundle
 
 __all__ = [
     "RESOURCES_DIR",
@@ -296,11 +299,16 @@ class Resources:
     stop_words: language -> set; languages without a list fall back to English.
     ldnoobw: language -> entries; languages without a list get an empty list (as in RPv2).
     ut1: domain -> category id (dict or UT1DomainMap); None -> rps_doc_ut1_blacklist is null.
+    bundle: the artifact bundle holding the fastText classifiers and DSIR counts
+        (redpajama.artifacts.bundle.Bundle); None -> the ML signals are null.
+    dsir_hash: the hash mode the bundle's DSIR counts were built with (dsir_features).
     """
 
     stop_words: Mapping[str, frozenset[str]]
     ldnoobw: Mapping[str, frozenset[str]]
     ut1: Mapping[str, int] | None = None
+    bundle: Bundle | None = None
+    dsir_hash: str = "stable"
     _blocklists: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
@@ -309,12 +317,19 @@ class Resources:
         ut1_path: str | Path | None = None,
         stop_words_path: str | Path | None = None,
         ldnoobw_dir: str | Path | None = None,
+        artifacts: str | Path | None = None,
+        rpv2_compat: bool = False,
     ) -> Resources:
+        """artifacts: a bundle folder; None -> `Bundle.default()` (REDPAJAMA_ARTIFACTS or the
+        shipped bundle). rpv2_compat: the bundle's DSIR counts must use RPv2's hashing."""
         ut1 = load_ut1_domain_map(ut1_path) if ut1_path is not None else None
+        bundle = Bundle.at(artifacts)
         return cls(
             stop_words=load_stop_words(str(stop_words_path) if stop_words_path else None),
             ldnoobw=load_ldnoobw(str(ldnoobw_dir) if ldnoobw_dir else None),
             ut1=ut1,
+            bundle=bundle,
+            dsir_hash=resolve_hash_mode(bundle.manifest, rpv2_compat),
         )
 
     def stop_words_for(self, language: str | None) -> frozenset[str]:

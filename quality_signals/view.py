@@ -18,8 +18,12 @@ Fast-path equivalences (checked against the RPv2 reference in the golden and uni
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
 
 import numpy as np
+from redpajama.quality_signals.dsir_features import hashed_counts
 from redpajama.quality_signals.text import (
     F_ASCII_ALPHA,
     F_NUMERIC,
@@ -36,6 +40,7 @@ from redpajama.quality_signals.text import (
 __all__ = ["DocView"]
 
 _NL = 10
+_NO_FIELDS: Mapping[str, Any] = MappingProxyType({})
 
 
 class _lazy:
@@ -71,12 +76,21 @@ class DocView:
         raw_content: the document text.
         language: ISO code of the document's language (None -> English for word lists).
         source_domain: the document's domain, for the UT1 lookup (None -> no match).
+        fields: other columns of the document (e.g. the CCNet fields length, perplexity,
+            bucket) for the signals that copy them; missing or None -> those signals are null.
     """
 
-    def __init__(self, raw_content: str, language: str | None = None, source_domain: str | None = None):
+    def __init__(
+        self,
+        raw_content: str,
+        language: str | None = None,
+        source_domain: str | None = None,
+        fields: Mapping[str, Any] | None = None,
+    ):
         self.raw_content = raw_content
         self.language = language
         self.source_domain = source_domain
+        self.fields = _NO_FIELDS if fields is None else fields
         self.length = len(raw_content)
 
     def __len__(self) -> int:
@@ -152,6 +166,15 @@ class DocView:
     @property
     def num_raw_words(self) -> int:
         return len(self.raw_words)
+
+    def dsir_counts(self, dim: int, mode: str) -> np.ndarray:
+        """DSIR hashed uni+bigram counts of the raw words (dsir_features), once per (dim, mode):
+        the six importance signals share them."""
+        cache = self.__dict__.setdefault("_dsir_counts", {})
+        got = cache.get((dim, mode))
+        if got is None:
+            got = cache[(dim, mode)] = hashed_counts(self.raw_words, dim, mode)
+        return got
 
     @_lazy
     def num_raw_words_with_ascii_alpha(self) -> int:

@@ -41,6 +41,18 @@ def signals(
         "--bucket",
         help="Only documents files of these buckets, e.g. --bucket head --bucket middle (as RPv2).",
     ),
+    artifacts: Path | None = typer.Option(
+        None,
+        "--artifacts",
+        help="Artifact bundle with the fastText classifiers and DSIR counts (default: $REDPAJAMA_ARTIFACTS "
+        "or the shipped bundle); signals without a model for a language are null.",
+    ),
+    rpv2_compat: bool = typer.Option(
+        False,
+        "--rpv2-compat",
+        help="Hash DSIR n-grams as RPv2 (Python hash, PYTHONHASHSEED=42); the bundle's DSIR counts must "
+        "be built that way (manifest dsir_hash=rpv2, or no manifest as in RPv2's own tarball).",
+    ),
     list_signals: bool = typer.Option(False, "--list", help="Print every signal: name, level, definition."),
     workers: int = WORKERS,
     overwrite: bool = OVERWRITE,
@@ -63,7 +75,16 @@ def signals(
         names=tuple(names) if names else None,
         ut1_map=str(ut1_map) if ut1_map else None,
         buckets=tuple(buckets) if buckets else None,
+        artifacts=str(artifacts) if artifacts else None,
+        rpv2_compat=rpv2_compat,
     )
+    from redpajama.artifacts.bundle import Bundle
+    from redpajama.quality_signals.dsir_features import resolve_hash_mode
+
+    try:  # a bundle hashed differently from what was asked for is a usage error, not a crash
+        resolve_hash_mode(Bundle.at(config.artifacts).manifest, rpv2_compat)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--rpv2-compat") from exc
     summary = stage.run(output, config, run_options(workers, progress, overwrite))
     report(summary, fmt, output, str(output / stage.COMPONENT))
 

@@ -2,9 +2,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+from ccnet_helpers import LID, SHARED
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-LID = SHARED / "lid-fasttext-lid176-ftz" / "lid.176.ftz"
 SP_DIR = SHARED / "sentencepiece-test-models-botchan"
 
 

@@ -4,8 +4,7 @@ import random
 import tarfile
 import time
 
-from conftest import LID, SHARED
-from helpers import cli, rows, write_jsonl
+from ccnet_helpers import LID, SHARED, cli, rows, write_jsonl
 
 LINGUA = (
     SHARED / "lid-eval-lingua-testdata-75-languages" / "lingua_language_testdata_sentences_wordpairs.tar.gz"

@@ -4,7 +4,7 @@ import os
 from pathlib import Path
 
 import pytest
-from helpers import cli, rows, write_jsonl
+from ccnet_helpers import cli, rows, write_jsonl
 from redpajama.pipelines.ccnet import stage, swap
 
 from redpajama.runners.local import RunOptions

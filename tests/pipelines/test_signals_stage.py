@@ -49,7 +49,9 @@ def test_stored_values_equal_direct_computation(tree: Path):
     resources = Resources.load()
     for doc, row in zip(docs, sigs, strict=True):
         expected = compute(
-            DocView(doc["raw_content"], language=doc["language"], source_domain=doc["source_domain"]),
+            DocView(
+                doc["raw_content"], language=doc["language"], source_domain=doc["source_domain"], fields=doc
+            ),
             resources,
         )
         for name, value in expected.items():
@@ -131,7 +133,8 @@ def test_rpv2_signals_file_with_unknown_and_bad_records(tmp_path: Path):
     lines = [
         {"id": "2023-14/0001/en_head.json.gz/0", "id_int": 5, "metadata": {},
          "quality_signals": {"rps_doc_word_count": [[0, 10, 3]], "ccnet_perplexity": [[0, 10, 120.5]],
-                             "rps_lines_num_words": [[0, 4, 1], [4, 10, 2]]}},
+                             "rps_lines_num_words": [[0, 4, 1], [4, 10, 2]],
+                             "my_unknown_signal": [[0, 10, 0.5]]}},
     ]  # fmt: skip
     payload = "\n".join(json.dumps(x) for x in lines) + "\n{broken\n"
     with gzip.open(folder / "en_head.signals.json.gz", "wt") as handle:
@@ -147,5 +150,6 @@ def test_rpv2_signals_file_with_unknown_and_bad_records(tmp_path: Path):
         {"start": 0, "end": 4, "score": 1.0},
         {"start": 4, "end": 10, "score": 2.0},
     ]
-    # not (yet) a registered signal: kept losslessly as spans
-    assert row["ccnet_perplexity"] == [{"start": 0, "end": 10, "score": 120.5}]
+    assert row["ccnet_perplexity"] == 120.5  # a registered document-level signal: its score
+    # not a registered signal: kept losslessly as spans
+    assert row["my_unknown_signal"] == [{"start": 0, "end": 10, "score": 0.5}]

@@ -8,6 +8,7 @@ import pyarrow as pa
 import pytest
 from redpajama.quality_signals import registry
 from redpajama.quality_signals.registry import (
+    HEURISTIC_SIGNALS,
     LINE_SPANS_TYPE,
     RPV2_SCHEMA_ORDER,
     SIGNALS,
@@ -19,7 +20,9 @@ from redpajama.quality_signals.view import DocView
 
 def test_all_29_heuristic_signals_in_rpv2_order():
     assert tuple(SIGNALS)[: len(RPV2_SCHEMA_ORDER)] == RPV2_SCHEMA_ORDER
-    assert len(RPV2_SCHEMA_ORDER) == 29
+    assert len(RPV2_SCHEMA_ORDER) == 45  # 7 ccnet + 29 heuristic + 3 classifier + 6 importance
+    assert len(HEURISTIC_SIGNALS) == 29
+    assert RPV2_SCHEMA_ORDER[7:36] == HEURISTIC_SIGNALS
     assert "rps_lines_ending_with_terminal_punctution_mark" in SIGNALS  # RPv2's spelling
 
 

@@ -6,6 +6,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+LID = SHARED / "lid-fasttext-lid176-ftz" / "lid.176.ftz"
+
 
 def cli(*args: str) -> subprocess.CompletedProcess:
     result = subprocess.run(

@@ -1,0 +1,1 @@
+"""Builders of an artifact bundle (see `redpajama.artifacts.bundle` for its layout)."""
