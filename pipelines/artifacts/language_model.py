@@ -17,8 +17,9 @@ from typing import Any
 from redpajama.pipelines.artifacts import kneser_ney, lmplz
 from redpajama.pipelines.artifacts.config import BuildConfig, LanguageModelConfig, SourceConfig
 from redpajama.pipelines.artifacts.corpus import iter_documents
-from redpajama.pipelines.artifacts.lm_text import ccnet_normalizer, normalized_lines, train_sentencepiece
+from redpajama.pipelines.artifacts.lm_text import normalized_lines, train_sentencepiece
 from redpajama.pipelines.artifacts.perplexity import DocPerplexity
+from redpajama.pipelines.ccnet.normalize import normalize
 
 from redpajama.io.atomic import atomic_path, write_bytes
 
@@ -41,7 +42,6 @@ def train_language_model(
 ) -> TrainedLM:
     import sentencepiece as spm
 
-    normalize, normalizer_name = ccnet_normalizer()
     docs = list(itertools.islice(iter_documents(source, config), spec.max_docs))
     train_docs, heldout_docs = _split(docs, spec.heldout_docs)
     if not train_docs:
@@ -76,7 +76,7 @@ def train_language_model(
         "model_type": spec.model_type,
         "prune_min_counts": list(spec.prune),
         "estimator": "lmplz" if use_lmplz else "python-modified-kneser-ney",
-        "normalizer": normalizer_name,
+        "normalizer": "redpajama.pipelines.ccnet.normalize.normalize",
         "train_docs": len(train_docs),
         "train_lines": len(sentences),
         "train_pieces": sum(len(s) for s in sentences),

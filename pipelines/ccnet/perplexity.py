@@ -15,11 +15,28 @@ CCNet, where its documents then land in the bucket "all".
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from redpajama.pipelines.ccnet.normalize import normalize
+
+
+@contextlib.contextmanager
+def _stderr_silenced() -> Iterator[None]:
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def perplexity_of(log10_score: float, length: int) -> float:
@@ -39,7 +56,11 @@ class LanguageModel:
 
         sp = sentencepiece.SentencePieceProcessor()
         sp.load(str(sp_path))
-        return cls(sp=sp, lm=kenlm.Model(str(lm_path)))
+        config = kenlm.Config()
+        config.show_progress = False
+        with _stderr_silenced():  # KenLM prints an ARPA-loading hint to fd 2; errors still raise
+            lm = kenlm.Model(str(lm_path), config)
+        return cls(sp=sp, lm=lm)
 
     def tokenize(self, texts: list[str]) -> list[str]:
         """Normalize then encode: CCNet's `tokenized` field, one string per text."""
