@@ -27,6 +27,7 @@ install: $(VENV)/.stamp-base
 
 demo: $(VENV)/.stamp-base
 	$(BIN)/python -m redpajama ingest data/samples/inputs -o $(DEMO_OUT) --workers 2
+	$(BIN)/python -m redpajama ccnet $(DEMO_OUT) --workers 2
 	$(BIN)/python -m redpajama signals $(DEMO_OUT) --workers 2
 	@$(BIN)/python data/samples/show_demo.py $(DEMO_OUT)
 

@@ -100,6 +100,21 @@ def discover(root: Path) -> list[Shard]:
     return sorted(found, key=lambda s: (s.snapshot, s.name))
 
 
+def came_from_ccnet(root: Path, shard: Shard) -> bool:
+    """Every document of the shard already went through CCNet (e.g. ingested RPv2 documents:
+    `original_nlines` set on every row), so running CCNet again would dedup and bucket twice."""
+    files = input_files(root, shard)
+    if not files or swap.read_shard_marker(shard.final(root)) is not None:
+        return False
+    for path in files:
+        if "original_nlines" not in pq.read_schema(path).names:
+            return False
+        column = pq.read_table(path, columns=["original_nlines"]).column(0)
+        if len(column) == 0 or column.null_count:
+            return False
+    return True
+
+
 def shard_record(root: Path, shard: Shard) -> dict[str, Any] | None:
     """The shard's CCNet marker, in the tree or in a complete staging folder."""
     return swap.read_shard_marker(shard.final(root)) or swap.read_shard_marker(shard.staged(root))
@@ -264,11 +279,12 @@ def run(
     config = config or CCNetConfig()
     options = options or RunOptions()
     root = Path(output)
-    shards = discover(root)
-    if not shards:
+    found = discover(root)
+    if not found:
         raise FileNotFoundError(
             f"no shard folders under {root / layout.DOCUMENTS}; run `redpajama ingest ... -o {root}` first"
         )
+    shards = [s for s in found if not came_from_ccnet(root, s)]
     with _run_lock(root):
         records = {s: shard_record(root, s) for s in shards}
         pending = [s for s in shards if records[s] is None]

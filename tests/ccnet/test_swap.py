@@ -116,7 +116,7 @@ def test_ingest_rerun_after_ccnet_leaves_the_ccnet_tree_alone(tmp_path):
     import sys
     from pathlib import Path
 
-    samples = Path(__file__).resolve().parents[2] / "data" / "samples" / "inputs" / "jsonl"
+    samples = Path(__file__).resolve().parents[2] / "data" / "samples" / "inputs" / "wet"
 
     def cli(*args):
         return subprocess.run([sys.executable, "-m", "redpajama", *args], capture_output=True, text=True)
@@ -128,8 +128,29 @@ def test_ingest_rerun_after_ccnet_leaves_the_ccnet_tree_alone(tmp_path):
     before = sorted(p.relative_to(out).as_posix() for p in (out / "documents").rglob("*.parquet"))
     again = cli("ingest", str(samples), "-o", str(out), "--format", "json")
     assert again.returncode == 0, again.stderr
-    assert '"tasks_skipped": 1' in again.stdout
+    assert '"tasks_skipped": 2' in again.stdout and '"tasks_run": 0' in again.stdout
     after = sorted(p.relative_to(out).as_posix() for p in (out / "documents").rglob("*.parquet"))
     assert after == before
     refused = cli("ingest", str(samples), "-o", str(out), "--overwrite")
     assert refused.returncode != 0 and "rewritten by `redpajama ccnet`" in refused.stderr
+
+
+def test_documents_that_already_went_through_ccnet_are_left_alone(tmp_path):
+    """Ingested RPv2 documents (CCNet output already) are not deduped and bucketed a second time."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    rpv2 = Path(__file__).resolve().parents[2] / "data" / "samples" / "inputs" / "rpv2"
+    out = tmp_path / "out"
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "redpajama", *args], capture_output=True, text=True)
+
+    assert cli("ingest", str(rpv2), "-o", str(out)).returncode == 0
+    target = out / "documents" / "2020-16" / "0174" / "en_head.parquet"
+    before = target.read_bytes()
+    done = cli("ccnet", str(out))
+    assert done.returncode == 0, done.stderr
+    assert target.read_bytes() == before
+    assert sorted(p.name for p in target.parent.glob("*.parquet")) == ["en_head.parquet"]
