@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from redpajama import ids, schema
+from redpajama.errors import UserError
 from redpajama.io import layout
 from redpajama.io.parquet_writer import PartitionedWriter
 from redpajama.io.readers import detect_format, expand_inputs, read_file
@@ -367,9 +368,9 @@ def run(
     tasks = plan(expand_inputs(inputs), config)
     rewritten = [t for t in tasks if _rewritten_by_ccnet(root, t)]
     if rewritten and options.overwrite:
-        raise ValueError(
-            f"{len(rewritten)} shard(s) under {root} were rewritten by `redpajama ccnet` (e.g. {rewritten[0].key}); "
-            "ingest into a new output folder instead of overwriting them"
+        raise UserError(
+            f"{len(rewritten)} shard(s) under {root} were rewritten by `redpajama ccnet` (e.g. {rewritten[0].key})",
+            "ingest into a new output folder instead of overwriting them",
         )
     return run_local(
         STAGE,

@@ -29,6 +29,7 @@ from redpajama.quality_signals.resources import Resources
 from redpajama.quality_signals.view import DocView
 
 from redpajama.artifacts.bundle import Bundle
+from redpajama.errors import UserError
 from redpajama.io import layout, markers
 from redpajama.io.parquet_writer import PartitionedWriter
 from redpajama.runners.local import RunOptions, RunSummary, TaskContext, TaskResult, run_local
@@ -55,7 +56,7 @@ class SignalsConfig:
             return tuple(SIGNALS)
         unknown = [n for n in self.names if n not in SIGNALS]
         if unknown:
-            raise ValueError(f"unknown signal(s): {', '.join(unknown)} (see `redpajama signals --list`)")
+            raise UserError(f"unknown signal(s): {', '.join(unknown)}", "see `redpajama signals --list`")
         return tuple(self.names)
 
 

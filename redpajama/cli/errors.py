@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from redpajama.errors import UserError
 from redpajama.io.readers.base import InputFileError
 from redpajama.runners.local import RunLockedError
 
@@ -10,6 +11,8 @@ DEBUG_HINT = "run again with REDPAJAMA_DEBUG=1 to see the traceback"
 
 def describe(exc: BaseException) -> tuple[str, str | None, int]:
     """(message, hint, exit code) for an exception that reached the command line."""
+    if isinstance(exc, UserError):
+        return str(exc), exc.hint, 2
     if isinstance(exc, InputFileError):
         return str(exc), "check the path, or name the format with --input-format", 2
     if isinstance(exc, RunLockedError):

@@ -12,6 +12,7 @@ from redpajama.quality_signals.registry import SIGNALS, compute
 from redpajama.quality_signals.resources import Resources
 from redpajama.quality_signals.view import DocView
 
+from redpajama.errors import UserError
 from redpajama.runners.local import RunOptions
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,7 +72,7 @@ def test_rerun_skips_and_subset_of_signals(tree: Path, tmp_path: Path):
     signals.run(subset, signals.SignalsConfig(names=("rps_doc_word_count", "rps_lines_num_words")), OPTIONS)
     (one,) = (subset / "quality_signals" / "2020-16" / "0174").glob("*.parquet")
     assert pq.read_schema(one).names == ["id", "id_int", "rps_doc_word_count", "rps_lines_num_words"]
-    with pytest.raises(ValueError, match="unknown signal"):
+    with pytest.raises(UserError, match="unknown signal"):
         signals.run(subset, signals.SignalsConfig(names=("rps_nope",)), OPTIONS)
 
 
