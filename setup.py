@@ -5,7 +5,7 @@ project has one import namespace and never shadows other distributions (HF ships
 `kernels`). The package list is derived from the folders, never written by hand.
 """
 
-from setuptools import find_packages, setup
+from setuptools import Extension, find_packages, setup
 
 SUBPACKAGE_FOLDERS = ("pipelines", "quality_signals", "training", "kernels")
 
@@ -15,9 +15,18 @@ for folder in SUBPACKAGE_FOLDERS:
     package_dir[f"redpajama.{folder}"] = folder
     packages += [f"redpajama.{folder}", *(f"redpajama.{folder}.{name}" for name in find_packages(folder))]
 
+# Optional C helpers: a machine without a compiler still installs, and the code falls back to the
+# pure-Python path (which the tests keep as the oracle).
+native = [
+    Extension(
+        "redpajama._native.sha1_32", ["redpajama/_native/sha1_32.c"], libraries=["crypto"], optional=True
+    )
+]
+
 setup(
     packages=packages,
     package_dir=package_dir,
+    ext_modules=native,
     package_data={
         "": ["*.yaml", "*.json", "*.txt"],
         # The shipped default artifact bundle (models, counts, manifest; see its SOURCE.md).

@@ -158,8 +158,27 @@ def char_shingles(docs: Sequence[Sequence[str]], n: int) -> Shingles:
 
 
 # ------------------------------------------------------------------------------------ base hashes
+try:
+    from redpajama._native.sha1_32 import sha1_32 as _native_sha1_32
+except ImportError:  # built without a compiler: hashlib does the same, slower
+    _native_sha1_32 = None
+
+
 def sha1_hash32(shingles: Shingles) -> np.ndarray:
-    """datasketch `sha1_hash32` of every shingle: uint64 array (values < 2^32)."""
+    """datasketch `sha1_hash32` of every shingle: uint64 array (values < 2^32).
+
+    Uses the compiled loop (`redpajama._native.sha1_32`) when it was built, else hashlib.
+    """
+    if _native_sha1_32 is not None:
+        starts = np.ascontiguousarray(shingles.starts, dtype=np.int64)
+        ends = np.ascontiguousarray(shingles.ends, dtype=np.int64)
+        words = _native_sha1_32(bytes(shingles.buffer), starts, ends)
+        return np.frombuffer(words, dtype="<u4").astype(np.uint64)
+    return sha1_hash32_python(shingles)
+
+
+def sha1_hash32_python(shingles: Shingles) -> np.ndarray:
+    """The pure-Python `sha1_hash32`: the oracle for the compiled loop and its fallback."""
     buf, sha1 = shingles.buffer, hashlib.sha1
     digests = b"".join(
         [
