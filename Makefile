@@ -38,7 +38,10 @@ bench: $(VENV)/.stamp-bench
 	$(BIN)/python benchmarks/ingest_throughput.py
 	$(BIN)/python benchmarks/extraction_quality.py
 	$(BIN)/python benchmarks/signals_throughput.py
+	$(BIN)/python benchmarks/minhash_throughput.py
 	$(BIN)/python benchmarks/ccnet_throughput.py
+	$(BIN)/python benchmarks/dedup_lsh_scale.py --quick
+	$(BIN)/python benchmarks/dedup_quality.py
 
 lint: $(VENV)/.stamp-dev
 	$(BIN)/ruff check .

@@ -37,7 +37,7 @@ def _root(
 
 def _register_verbs() -> None:
     # Imported for their side effect of adding commands to `app`.
-    from redpajama.cli import artifacts, ccnet, ingest, signals  # noqa: F401
+    from redpajama.cli import artifacts, ccnet, dedup, ingest, minhash, signals  # noqa: F401
 
 
 def main() -> None:

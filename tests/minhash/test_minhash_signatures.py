@@ -63,7 +63,24 @@ EDGE = {
     "empty": [],
     "repeated": ["la"] * 40,
     "repeated_phrase": ("the cat sat on the mat and then " * 8).split(),
-    "unicode": ["ça", "été", "très", "déjà", "vu", "über", "straße", "ñandú", "日本語", "テキスト", "ελληνικά", "русский", "текст", "😀", "é", "fin"],
+    "unicode": [
+        "ça",
+        "été",
+        "très",
+        "déjà",
+        "vu",
+        "über",
+        "straße",
+        "ñandú",
+        "日本語",
+        "テキスト",
+        "ελληνικά",
+        "русский",
+        "текст",
+        "😀",
+        "é",
+        "fin",
+    ],
 }
 
 

@@ -1,0 +1,189 @@
+"""Exact dedup run (RPv2's bloomfilter.py): documents/ -> duplicates/exact/, newest snapshot first.
+
+Key: the document's `digest` without `sha1:` (RPv2: the WET record's block digest, i.e. the
+text before CCNet touched it; REFERENCE A.3.3) or, with key=text, a hash of `raw_content`.
+Snapshots are processed newest to oldest and the files of a snapshot in a shuffled order
+(sorted paths, `random.Random(42).shuffle`), so the newest crawl's copy survives and the choice
+within a snapshot is reproducible. Documents without a key are never duplicates (counted).
+
+Output, one file per documents file (possibly empty), as RPv2's duplicates parquet plus our keys:
+`shard_id` (`<snapshot>/<shard>/<lang>_<bucket>.json.gz`), `doc_id` (`<shard_id>/<row>`),
+`digest` (without `sha1:`), `id`, `id_int`. The filter is in memory only, so the run is one task:
+a run killed half way starts again from the newest snapshot.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from redpajama.pipelines.dedup.bloom import BloomFilter, key_hashes
+from redpajama.pipelines.dedup.config import ExactConfig
+from redpajama.pipelines.dedup.inputs import list_files
+from redpajama.pipelines.dedup.keep import InputFile
+from redpajama.pipelines.dedup.stage import DUPLICATES, STAGE, peak_rss_mb, write_summary
+
+from redpajama.io import layout
+from redpajama.io.parquet_writer import PartitionedWriter
+from redpajama.runners.local import RunOptions, RunSummary, TaskContext, TaskResult, run_local
+from redpajama.runners.stats import Stats
+
+EXACT = "exact"
+SCHEMA = pa.schema(
+    [
+        pa.field("shard_id", pa.string()),
+        pa.field("doc_id", pa.string()),
+        pa.field("digest", pa.string()),
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("id_int", pa.uint64(), nullable=False),
+    ]
+)
+
+
+def processing_order(files: list[InputFile], seed: int = 42) -> list[InputFile]:
+    """Newest snapshot first; within a snapshot, sorted paths shuffled with `seed`."""
+    by_snapshot: dict[str, list[InputFile]] = defaultdict(list)
+    for f in files:
+        by_snapshot[f.relative.split("/", 1)[0]].append(f)
+    order = []
+    for snapshot in sorted(by_snapshot, reverse=True):
+        group = sorted(by_snapshot[snapshot], key=lambda f: f.relative)
+        random.Random(seed).shuffle(group)
+        order += group
+    return order
+
+
+def _keys(batch: pa.RecordBatch, key: str) -> tuple[np.ndarray, list[bytes]]:
+    """(has-key mask, key bytes of those rows)."""
+    column = batch.column("digest" if key == "digest" else "raw_content")
+    valid = np.asarray(column.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    values = column.filter(pa.array(valid)).to_pylist()
+    if key == "digest":
+        return valid, [v.removeprefix("sha1:").encode() for v in values]
+    return valid, [v.encode("utf-8", "surrogatepass") for v in values]
+
+
+@dataclass(frozen=True)
+class ExactTask:
+    key: str
+    weight: int
+    files: tuple[InputFile, ...]
+
+
+@dataclass(frozen=True)
+class ExactWork:
+    config: ExactConfig
+
+    def __call__(self, task: ExactTask, ctx: TaskContext) -> TaskResult:
+        root, config = ctx.root, self.config
+        total = sum(f.rows for f in task.files)
+        bloom = BloomFilter(config.capacity or max(total, 1), config.error_rate)
+        stats = Stats(bytes_in=task.weight)
+        outputs, no_key, per_snapshot = [], 0, defaultdict(int)
+        order = processing_order(list(task.files), config.seed)
+        columns = ["id", "id_int", "digest"] + (["raw_content"] if config.key == "text" else [])
+        for f in order:
+            source = root / layout.DOCUMENTS / f.relative
+            destination = root / DUPLICATES / EXACT / f.relative
+            shard_id = f.relative.removesuffix(".parquet") + ".json.gz"
+            writer = PartitionedWriter(root, SCHEMA)
+            writer.open(destination)
+            try:
+                row = 0
+                for batch in pq.ParquetFile(source).iter_batches(
+                    batch_size=config.batch_rows, columns=columns
+                ):
+                    with stats.timed("hash"):
+                        valid, keys = _keys(batch, config.key)
+                        h1, h2 = key_hashes(keys)
+                    with stats.timed("filter"):
+                        seen = np.zeros(batch.num_rows, dtype=bool)
+                        seen[valid] = bloom.add(h1, h2)
+                    rows = np.flatnonzero(seen)
+                    if rows.size:
+                        picked = batch.take(pa.array(rows))
+                        digest = pc.replace_substring_regex(picked.column("digest"), "^sha1:", "")
+                        out = pa.RecordBatch.from_arrays(
+                            [
+                                pa.array([shard_id] * rows.size, pa.string()),
+                                pa.array([f"{shard_id}/{row + r}" for r in rows], pa.string()),
+                                digest,
+                                picked.column("id"),
+                                picked.column("id_int"),
+                            ],
+                            schema=SCHEMA,
+                        )
+                        with stats.timed("write"):
+                            writer.write(destination, out)
+                    no_key += int((~valid).sum())
+                    per_snapshot[f.relative.split("/", 1)[0]] += int(rows.size)
+                    stats.docs_in += batch.num_rows
+                    stats.docs_out += int(rows.size)
+                    row += batch.num_rows
+                    ctx.progress(batch.num_rows)
+                with stats.timed("write"):
+                    outputs += writer.commit()
+            except BaseException:
+                writer.abort()
+                raise
+        stats.bytes_out = sum(o.bytes for o in outputs)
+        write_summary(
+            root,
+            EXACT,
+            {
+                "mode": EXACT,
+                "key": config.key,
+                "files": len(order),
+                "docs": stats.docs_in,
+                "docs_without_key": no_key,
+                "duplicates": stats.docs_out,
+                "duplicates_by_snapshot": dict(sorted(per_snapshot.items(), reverse=True)),
+                "capacity": bloom.capacity,
+                "error_rate": config.error_rate,
+                "filter_bits": bloom.bits,
+                "filter_hashes": bloom.hashes,
+                "filter_mb": round(bloom.nbytes / 2**20, 2),
+                "distinct_keys": bloom.count,
+                "over_capacity": bloom.count > bloom.capacity,
+                "expected_error_rate_at_end": round(bloom.expected_error_rate(), 6),
+                "peak_rss_mb": round(peak_rss_mb(), 1),
+                "phase_seconds": {k: round(v, 3) for k, v in sorted(stats.seconds.items())},
+                "outputs": {"duplicates": f"{DUPLICATES}/{EXACT}"},
+            },
+        )
+        return TaskResult(outputs=outputs, stats=stats)
+
+
+def count_documents(root: Path, config: ExactConfig) -> int:
+    return sum(f.rows for f in list_files(root, layout.DOCUMENTS, config.buckets))
+
+
+def run(
+    output: str | os.PathLike[str], config: ExactConfig | None = None, options: RunOptions | None = None
+) -> RunSummary:
+    """Exact-deduplicate every complete documents file under `output`; reruns are no-ops."""
+    config = config or ExactConfig()
+    root = Path(output)
+    files = tuple(list_files(root, layout.DOCUMENTS, config.buckets))
+    if not files:
+        raise FileNotFoundError(2, "no complete documents files", str(root / layout.DOCUMENTS))
+    buckets = ",".join(config.buckets) if config.buckets else "all"
+    key = f"{EXACT}-{config.key}-p{config.error_rate}-c{config.capacity or 'auto'}-{buckets}-s{config.seed}"
+    weight = sum((root / layout.DOCUMENTS / f.relative).stat().st_size for f in files)
+    options = options or RunOptions()
+    options = RunOptions(workers=1, progress=options.progress, overwrite=options.overwrite, retries=0)
+    return run_local(
+        STAGE,
+        [ExactTask(key=key, weight=weight, files=files)],
+        ExactWork(config),
+        root,
+        options,
+        clean_dirs=[root / DUPLICATES / EXACT],
+    )

@@ -1,0 +1,99 @@
+"""Exact dedup: Bloom filter accuracy, newest-first order, RPv2's duplicates columns, reruns."""
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from dedup_helpers import write_documents
+from redpajama.pipelines.dedup import exact
+from redpajama.pipelines.dedup.bloom import BloomFilter, key_hashes
+from redpajama.pipelines.dedup.config import ExactConfig
+from redpajama.pipelines.dedup.keep import InputFile
+
+from redpajama.io import markers
+from redpajama.runners.local import RunOptions
+
+OPTIONS = RunOptions(workers=1, progress=False)
+
+
+@pytest.mark.parametrize("rate", [0.01, 0.05])
+def test_bloom_false_positive_rate_near_configured(rate):
+    bloom = BloomFilter(20_000, rate)
+    rng = np.random.default_rng(0)
+    keys = rng.integers(0, 2**63, size=40_000)
+    inserted = [int(k).to_bytes(8, "little") for k in keys[:20_000]]
+    assert not bloom.add(*key_hashes(inserted)).any()  # distinct keys, empty filter: none seen
+    assert bloom.contains(*key_hashes(inserted)).all()  # no false negatives
+    fp = bloom.contains(*key_hashes(int(k).to_bytes(8, "big") + b"x" for k in keys[20_000:])).mean()
+    assert rate * 0.6 < fp < rate * 1.4
+
+
+def test_bloom_add_sees_repeats_within_and_across_batches():
+    bloom = BloomFilter(100, 0.01)
+    np.testing.assert_array_equal(bloom.add(*key_hashes([b"a", b"b", b"a"])), [False, False, True])
+    np.testing.assert_array_equal(bloom.add(*key_hashes([b"b", b"c"])), [True, False])
+    assert bloom.count == 3
+
+
+def _tree(root: Path) -> dict[str, list[str]]:
+    ids = {}
+    ids["old"] = write_documents(root, "2022-05/0000/en_head.parquet", digest=["sha1:AAA", "sha1:BBB", None])
+    ids["new"] = write_documents(
+        root, "2023-14/0000/en_head.parquet", digest=["sha1:BBB", "sha1:AAA", "sha1:AAA"]
+    )
+    ids["new2"] = write_documents(root, "2023-14/0001/en_middle.parquet", digest=["sha1:CCC", "sha1:BBB"])
+    return ids
+
+
+def _duplicates(root: Path) -> list[dict]:
+    rows = []
+    for path in sorted((root / "duplicates" / "exact").rglob("*.parquet")):
+        rows += pq.read_table(path).to_pylist()
+    return rows
+
+
+def test_newest_snapshot_copy_survives_and_rpv2_columns(tmp_path):
+    ids = _tree(tmp_path)
+    summary = exact.run(tmp_path, ExactConfig(), OPTIONS)
+    assert summary.failed == {}
+    dups = _duplicates(tmp_path)
+    dropped = {r["id"] for r in dups}
+    assert set(ids["old"][:2]) <= dropped and ids["old"][2] not in dropped  # no digest: kept
+    assert ids["new"][2] in dropped  # the repeat within the newest snapshot
+    # Exactly one copy of each digest is left, and AAA's survivor is in the newest snapshot.
+    assert len(dups) == 4  # 7 keyed documents, 3 distinct digests
+    assert ids["new"][1] not in dropped
+    row = next(r for r in dups if r["id"] == ids["old"][0])
+    assert row["shard_id"] == "2022-05/0000/en_head.json.gz"
+    assert row["doc_id"] == "2022-05/0000/en_head.json.gz/0" == row["id"]
+    assert row["digest"] == "AAA"
+    for path in (tmp_path / "duplicates" / "exact").rglob("*.parquet"):
+        assert markers.read_marker(path) is not None
+    assert exact.run(tmp_path, ExactConfig(), OPTIONS).tasks_skipped == 1
+
+
+def test_order_within_snapshot_is_deterministic(tmp_path):
+    files = [InputFile(relative=f"2023-14/{i:04d}/en_head.parquet", start=0, rows=1) for i in range(20)]
+    files += [InputFile(relative="2024-10/0000/en_head.parquet", start=0, rows=1)]
+    order = exact.processing_order(list(reversed(files)))
+    assert order[0].relative.startswith("2024-10")
+    assert order == exact.processing_order(files)
+    assert [f.relative for f in order[1:]] != sorted(f.relative for f in order[1:])  # shuffled
+    a, b = tmp_path / "a", tmp_path / "b"
+    _tree(a)
+    _tree(b)
+    exact.run(a, ExactConfig(), OPTIONS)
+    exact.run(b, ExactConfig(), OPTIONS)
+    assert _duplicates(a) == _duplicates(b)
+
+
+def test_text_key(tmp_path):
+    ids = write_documents(
+        tmp_path,
+        "2023-14/0000/en_head.parquet",
+        digest=["sha1:A", "sha1:B", "sha1:C"],
+        raw_content=["x", "y", "x"],
+    )
+    exact.run(tmp_path, ExactConfig(key="text"), OPTIONS)
+    assert [r["id"] for r in _duplicates(tmp_path)] == [ids[2]]
