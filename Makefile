@@ -29,6 +29,8 @@ demo: $(VENV)/.stamp-base
 	$(BIN)/python -m redpajama ingest data/samples/inputs -o $(DEMO_OUT) --workers 2
 	$(BIN)/python -m redpajama ccnet $(DEMO_OUT) --workers 2
 	$(BIN)/python -m redpajama signals $(DEMO_OUT) --workers 2
+	$(BIN)/python -m redpajama minhash $(DEMO_OUT) --workers 2
+	$(BIN)/python -m redpajama dedup $(DEMO_OUT) --threshold 0.8
 	@$(BIN)/python data/samples/show_demo.py $(DEMO_OUT)
 
 test: $(VENV)/.stamp-dev
