@@ -38,15 +38,15 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import cpu_model, versions  # noqa: E402
+
+from redpajama import schema  # noqa: E402
+from redpajama.artifacts.bundle import Bundle  # noqa: E402
 from redpajama.pipelines.ccnet.language_id import LanguageIdentifier  # noqa: E402
 from redpajama.pipelines.ccnet.line_dedup import duplicate_keys, line_keys, unique_counts  # noqa: E402
 from redpajama.pipelines.ccnet.normalize import UNICODE_PUNCT, normalize  # noqa: E402
 from redpajama.pipelines.ccnet.perplexity import LanguageModel  # noqa: E402
 from redpajama.pipelines.ccnet.toy_lm import write_arpa  # noqa: E402
 from redpajama.pipelines.ccnet.transform import Models, TransformOptions, transform  # noqa: E402
-
-from redpajama import schema  # noqa: E402
-from redpajama.artifacts.bundle import Bundle  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"

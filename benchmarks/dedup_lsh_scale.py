@@ -36,7 +36,6 @@ DOCS_PER_FILE = 250_000
 def _worker(root: str, partitions: int | None) -> None:
     from redpajama.pipelines.dedup import stage
     from redpajama.pipelines.dedup.config import FuzzyConfig
-
     from redpajama.runners.local import RunOptions
 
     start = time.perf_counter()

@@ -83,7 +83,6 @@ def our_clusters(sig: np.ndarray, threshold: float) -> np.ndarray:
     from redpajama.pipelines.dedup import stage
     from redpajama.pipelines.dedup.config import FuzzyConfig
     from redpajama.pipelines.dedup.synthetic import write_minhash_file
-
     from redpajama.runners.local import RunOptions
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -100,6 +99,7 @@ def our_clusters(sig: np.ndarray, threshold: float) -> np.ndarray:
 
 def datasketch_clusters(sig: np.ndarray, threshold: float, bands_rows: tuple[int, int]) -> np.ndarray:
     from datasketch import LeanMinHash, MinHashLSH
+
     from redpajama.pipelines.dedup.components import ReferenceUnionFind
 
     lsh = MinHashLSH(threshold=threshold, num_perm=128, params=bands_rows)

@@ -116,8 +116,8 @@ def ours_ingest(path: Path) -> tuple[int, int, int]:
 
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
-    from redpajama.pipelines import ingest
 
+    from redpajama.pipelines import ingest
     from redpajama.runners.local import TaskContext
 
     config = ingest.IngestConfig()

@@ -91,6 +91,7 @@ def build_corpus(limit: int) -> list[str]:
 
 def time_ours(docs: list[str]) -> float:
     import pyarrow as pa
+
     from redpajama.pipelines.signals import signal_batch, signals_schema
     from redpajama.quality_signals.registry import SIGNALS
     from redpajama.quality_signals.resources import Resources

@@ -21,9 +21,9 @@ from pathlib import Path
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
-from redpajama.quality_signals.registry import SIGNALS
 
 from redpajama.io import atomic, layout, markers, rpv2_signals
+from redpajama.quality_signals.registry import SIGNALS
 from redpajama.runners.local import RunOptions, RunSummary, TaskContext, TaskResult, run_local
 from redpajama.runners.stats import Stats
 

@@ -421,9 +421,8 @@ def _conform(batch: pa.RecordBatch, target: pa.Schema) -> pa.RecordBatch:
 
 def ingest_rpv2_signals(task: IngestTask, ctx: TaskContext) -> TaskResult:
     """An RPv2 `<lang>_<bucket>.signals.json.gz` -> quality_signals/<snapshot>/<shard>/<lang>_<bucket>.parquet."""
-    from redpajama.quality_signals.registry import SIGNALS
-
     from redpajama.io import rpv2_signals
+    from redpajama.quality_signals.registry import SIGNALS
 
     stats = Stats(bytes_in=task.weight)
     errors: list[dict[str, Any]] = []

@@ -20,7 +20,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from redpajama.io import layout, markers
 from redpajama.pipelines.minhash_hashing import (
     HashName,
     ShingleKind,
@@ -37,12 +38,9 @@ from redpajama.pipelines.minhash_hashing import (
     signatures,
     word_shingles,
 )
+from redpajama.pipelines.per_file import documents_batches, map_batches_to_file
 from redpajama.quality_signals.view import DocView
-
-from redpajama.io import layout, markers
-from redpajama.io.parquet_writer import PartitionedWriter
 from redpajama.runners.local import RunOptions, RunSummary, TaskContext, TaskResult, run_local
-from redpajama.runners.stats import Stats
 
 STAGE = "minhash"
 COMPONENT = "minhash"
@@ -201,14 +199,6 @@ def minhash_batch(
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
-def _batches(path: Path, rows: int) -> Iterator[pa.RecordBatch]:
-    parquet = pq.ParquetFile(path)
-    missing = [c for c in _INPUT_COLUMNS if c not in parquet.schema_arrow.names]
-    if missing:
-        raise ValueError(f"{path}: not a documents file (missing columns {missing})")
-    yield from parquet.iter_batches(batch_size=rows, columns=_INPUT_COLUMNS)
-
-
 @dataclass(frozen=True)
 class MinHashWork:
     config: MinHashConfig
@@ -216,27 +206,15 @@ class MinHashWork:
     def __call__(self, task: MinHashTask, ctx: TaskContext) -> TaskResult:
         schema = minhash_schema(self.config)
         shard = shard_id(task.key)
-        destination = output_path(ctx.root, task.key)
-        stats = Stats(bytes_in=task.weight)
-        writer = PartitionedWriter(ctx.root, schema)
-        writer.open(destination)  # an empty documents file still gets its (empty) minhash file
-        try:
-            for batch in _batches(ctx.root / task.key, self.config.batch_rows):
-                with stats.timed("compute"):
-                    out = minhash_batch(batch, self.config, schema, shard)
-                with stats.timed("write"):
-                    writer.write(destination, out)
-                stats.docs_in += batch.num_rows
-                ctx.progress(batch.num_rows)
-            with stats.timed("write"):
-                outputs = writer.commit()
-        except BaseException:
-            writer.abort()
-            raise
-        stats.docs_out = sum(o.rows for o in outputs)
-        stats.bytes_out = sum(o.bytes for o in outputs)
-        ctx.progress(0, task.weight)
-        return TaskResult(outputs=outputs, stats=stats)
+        batches = documents_batches(ctx.root / task.key, _INPUT_COLUMNS, rows=self.config.batch_rows)
+        return map_batches_to_file(
+            ctx,
+            task.weight,
+            batches,
+            output_path(ctx.root, task.key),
+            schema,
+            lambda batch: minhash_batch(batch, self.config, schema, shard),
+        )
 
 
 def run(

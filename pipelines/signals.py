@@ -15,25 +15,23 @@ bundle (`artifacts`; default: `Bundle.default()`), null where it has no model fo
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
+
+from redpajama.artifacts.bundle import Bundle
+from redpajama.errors import UserError
+from redpajama.io import layout, markers
+from redpajama.pipelines.per_file import documents_batches, map_batches_to_file
 from redpajama.quality_signals.ccnet import FIELDS as CCNET_FIELDS
 from redpajama.quality_signals.dsir_features import resolve_hash_mode
 from redpajama.quality_signals.registry import SIGNALS, arrow_schema, compute
 from redpajama.quality_signals.resources import Resources
 from redpajama.quality_signals.view import DocView
-
-from redpajama.artifacts.bundle import Bundle
-from redpajama.errors import UserError
-from redpajama.io import layout, markers
-from redpajama.io.parquet_writer import PartitionedWriter
 from redpajama.runners.local import RunOptions, RunSummary, TaskContext, TaskResult, run_local
-from redpajama.runners.stats import Stats
 
 STAGE = "signals"
 COMPONENT = "quality_signals"
@@ -124,16 +122,6 @@ def _spans(spans: list[tuple[int, int, Any]] | None) -> list[dict[str, Any]] | N
     return [{"start": s, "end": e, "score": None if v is None else float(v)} for s, e, v in spans]
 
 
-def _batches(path: Path, rows: int) -> Iterator[pa.RecordBatch]:
-    parquet = pq.ParquetFile(path)
-    available = set(parquet.schema_arrow.names)
-    missing = [c for c in _INPUT_COLUMNS if c not in available]
-    if missing:
-        raise ValueError(f"{path}: not a documents file (missing columns {missing})")
-    columns = _INPUT_COLUMNS + [c for c in _FIELD_COLUMNS if c in available]
-    yield from parquet.iter_batches(batch_size=rows, columns=columns)
-
-
 @dataclass(frozen=True)
 class SignalsWork:
     config: SignalsConfig
@@ -142,28 +130,17 @@ class SignalsWork:
         names = self.config.signal_names()
         schema = signals_schema(names)
         resources = _resources(self.config.ut1_map, self.config.artifacts, self.config.rpv2_compat)
-        source = ctx.root / task.key
-        destination = output_path(ctx.root, task.key)
-        stats = Stats(bytes_in=task.weight)
-        writer = PartitionedWriter(ctx.root, schema)
-        writer.open(destination)  # an empty documents file still gets its (empty) signals file
-        try:
-            for batch in _batches(source, self.config.batch_rows):
-                with stats.timed("compute"):
-                    out = signal_batch(batch, names, resources, schema)
-                with stats.timed("write"):
-                    writer.write(destination, out)
-                stats.docs_in += batch.num_rows
-                ctx.progress(batch.num_rows)
-            with stats.timed("write"):
-                outputs = writer.commit()
-        except BaseException:
-            writer.abort()
-            raise
-        stats.docs_out = sum(o.rows for o in outputs)
-        stats.bytes_out = sum(o.bytes for o in outputs)
-        ctx.progress(0, task.weight)
-        return TaskResult(outputs=outputs, stats=stats)
+        batches = documents_batches(
+            ctx.root / task.key, _INPUT_COLUMNS, _FIELD_COLUMNS, self.config.batch_rows
+        )
+        return map_batches_to_file(
+            ctx,
+            task.weight,
+            batches,
+            output_path(ctx.root, task.key),
+            schema,
+            lambda batch: signal_batch(batch, names, resources, schema),
+        )
 
 
 _RESOURCES: dict[tuple[str | None, str | None, bool], Resources] = {}

@@ -15,10 +15,9 @@ from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
+from redpajama.artifacts.bundle import Bundle
 from redpajama.quality_signals.resources import Resources, canonical_language
 from redpajama.quality_signals.view import DocView
-
-from redpajama.artifacts.bundle import Bundle
 
 PRECISION = 8
 CCNET_LABEL = "__label__cc"  # the negative (unfiltered CommonCrawl) class of every model

@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from functools import cache, partial
 
 import numpy as np
+
+from redpajama.artifacts.bundle import Bundle
 from redpajama.quality_signals.dsir_features import DSIR_FEATURE_DIM
 from redpajama.quality_signals.resources import Resources, canonical_language
 from redpajama.quality_signals.view import DocView
-
-from redpajama.artifacts.bundle import Bundle
 
 PRECISION = 8
 EPS = 1e-8

@@ -8,6 +8,7 @@ statistics of the normalized text (`DocView.nd_line_stats`).
 from __future__ import annotations
 
 import numpy as np
+
 from redpajama.quality_signals.view import DocView
 
 PRECISION = 8

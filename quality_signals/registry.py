@@ -19,6 +19,7 @@ from functools import partial
 from typing import Any, Literal
 
 import pyarrow as pa
+
 from redpajama.quality_signals import (
     ccnet,
     classifiers,

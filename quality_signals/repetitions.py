@@ -7,6 +7,7 @@ n-grams are exact integer ids from `DocView.ngram_ids` (no tuples, no hash colli
 from __future__ import annotations
 
 import numpy as np
+
 from redpajama.quality_signals.view import DocView
 
 PRECISION = 8

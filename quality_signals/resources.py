@@ -23,9 +23,9 @@ from functools import cache, lru_cache
 from pathlib import Path, PurePosixPath
 
 import numpy as np
-from redpajama.quality_signals.dsir_features import resolve_hash_mode
 
 from redpajama.artifacts.bundle import Bundle
+from redpajama.quality_signals.dsir_features import resolve_hash_mode
 
 __all__ = [
     "RESOURCES_DIR",

@@ -23,6 +23,7 @@ from types import MappingProxyType
 from typing import Any
 
 import numpy as np
+
 from redpajama.quality_signals.dsir_features import hashed_counts
 from redpajama.quality_signals.text import (
     F_ASCII_ALPHA,

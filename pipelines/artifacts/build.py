@@ -12,14 +12,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from redpajama.artifacts.manifest import read_manifest, write_manifest
+from redpajama.io.atomic import atomic_path, remove_stale_temps
 from redpajama.pipelines.artifacts import classifiers, cutoffs, dsir
 from redpajama.pipelines.artifacts.config import BuildConfig
 from redpajama.pipelines.artifacts.corpus import fingerprint, iter_documents, sha256_file
 from redpajama.pipelines.artifacts.language_model import train_language_model
 from redpajama.pipelines.artifacts.perplexity import DocPerplexity
-
-from redpajama.artifacts.manifest import read_manifest, write_manifest
-from redpajama.io.atomic import atomic_path, remove_stale_temps
 
 
 class BundleExistsError(FileExistsError):

@@ -17,10 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from redpajama.io.atomic import atomic_path
 from redpajama.pipelines.artifacts.config import BuildConfig, ClassifierConfig, LanguageConfig
 from redpajama.pipelines.artifacts.corpus import iter_documents
-
-from redpajama.io.atomic import atomic_path
 
 NEGATIVE_LABEL = "__label__cc"
 

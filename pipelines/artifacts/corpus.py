@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import glob
 import gzip
-import hashlib
 import json
 import os
 import re
@@ -15,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from redpajama.io.markers import sha256_of as sha256_file
 from redpajama.pipelines.artifacts.config import BuildConfig, SourceConfig
 
 
@@ -118,14 +118,6 @@ def iter_documents(source: SourceConfig, config: BuildConfig) -> Iterator[str]:
                     yield doc
         if buffer and len("\n".join(buffer)) >= source.min_chars:
             yield "\n".join(buffer)
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def fingerprint(source: SourceConfig, config: BuildConfig) -> dict[str, Any]:

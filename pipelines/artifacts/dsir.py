@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from redpajama.io.atomic import write_bytes
 from redpajama.pipelines.artifacts.config import BuildConfig, SourceConfig
 from redpajama.pipelines.artifacts.corpus import iter_documents
 from redpajama.quality_signals.text import word_punct_tokenize
-
-from redpajama.io.atomic import write_bytes
 
 
 @dataclass(frozen=True)

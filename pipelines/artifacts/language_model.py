@@ -14,14 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from redpajama.io.atomic import atomic_path, write_bytes
 from redpajama.pipelines.artifacts import kneser_ney, lmplz
 from redpajama.pipelines.artifacts.config import BuildConfig, LanguageModelConfig, SourceConfig
 from redpajama.pipelines.artifacts.corpus import iter_documents
 from redpajama.pipelines.artifacts.lm_text import normalized_lines, train_sentencepiece
 from redpajama.pipelines.artifacts.perplexity import DocPerplexity
 from redpajama.pipelines.ccnet.normalize import normalize
-
-from redpajama.io.atomic import atomic_path, write_bytes
 
 
 @dataclass(frozen=True)

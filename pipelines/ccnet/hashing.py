@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
-from redpajama.pipelines.ccnet.line_dedup import KEY_DTYPE, duplicate_keys, line_keys, unique_counts
-from redpajama.pipelines.ccnet.transform import hashable_text
 
 from redpajama.io import atomic, layout, markers
+from redpajama.pipelines.ccnet.line_dedup import KEY_DTYPE, duplicate_keys, line_keys, unique_counts
+from redpajama.pipelines.ccnet.transform import hashable_text
 from redpajama.runners.local import TaskContext, TaskResult
 from redpajama.runners.stats import Stats
 

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
 from redpajama.pipelines.ccnet.normalize import normalize_for_dedup
 
 KEY_DTYPE = np.dtype("<u8")

@@ -27,15 +27,15 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from redpajama.pipelines.ccnet import hashing, swap
-from redpajama.pipelines.ccnet.language_id import identifier
-from redpajama.pipelines.ccnet.perplexity import LanguageModel, language_model
-from redpajama.pipelines.ccnet.transform import Models, TransformOptions, transform
 
 from redpajama import schema
 from redpajama.artifacts.bundle import Bundle
 from redpajama.io import atomic, layout, markers
 from redpajama.io.parquet_writer import PartitionedWriter
+from redpajama.pipelines.ccnet import hashing, swap
+from redpajama.pipelines.ccnet.language_id import identifier
+from redpajama.pipelines.ccnet.perplexity import LanguageModel, language_model
+from redpajama.pipelines.ccnet.transform import Models, TransformOptions, transform
 from redpajama.runners.local import RunLockedError, RunOptions, RunSummary, TaskContext, TaskResult, run_local
 from redpajama.runners.stats import Stats
 

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
+
+from redpajama import schema
 from redpajama.pipelines.ccnet.buckets import bucket_of
 from redpajama.pipelines.ccnet.language_id import LanguageIdentifier
 from redpajama.pipelines.ccnet.line_dedup import dedup_doc, is_duplicate, line_keys
 from redpajama.pipelines.ccnet.perplexity import LanguageModel
-
-from redpajama import schema
 
 # Why a document left the stage (counted per shard in its marker).
 DROP_EMPTY = "empty"  # no text at all

@@ -24,14 +24,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
+from redpajama.io import layout
+from redpajama.io.parquet_writer import PartitionedWriter
 from redpajama.pipelines.dedup.bloom import BloomFilter, key_hashes
 from redpajama.pipelines.dedup.config import ExactConfig
 from redpajama.pipelines.dedup.inputs import list_files
 from redpajama.pipelines.dedup.keep import InputFile
 from redpajama.pipelines.dedup.stage import DUPLICATES, STAGE, peak_rss_mb, write_summary
-
-from redpajama.io import layout
-from redpajama.io.parquet_writer import PartitionedWriter
 from redpajama.runners.local import RunOptions, RunSummary, TaskContext, TaskResult, run_local
 from redpajama.runners.stats import Stats
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pyarrow.parquet as pq
-from redpajama.pipelines.dedup.keep import InputFile
 
 from redpajama.io import markers
+from redpajama.pipelines.dedup.keep import InputFile
 
 
 def list_files(root: Path, component: str, buckets: tuple[str, ...] | None = None) -> list[InputFile]:

@@ -19,9 +19,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from redpajama.pipelines.dedup.config import KEEP_HIGHEST, KEEP_MIN_ID, KEEP_NEWEST
 
 from redpajama.io import layout
+from redpajama.pipelines.dedup.config import KEEP_HIGHEST, KEEP_MIN_ID, KEEP_NEWEST
 
 QUALITY_SIGNALS = "quality_signals"
 

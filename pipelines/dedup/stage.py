@@ -30,14 +30,14 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from redpajama.io import atomic, layout
+from redpajama.io.parquet_writer import PartitionedWriter
 from redpajama.pipelines.dedup import lsh
 from redpajama.pipelines.dedup.components import UnionFind
 from redpajama.pipelines.dedup.config import BANDS_ROWS, FuzzyConfig, signature_column
 from redpajama.pipelines.dedup.inputs import list_files
 from redpajama.pipelines.dedup.keep import InputFile, choose_kept, member_scores
-
-from redpajama.io import atomic, layout
-from redpajama.io.parquet_writer import PartitionedWriter
 from redpajama.runners.local import RunOptions, RunSummary, TaskContext, TaskResult, run_local
 from redpajama.runners.stats import Stats
 

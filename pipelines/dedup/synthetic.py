@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-from redpajama.pipelines.dedup.config import BANDS_ROWS, signature_column
-from redpajama.pipelines.dedup.lsh import _fmix64
 
 from redpajama.ids import id_ints_of
 from redpajama.io.parquet_writer import PartitionedWriter
+from redpajama.pipelines.dedup.config import BANDS_ROWS, signature_column
+from redpajama.pipelines.dedup.lsh import _fmix64
 
 PERMUTATIONS = 128
 

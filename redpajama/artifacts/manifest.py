@@ -7,25 +7,17 @@ whose manifest lists a file has that file complete.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from redpajama.io.atomic import TEMP_INFIX, write_json
+from redpajama.io.markers import sha256_of as sha256_file
 
 MANIFEST = "manifest.json"
 DOCS = frozenset({"SOURCE.md", "README.md"})  # documentation next to the artifacts, not an artifact
 FORMAT_VERSION = 1
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _is_payload(path: Path, root: Path) -> bool:

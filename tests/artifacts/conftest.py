@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from artifact_helpers import PAGES, tiny_config_dict, web_source
+
 from redpajama.pipelines.artifacts.build import BuildReport, build_bundle
 from redpajama.pipelines.artifacts.config import SourceConfig, config_from_dict
 from redpajama.pipelines.artifacts.corpus import iter_documents

@@ -7,15 +7,15 @@ import kenlm
 import numpy as np
 import pytest
 from artifact_helpers import HELDOUT_PAGES, tiny_config_dict, web_source
+
+from redpajama.artifacts.bundle import Bundle
+from redpajama.artifacts.manifest import sha256_file, verify
 from redpajama.pipelines.artifacts import classifiers
 from redpajama.pipelines.artifacts.config import ConfigError, SourceConfig, config_from_dict, load_config
 from redpajama.pipelines.artifacts.corpus import iter_documents
 from redpajama.pipelines.artifacts.perplexity import DocPerplexity
 from redpajama.quality_signals.dsir_features import hashed_counts, resolve_hash_mode
 from redpajama.quality_signals.text import word_punct_tokenize
-
-from redpajama.artifacts.bundle import Bundle
-from redpajama.artifacts.manifest import sha256_file, verify
 
 
 def auc(positive: list[float], negative: list[float]) -> float:

@@ -4,11 +4,11 @@ import csv
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from redpajama.pipelines.artifacts.cutoffs import percentiles
 from typer.testing import CliRunner
 
 from redpajama.artifacts.bundle import Bundle
 from redpajama.cli.app import _register_verbs, app
+from redpajama.pipelines.artifacts.cutoffs import percentiles
 
 
 def test_percentiles():

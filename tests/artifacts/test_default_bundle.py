@@ -3,10 +3,10 @@ from __future__ import annotations
 import fasttext
 import kenlm
 import pytest
-from redpajama.quality_signals.dsir_features import resolve_hash_mode
 
 from redpajama.artifacts.bundle import DEFAULT_BUNDLE, Bundle
 from redpajama.artifacts.manifest import verify
+from redpajama.quality_signals.dsir_features import resolve_hash_mode
 
 
 @pytest.fixture()

@@ -4,6 +4,7 @@ import random
 
 import kenlm
 import pytest
+
 from redpajama.pipelines.artifacts.kneser_ney import estimate, write_arpa
 
 WORDS = ["the", "a", "cat", "dog", "sat", "on", "mat", "ran", "fast", "slow", "big", "small", "red"]

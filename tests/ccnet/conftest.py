@@ -28,6 +28,7 @@ def en_bundle(tmp_path_factory) -> Path:
     """lid.176 + an English bigram LM on SentencePiece pieces of Botchan (toy_lm)."""
     _require(LID, SP_DIR / "botchan.txt", SP_DIR / "botchan_en_unigram_1000.model")
     import sentencepiece
+
     from redpajama.pipelines.ccnet.normalize import normalize
     from redpajama.pipelines.ccnet.toy_lm import write_arpa
 

@@ -4,6 +4,7 @@ import hashlib
 
 import numpy as np
 from ccnet_helpers import cli, rows, write_jsonl
+
 from redpajama.pipelines.ccnet.line_dedup import (
     dedup_doc,
     duplicate_keys,

@@ -4,12 +4,12 @@ import random
 
 import kenlm
 import pytest
+
+from redpajama.artifacts.bundle import Bundle
 from redpajama.pipelines.ccnet.buckets import bucket_of
 from redpajama.pipelines.ccnet.normalize import normalize
 from redpajama.pipelines.ccnet.perplexity import LanguageModel
 from redpajama.pipelines.ccnet.toy_lm import write_arpa
-
-from redpajama.artifacts.bundle import Bundle
 
 PROSE = [
     "I was sent to the country as a teacher of mathematics in a middle school.",

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 from ccnet_helpers import cli, rows, write_jsonl
-from redpajama.pipelines.ccnet import stage, swap
 
+from redpajama.pipelines.ccnet import stage, swap
 from redpajama.runners.local import RunOptions
 
 TEXTS = [

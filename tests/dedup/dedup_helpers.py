@@ -4,10 +4,10 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-from redpajama.pipelines.dedup.synthetic import write_minhash_file
 
 from redpajama.ids import id_int_of
 from redpajama.io.parquet_writer import PartitionedWriter
+from redpajama.pipelines.dedup.synthetic import write_minhash_file
 
 ROWS_08 = 13  # 0.8: 9 bands x 13 rows
 

@@ -6,12 +6,12 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from dedup_helpers import write_documents
+
+from redpajama.io import markers
 from redpajama.pipelines.dedup import exact
 from redpajama.pipelines.dedup.bloom import BloomFilter, key_hashes
 from redpajama.pipelines.dedup.config import ExactConfig
 from redpajama.pipelines.dedup.keep import InputFile
-
-from redpajama.io import markers
 from redpajama.runners.local import RunOptions
 
 OPTIONS = RunOptions(workers=1, progress=False)

@@ -9,13 +9,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from dedup_helpers import doc_ids, share_band, write_documents, write_minhash_file, write_table
+
+from redpajama.ids import id_int_of
+from redpajama.io import markers
 from redpajama.pipelines.dedup import stage, synthetic
 from redpajama.pipelines.dedup.components import ReferenceUnionFind
 from redpajama.pipelines.dedup.config import FuzzyConfig
 from redpajama.pipelines.dedup.lsh import band_keys, signature_matrix
-
-from redpajama.ids import id_int_of
-from redpajama.io import markers
 from redpajama.runners.local import RunOptions
 
 OPTIONS = RunOptions(workers=1, progress=False)

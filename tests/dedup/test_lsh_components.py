@@ -2,6 +2,7 @@
 
 import numpy as np
 import pyarrow as pa
+
 from redpajama.pipelines.dedup import lsh
 from redpajama.pipelines.dedup.components import ReferenceUnionFind, UnionFind
 from redpajama.pipelines.dedup.synthetic import band_column

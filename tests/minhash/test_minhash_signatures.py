@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from redpajama.pipelines import minhash_hashing as mh
 from redpajama.pipelines.minhash import optimal_param
 from redpajama.quality_signals.view import DocView

@@ -5,12 +5,12 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from redpajama.pipelines import ingest, minhash
-from redpajama.pipelines.minhash_hashing import signatures, word_shingles
-from redpajama.quality_signals.view import DocView
 from typer.testing import CliRunner
 
 from redpajama.cli.app import _register_verbs, app
+from redpajama.pipelines import ingest, minhash
+from redpajama.pipelines.minhash_hashing import signatures, word_shingles
+from redpajama.quality_signals.view import DocView
 from redpajama.runners.local import RunOptions
 
 ROOT = Path(__file__).resolve().parents[2]

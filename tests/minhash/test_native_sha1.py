@@ -4,6 +4,7 @@ import hashlib
 
 import numpy as np
 import pytest
+
 from redpajama.pipelines import minhash_hashing as mh
 
 native = pytest.importorskip("redpajama._native.sha1_32")

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from redpajama.pipelines import ingest
 
 from redpajama import ids, schema
+from redpajama.pipelines import ingest
 from redpajama.runners.local import RunOptions
 
 ROOT = Path(__file__).resolve().parents[2]

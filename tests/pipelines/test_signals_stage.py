@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+
+from redpajama.errors import UserError
 from redpajama.pipelines import export, ingest, signals
 from redpajama.quality_signals.registry import SIGNALS, compute
 from redpajama.quality_signals.resources import Resources
 from redpajama.quality_signals.view import DocView
-
-from redpajama.errors import UserError
 from redpajama.runners.local import RunOptions
 
 ROOT = Path(__file__).resolve().parents[2]

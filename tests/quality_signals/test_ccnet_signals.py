@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pytest
+
 from redpajama.pipelines.signals import signal_batch, signals_schema
 from redpajama.quality_signals.ccnet import FIELDS
 from redpajama.quality_signals.registry import SIGNALS, compute

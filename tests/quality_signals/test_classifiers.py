@@ -13,13 +13,13 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from redpajama.artifacts.bundle import Bundle
 from redpajama.quality_signals import classifiers
 from redpajama.quality_signals.classifiers import classifier_input, load_model, score_prediction
 from redpajama.quality_signals.registry import SIGNALS, compute
 from redpajama.quality_signals.resources import Resources
 from redpajama.quality_signals.view import DocView
-
-from redpajama.artifacts.bundle import Bundle
 
 pytest.importorskip("fasttext")
 

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from redpajama.quality_signals.registry import HEURISTIC_SIGNALS, SIGNALS, compute
 from redpajama.quality_signals.resources import Resources
 from redpajama.quality_signals.view import DocView

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from redpajama.artifacts.bundle import Bundle
 from redpajama.quality_signals import dsir_features
 from redpajama.quality_signals.dsir_features import (
     hashed_buckets,
@@ -28,8 +30,6 @@ from redpajama.quality_signals.importance_weights import (
 from redpajama.quality_signals.registry import SIGNALS, compute
 from redpajama.quality_signals.resources import Resources
 from redpajama.quality_signals.view import DocView
-
-from redpajama.artifacts.bundle import Bundle
 
 NAMES = tuple(
     f"rps_doc_{d}_importance{s}"

@@ -6,6 +6,7 @@ import functools
 
 import pyarrow as pa
 import pytest
+
 from redpajama.quality_signals import registry
 from redpajama.quality_signals.registry import (
     HEURISTIC_SIGNALS,

@@ -7,6 +7,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+
 from redpajama.quality_signals.resources import (
     RPV2_UT1_CATEGORIES,
     Resources,

@@ -6,6 +6,7 @@ import math
 import time
 
 import pytest
+
 from redpajama.quality_signals.registry import SIGNALS, compute
 from redpajama.quality_signals.resources import Resources
 from redpajama.quality_signals.view import DocView

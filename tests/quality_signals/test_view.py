@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from redpajama.quality_signals.text import line_spans, normalize, word_punct_tokenize
 from redpajama.quality_signals.view import DocView
 
