@@ -44,6 +44,7 @@ bench: $(VENV)/.stamp-bench
 	$(BIN)/python benchmarks/ccnet_throughput.py
 	$(BIN)/python benchmarks/dedup_lsh_scale.py --quick
 	$(BIN)/python benchmarks/dedup_quality.py
+	$(BIN)/python benchmarks/rules_throughput.py
 
 lint: $(VENV)/.stamp-dev
 	$(BIN)/ruff check .

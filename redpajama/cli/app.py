@@ -37,7 +37,18 @@ def _root(
 
 def _register_verbs() -> None:
     # Imported for their side effect of adding commands to `app`.
-    from redpajama.cli import artifacts, ccnet, dedup, ingest, minhash, signals  # noqa: F401
+    from redpajama.cli import (  # noqa: F401
+        artifacts,
+        ccnet,
+        dedup,
+        filter,
+        ingest,
+        minhash,
+        publish,
+        report,
+        signals,
+        sql,
+    )
 
 
 def main() -> None:

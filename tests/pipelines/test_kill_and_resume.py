@@ -38,6 +38,11 @@ def _ingest(cwd: Path, out: str, **popen) -> subprocess.Popen:
     )
 
 
+def _finished(tasks_dir: Path) -> int:
+    # Task markers only: a hidden temp file is a marker the kill interrupted, not a finished task.
+    return len([p for p in tasks_dir.glob("*.json") if not p.name.startswith(".")]) if tasks_dir.exists() else 0
+
+
 def _tree_digest(out: Path) -> dict[str, str]:
     return {
         p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
@@ -62,13 +67,13 @@ def test_sigkill_mid_run_then_rerun_gives_identical_output(tmp_path: Path):
         tasks_dir = tmp_path / f"killed-{docs}" / "_runs" / "ingest" / "tasks"
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and victim.poll() is None:
-            if tasks_dir.exists() and any(tasks_dir.iterdir()):
+            if _finished(tasks_dir):
                 break
             time.sleep(0.005)
         if victim.poll() is None:
             os.killpg(victim.pid, signal.SIGKILL)
             victim.wait()
-        done_at_kill = len(list(tasks_dir.iterdir())) if tasks_dir.exists() else 0
+        done_at_kill = _finished(tasks_dir)
         if done_at_kill < files:
             break
         (tmp_path / "reference").rename(tmp_path / f"reference-too-fast-{docs}")
