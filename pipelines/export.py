@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from redpajama.io import atomic, layout, markers, rpv2_signals
 from redpajama.quality_signals.registry import SIGNALS
-from redpajama.runners.local import RunOptions, RunSummary, TaskContext, TaskResult, run_local
+from redpajama.runners.local import RunOptions, RunSummary, TaskContext, TaskResult, run_tasks
 from redpajama.runners.stats import Stats
 
 STAGE = "export"
@@ -137,4 +137,4 @@ def run(
         raise FileNotFoundError(f"no complete documents files under {root / layout.DOCUMENTS}")
     # The destination may differ from run to run, so finished tasks are never skipped.
     options = dataclasses.replace(options or RunOptions(), overwrite=True)
-    return run_local(STAGE, tasks, ExportWork(), root, options, clean_dirs=[dest_path])
+    return run_tasks(STAGE, tasks, ExportWork(), root, options, clean_dirs=[dest_path])

@@ -34,7 +34,7 @@ from redpajama.io import atomic, layout, markers
 from redpajama.io.parquet_writer import PartitionedWriter
 from redpajama.pipelines.rules import Rule
 from redpajama.query import parquet_files
-from redpajama.runners.local import RunOptions, RunSummary, TaskContext, TaskResult, run_local
+from redpajama.runners.local import RunOptions, RunSummary, TaskContext, TaskResult, run_tasks
 from redpajama.runners.stats import Stats
 
 STAGE = "filter"
@@ -345,7 +345,7 @@ def run(
     previous = json.loads(fingerprint_file.read_text("utf-8")) if fingerprint_file.exists() else {}
     if previous.get("fingerprint") != fingerprint:  # other rules: nothing finished can be reused
         options = RunOptions(**{**asdict(options), "overwrite": True})
-    summary = run_local(
+    summary = run_tasks(
         STAGE, tasks, FilterWork(config), root, options, clean_dirs=[root / layout.DOCUMENTS, root / DROPPED]
     )
     atomic.write_json(

@@ -32,7 +32,7 @@ from redpajama.io import layout
 from redpajama.io.parquet_writer import PartitionedWriter
 from redpajama.io.readers import detect_format, expand_inputs, read_file
 from redpajama.io.readers.base import RawDoc, ReadOptions, RecordError
-from redpajama.runners.local import RunOptions, RunSummary, TaskContext, TaskResult, run_local
+from redpajama.runners.local import RunOptions, RunSummary, TaskContext, TaskResult, run_tasks
 from redpajama.runners.stats import Stats
 
 STAGE = "ingest"
@@ -372,7 +372,7 @@ def run(
             f"{len(rewritten)} shard(s) under {root} were rewritten by `redpajama ccnet` (e.g. {rewritten[0].key})",
             "ingest into a new output folder instead of overwriting them",
         )
-    return run_local(
+    return run_tasks(
         STAGE,
         tasks,
         IngestWork(config),

@@ -40,7 +40,7 @@ from redpajama.pipelines.minhash_hashing import (
 )
 from redpajama.pipelines.per_file import documents_batches, map_batches_to_file
 from redpajama.quality_signals.view import DocView
-from redpajama.runners.local import RunOptions, RunSummary, TaskContext, TaskResult, run_local
+from redpajama.runners.local import RunOptions, RunSummary, TaskContext, TaskResult, run_tasks
 
 STAGE = "minhash"
 COMPONENT = "minhash"
@@ -229,6 +229,6 @@ def run(
         raise FileNotFoundError(
             f"no complete documents files under {root / layout.DOCUMENTS}; run `redpajama ingest ... -o {root}` first"
         )
-    return run_local(
+    return run_tasks(
         STAGE, tasks, MinHashWork(config), root, options or RunOptions(), clean_dirs=[root / COMPONENT]
     )

@@ -31,7 +31,7 @@ from redpajama.quality_signals.dsir_features import resolve_hash_mode
 from redpajama.quality_signals.registry import SIGNALS, arrow_schema, compute
 from redpajama.quality_signals.resources import Resources
 from redpajama.quality_signals.view import DocView
-from redpajama.runners.local import RunOptions, RunSummary, TaskContext, TaskResult, run_local
+from redpajama.runners.local import RunOptions, RunSummary, TaskContext, TaskResult, run_tasks
 
 STAGE = "signals"
 COMPONENT = "quality_signals"
@@ -167,6 +167,6 @@ def run(
         raise FileNotFoundError(
             f"no complete documents files under {root / layout.DOCUMENTS}; run `redpajama ingest ... -o {root}` first"
         )
-    return run_local(
+    return run_tasks(
         STAGE, tasks, SignalsWork(config), root, options or RunOptions(), clean_dirs=[root / COMPONENT]
     )

@@ -36,7 +36,7 @@ from redpajama.pipelines.ccnet import hashing, swap
 from redpajama.pipelines.ccnet.language_id import identifier
 from redpajama.pipelines.ccnet.perplexity import LanguageModel, language_model
 from redpajama.pipelines.ccnet.transform import Models, TransformOptions, transform
-from redpajama.runners.local import RunLockedError, RunOptions, RunSummary, TaskContext, TaskResult, run_local
+from redpajama.runners.local import RunLockedError, RunOptions, RunSummary, TaskContext, TaskResult, run_tasks
 from redpajama.runners.stats import Stats
 
 STAGE = "ccnet"
@@ -251,7 +251,7 @@ def _conform(batch: pa.RecordBatch) -> pa.RecordBatch:
 
 @contextlib.contextmanager
 def _run_lock(root: Path) -> Iterator[None]:
-    # Covers both passes and the group merge between them (run_local locks each pass only).
+    # Covers both passes and the group merge between them (run_tasks locks each pass only).
     path = hashing.ccnet_dir(root) / "run.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as handle:
@@ -305,7 +305,7 @@ def run(
             if record is not None:
                 hash_files[shard] = tuple(record.get("hash_files", ()))
         if hash_tasks:
-            hashed = run_local(
+            hashed = run_tasks(
                 hashing.HASH_STAGE,
                 hash_tasks,
                 hashing.HashWork(config.batch_rows),
@@ -338,7 +338,7 @@ def run(
             )
             for s in shards
         ]
-        summary = run_local(STAGE, tasks, ShardWork(config), root, options, clean_dirs=[staging_root(root)])
+        summary = run_tasks(STAGE, tasks, ShardWork(config), root, options, clean_dirs=[staging_root(root)])
         atomic.write_json(hashing.ccnet_dir(root) / "drops.json", drop_totals(root, shards))
         return summary
 

@@ -32,7 +32,7 @@ from redpajama.pipelines.dedup.config import ExactConfig
 from redpajama.pipelines.dedup.inputs import list_files
 from redpajama.pipelines.dedup.keep import InputFile
 from redpajama.pipelines.dedup.stage import DUPLICATES, STAGE, peak_rss_mb, write_summary
-from redpajama.runners.local import RunOptions, RunSummary, TaskContext, TaskResult, run_local
+from redpajama.runners.local import RunOptions, RunSummary, TaskContext, TaskResult, run_tasks
 from redpajama.runners.stats import Stats
 
 EXACT = "exact"
@@ -179,7 +179,7 @@ def run(
     weight = sum((root / layout.DOCUMENTS / f.relative).stat().st_size for f in files)
     options = options or RunOptions()
     options = RunOptions(workers=1, progress=options.progress, overwrite=options.overwrite, retries=0)
-    return run_local(
+    return run_tasks(
         STAGE,
         [ExactTask(key=key, weight=weight, files=files)],
         ExactWork(config),

@@ -38,7 +38,7 @@ from redpajama.pipelines.dedup.components import UnionFind
 from redpajama.pipelines.dedup.config import BANDS_ROWS, FuzzyConfig, signature_column
 from redpajama.pipelines.dedup.inputs import list_files
 from redpajama.pipelines.dedup.keep import InputFile, choose_kept, member_scores
-from redpajama.runners.local import RunOptions, RunSummary, TaskContext, TaskResult, run_local
+from redpajama.runners.local import RunOptions, RunSummary, TaskContext, TaskResult, run_tasks
 from redpajama.runners.stats import Stats
 
 STAGE = "dedup"
@@ -282,7 +282,7 @@ def run(
     task = FuzzyTask(key=key, weight=weight, files=files)
     options = options or RunOptions()
     options = RunOptions(workers=1, progress=options.progress, overwrite=options.overwrite, retries=0)
-    return run_local(
+    return run_tasks(
         STAGE,
         [task],
         FuzzyWork(config),

@@ -1,4 +1,4 @@
-"""The local runner: the default engine.
+"""Running a stage's tasks: the scheduler every engine shares, and the local engine (the default).
 
 Runs a stage's tasks in parallel processes on this machine. A task is one unit of resumable work
 (for ingest: one input file); the stage supplies a picklable `work(task, ctx) -> TaskResult`
@@ -81,12 +81,20 @@ class TaskContext:
 WorkFn = Callable[[Any, TaskContext], TaskResult]
 
 
+#: Engines that execute a stage's tasks; every one writes the same files (each task commits its
+#: own outputs atomically and marks itself done), so they differ only in where tasks run.
+RUNNERS = ("local", "ray", "beam")
+
+
 @dataclass(kw_only=True)
 class RunOptions:
     workers: int = 0  # 0: one per CPU
     progress: bool | None = None  # None: on when stderr is a TTY
     overwrite: bool = False  # redo finished tasks too
     retries: int = 1  # extra attempts for a task whose worker died
+    runner: str = "local"  # one of RUNNERS
+    address: str | None = None  # ray: a cluster to join (None: start a local one)
+    engine_args: tuple[str, ...] = ()  # beam: pipeline options (e.g. --runner=DataflowRunner ...)
 
 
 @dataclass
@@ -174,10 +182,7 @@ def _report_to_queue(docs: int, nbytes: int) -> None:
 
 
 def _run_one(stage: str, root: Path, work: WorkFn, task: Any) -> dict[str, Any]:
-    ctx = TaskContext(root, _report_to_queue)
-    result = work(task, ctx)
-    ctx.flush()
-    return _finish_task(root, stage, task, result)
+    return run_one(stage, root, work, task, _report_to_queue)
 
 
 # --- parent side ---------------------------------------------------------------------------
@@ -250,7 +255,7 @@ class _Progress:
         )
 
 
-def run_local(
+def run_tasks(
     stage: str,
     tasks: Sequence[Any],
     work: WorkFn,
@@ -287,7 +292,9 @@ def run_local(
         stats = Stats()
         failed: dict[str, str] = {}
         with bar if bar is not None else contextlib.nullcontext():
-            if workers == 1 or len(todo) <= 1:
+            if options.runner != "local":
+                _engine(options.runner)(stage, root, work, todo, options, progress, stats, failed)
+            elif workers == 1 or len(todo) <= 1:
                 _run_inline(stage, root, work, todo, progress, stats, failed)
             else:
                 _run_pool(stage, root, work, todo, workers, options.retries, progress, stats, failed)
@@ -304,13 +311,29 @@ def run_local(
         return summary
 
 
+def _engine(runner: str) -> Callable[..., None]:
+    """The executor of another engine: `execute(stage, root, work, todo, options, progress, stats, failed)`."""
+    if runner not in RUNNERS:
+        raise ValueError(f"unknown runner {runner!r}; known: {', '.join(RUNNERS)}")
+    import importlib
+
+    return importlib.import_module(f"redpajama.runners.{runner}_engine").execute
+
+
+def run_one(
+    stage: str, root: Path, work: WorkFn, task: Any, report: Callable[[int, int], None]
+) -> dict[str, Any]:
+    """Run one task and commit it (errors file, then its marker): what every engine's worker calls."""
+    ctx = TaskContext(root, report)
+    result = work(task, ctx)
+    ctx.flush()
+    return _finish_task(root, stage, task, result)
+
+
 def _run_inline(stage, root, work, todo, progress, stats, failed) -> None:
     for task in todo:
         try:
-            ctx = TaskContext(root, progress.add)
-            result = work(task, ctx)
-            ctx.flush()
-            stats.merge(Stats.from_dict(_finish_task(root, stage, task, result)))
+            stats.merge(Stats.from_dict(run_one(stage, root, work, task, progress.add)))
         except Exception as exc:  # one task's failure must not stop the others
             failed[task.key] = f"{type(exc).__name__}: {exc}"
         progress.task_done()

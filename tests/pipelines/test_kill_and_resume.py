@@ -40,7 +40,9 @@ def _ingest(cwd: Path, out: str, **popen) -> subprocess.Popen:
 
 def _finished(tasks_dir: Path) -> int:
     # Task markers only: a hidden temp file is a marker the kill interrupted, not a finished task.
-    return len([p for p in tasks_dir.glob("*.json") if not p.name.startswith(".")]) if tasks_dir.exists() else 0
+    return (
+        len([p for p in tasks_dir.glob("*.json") if not p.name.startswith(".")]) if tasks_dir.exists() else 0
+    )
 
 
 def _tree_digest(out: Path) -> dict[str, str]:
