@@ -45,6 +45,7 @@ bench: $(VENV)/.stamp-bench
 	$(BIN)/python benchmarks/dedup_lsh_scale.py --quick
 	$(BIN)/python benchmarks/dedup_quality.py
 	$(BIN)/python benchmarks/rules_throughput.py
+	$(BIN)/python benchmarks/engines_throughput.py
 
 lint: $(VENV)/.stamp-dev
 	$(BIN)/ruff check .

@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 
 from redpajama.io import atomic, layout
 from redpajama.io.parquet_writer import PartitionedWriter
-from redpajama.pipelines.dedup import lsh
+from redpajama.pipelines.dedup import distributed, lsh
 from redpajama.pipelines.dedup.components import UnionFind
 from redpajama.pipelines.dedup.config import BANDS_ROWS, FuzzyConfig, signature_column
 from redpajama.pipelines.dedup.inputs import list_files
@@ -149,6 +149,7 @@ def _union(uf: UnionFind, src_path: Path, dst_path: Path, chunk: int) -> None:
 @dataclass(frozen=True)
 class FuzzyWork:
     config: FuzzyConfig
+    engine: RunOptions | None = None  # runner "ray": partitions and components as Ray tasks
 
     def __call__(self, task: FuzzyTask, ctx: TaskContext) -> TaskResult:
         root, config, files = ctx.root, self.config, task.files
@@ -156,6 +157,8 @@ class FuzzyWork:
         total = sum(f.rows for f in files)
         bands = BANDS_ROWS[config.threshold][0]
         partitions = config.partitions or auto_partitions(total, bands, config.memory_gb)
+        if self.engine is not None and not config.partitions:  # at least one partition per worker
+            partitions = max(partitions, self.engine.workers or os.cpu_count() or 1)
         dtype = lsh.row_dtype(total)
         work = layout.stage_dir(root, STAGE) / f"work-{config.name}-{os.getpid()}"
         shutil.rmtree(work, ignore_errors=True)
@@ -165,13 +168,18 @@ class FuzzyWork:
             with stats.timed("bands"):
                 with_signature = _spill_bands(root, files, config, spill, id_int)
             ctx.progress(total)
-            with stats.timed("edges"):
-                src_path, dst_path, edge_count = _edges(spill, work)
+            if self.engine is not None:
+                with stats.timed("components"):
+                    labels, edge_count = _ray_labels(spill, total, dtype, self.engine)
+            else:
+                with stats.timed("edges"):
+                    src_path, dst_path, edge_count = _edges(spill, work)
+                with stats.timed("components"):
+                    uf = UnionFind(total, dtype)
+                    _union(uf, src_path, dst_path, config.edge_chunk)
+                    labels = uf.labels()
+                    del uf
             with stats.timed("components"):
-                uf = UnionFind(total, dtype)
-                _union(uf, src_path, dst_path, config.edge_chunk)
-                labels = uf.labels()
-                del uf
                 sizes = np.bincount(labels, minlength=total)
                 member = sizes[labels] >= 2
                 cluster_min = np.full(total, np.iinfo(np.uint64).max, dtype=np.uint64)
@@ -216,6 +224,14 @@ class FuzzyWork:
         }
         write_summary(root, config.name, summary)
         return TaskResult(outputs=outputs, stats=stats)
+
+
+def _ray_labels(spill: lsh.PartitionSpill, total: int, dtype, engine: RunOptions) -> tuple[np.ndarray, int]:
+    from redpajama.runners import ray_engine
+
+    with ray_engine.session(engine):
+        forest = distributed.components_ray(spill)
+    return distributed.labels_of(total, forest, dtype), forest.edges
 
 
 def _member_ids(
@@ -281,11 +297,13 @@ def run(
     weight = sum((root / MINHASH / f.relative).stat().st_size for f in files)
     task = FuzzyTask(key=key, weight=weight, files=files)
     options = options or RunOptions()
+    # The run is one task in this process; with Ray, that task fans its partitions out.
+    engine = options if options.runner == "ray" else None
     options = RunOptions(workers=1, progress=options.progress, overwrite=options.overwrite, retries=0)
     return run_tasks(
         STAGE,
         [task],
-        FuzzyWork(config),
+        FuzzyWork(config, engine),
         root,
         options,
         clean_dirs=[root / CLUSTERS / config.name, root / DUPLICATES / config.name],

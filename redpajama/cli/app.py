@@ -46,6 +46,7 @@ def _register_verbs() -> None:
         minhash,
         publish,
         report,
+        run,
         signals,
         sql,
     )

@@ -7,7 +7,17 @@ from pathlib import Path
 import typer
 
 from redpajama.cli.app import app
-from redpajama.cli.common import FORMAT, PROGRESS, WORKERS, OutputMode, report, run_options
+from redpajama.cli.common import (
+    ADDRESS,
+    ENGINE_ARG,
+    FORMAT,
+    PROGRESS,
+    RUNNER,
+    WORKERS,
+    OutputMode,
+    report,
+    run_options,
+)
 
 
 def _languages(value: str) -> tuple[str, ...] | None:
@@ -54,6 +64,9 @@ def ccnet(
         help="Score each line on its own (CCNet's mine.py scores the normalized document as one line).",
     ),
     workers: int = WORKERS,
+    runner: str = RUNNER,
+    address: str | None = ADDRESS,
+    engine_args: list[str] | None = ENGINE_ARG,
     progress: bool | None = PROGRESS,
     fmt: OutputMode = FORMAT,
 ) -> None:
@@ -72,7 +85,7 @@ def ccnet(
         keep_languages=_languages(keep_languages),
         per_line_perplexity=per_line,
     )
-    summary = stage.run(output, config, run_options(workers, progress))
+    summary = stage.run(output, config, run_options(workers, progress, False, runner, address, engine_args))
     report(summary, fmt, output, str(output / "documents"))
     if fmt is OutputMode.human:
         drops = stage.drop_totals(output)

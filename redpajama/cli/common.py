@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from redpajama.runners.local import RunOptions, RunSummary
+from redpajama.runners.local import RUNNERS, RunOptions, RunSummary
 
 
 class OutputMode(StrEnum):
@@ -20,10 +20,40 @@ WORKERS = typer.Option(0, "--workers", "-w", help="Parallel processes (0: one pe
 OVERWRITE = typer.Option(False, "--overwrite", help="Redo finished shards too.")
 PROGRESS = typer.Option(None, "--progress/--no-progress", help="Progress bar (default: on a TTY).")
 FORMAT = typer.Option(OutputMode.human, "--format", help="Summary as human text or JSON.")
+RUNNER = typer.Option(
+    "local", "--runner", help=f"Engine that runs the tasks: {' | '.join(RUNNERS)}.", show_default=True
+)
+ADDRESS = typer.Option(
+    None, "--address", help="--runner ray: the cluster to join (e.g. ray://head:10001); default: a local one."
+)
+ENGINE_ARG = typer.Option(
+    None,
+    "--engine-arg",
+    help="--runner beam: a Beam pipeline option, repeatable (e.g. --engine-arg=--runner=DataflowRunner); "
+    "default: DirectRunner with --workers processes.",
+)
 
 
-def run_options(workers: int, progress: bool | None, overwrite: bool = False) -> RunOptions:
-    return RunOptions(workers=workers, progress=progress, overwrite=overwrite)
+def run_options(
+    workers: int,
+    progress: bool | None,
+    overwrite: bool = False,
+    runner: str = "local",
+    address: str | None = None,
+    engine_args: list[str] | None = None,
+) -> RunOptions:
+    if runner not in RUNNERS:
+        raise typer.BadParameter(
+            f"unknown runner {runner!r}; known: {', '.join(RUNNERS)}", param_hint="--runner"
+        )
+    return RunOptions(
+        workers=workers,
+        progress=progress,
+        overwrite=overwrite,
+        runner=runner,
+        address=address,
+        engine_args=tuple(engine_args or ()),
+    )
 
 
 def report(

@@ -8,7 +8,17 @@ from pathlib import Path
 import typer
 
 from redpajama.cli.app import app
-from redpajama.cli.common import FORMAT, OVERWRITE, PROGRESS, OutputMode, report, run_options
+from redpajama.cli.common import (
+    ADDRESS,
+    ENGINE_ARG,
+    FORMAT,
+    OVERWRITE,
+    PROGRESS,
+    RUNNER,
+    OutputMode,
+    report,
+    run_options,
+)
 
 
 @app.command(
@@ -49,6 +59,9 @@ def dedup(
     buckets: list[str] | None = typer.Option(
         None, "--bucket", help="--exact: only documents files of these buckets (RPv2: head, middle)."
     ),
+    runner: str = RUNNER,
+    address: str | None = ADDRESS,
+    engine_args: list[str] | None = ENGINE_ARG,
     overwrite: bool = OVERWRITE,
     progress: bool | None = PROGRESS,
     fmt: OutputMode = FORMAT,
@@ -62,7 +75,7 @@ def dedup(
     """
     from redpajama.pipelines.dedup import config as cfg
 
-    options = run_options(1, progress, overwrite)
+    options = run_options(1, progress, overwrite, runner, address, engine_args)
     try:
         if exact:
             config: cfg.ExactConfig | cfg.FuzzyConfig = cfg.ExactConfig(

@@ -9,7 +9,17 @@ from typing import Any
 import typer
 
 from redpajama.cli.app import app
-from redpajama.cli.common import FORMAT, OVERWRITE, PROGRESS, WORKERS, OutputMode, run_options
+from redpajama.cli.common import (
+    ADDRESS,
+    ENGINE_ARG,
+    FORMAT,
+    OVERWRITE,
+    PROGRESS,
+    RUNNER,
+    WORKERS,
+    OutputMode,
+    run_options,
+)
 
 
 def _print_rule_sets() -> None:
@@ -67,6 +77,9 @@ def filter_(
     dest: Path | None = typer.Option(None, "--output", "-o", help="The curated tree to write."),
     list_sets: bool = typer.Option(False, "--list", help="Print the shipped rule sets and exit."),
     workers: int = WORKERS,
+    runner: str = RUNNER,
+    address: str | None = ADDRESS,
+    engine_args: list[str] | None = ENGINE_ARG,
     overwrite: bool = OVERWRITE,
     progress: bool | None = PROGRESS,
     fmt: OutputMode = FORMAT,
@@ -93,7 +106,9 @@ def filter_(
     config = stage.FilterConfig(
         source=str(output), rules=tuple(chosen), dedup=dedup, keep_dropped=keep_dropped
     )
-    summary, stats = stage.run(dest, config, run_options(workers, progress, overwrite))
+    summary, stats = stage.run(
+        dest, config, run_options(workers, progress, overwrite, runner, address, engine_args)
+    )
     if fmt is OutputMode.json:
         typer.echo(json.dumps(stats, indent=2))
     else:

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from redpajama.cli.app import app
-from redpajama.cli.common import WORKERS, OutputMode, report, run_options
+from redpajama.cli.common import ADDRESS, ENGINE_ARG, RUNNER, WORKERS, OutputMode, report, run_options
 from redpajama.io.readers import READERS
 from redpajama.io.readers.base import ReadOptions
 from redpajama.pipelines import ingest as ingest_stage
@@ -47,6 +47,9 @@ def ingest(
         True, "--main-content/--all-content", help="Keep only the main content of HTML pages."
     ),
     workers: int = WORKERS,
+    runner: str = RUNNER,
+    address: str | None = ADDRESS,
+    engine_args: list[str] | None = ENGINE_ARG,
     max_error_rate: float = typer.Option(
         0.05, "--max-error-rate", help="Fail (exit 1) when bad records / records read exceeds this."
     ),
@@ -71,5 +74,7 @@ def ingest(
         input_format=input_format,
         snapshot=snapshot,
     )
-    summary = ingest_stage.run(inputs, output, config, run_options(workers, progress, overwrite))
+    summary = ingest_stage.run(
+        inputs, output, config, run_options(workers, progress, overwrite, runner, address, engine_args)
+    )
     report(summary, fmt, output, str(output / "documents"), max_error_rate)

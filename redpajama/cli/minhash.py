@@ -7,7 +7,18 @@ from pathlib import Path
 import typer
 
 from redpajama.cli.app import app
-from redpajama.cli.common import FORMAT, OVERWRITE, PROGRESS, WORKERS, OutputMode, report, run_options
+from redpajama.cli.common import (
+    ADDRESS,
+    ENGINE_ARG,
+    FORMAT,
+    OVERWRITE,
+    PROGRESS,
+    RUNNER,
+    WORKERS,
+    OutputMode,
+    report,
+    run_options,
+)
 
 
 @app.command(
@@ -46,6 +57,9 @@ def minhash(
         None, "--bucket", help="Only documents files of these buckets, e.g. --bucket head --bucket middle."
     ),
     workers: int = WORKERS,
+    runner: str = RUNNER,
+    address: str | None = ADDRESS,
+    engine_args: list[str] | None = ENGINE_ARG,
     overwrite: bool = OVERWRITE,
     progress: bool | None = PROGRESS,
     fmt: OutputMode = FORMAT,
@@ -78,5 +92,7 @@ def minhash(
         config.validate()
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
-    summary = stage.run(output, config, run_options(workers, progress, overwrite))
+    summary = stage.run(
+        output, config, run_options(workers, progress, overwrite, runner, address, engine_args)
+    )
     report(summary, fmt, output, str(output / stage.COMPONENT))

@@ -7,7 +7,18 @@ from pathlib import Path
 import typer
 
 from redpajama.cli.app import app
-from redpajama.cli.common import FORMAT, OVERWRITE, PROGRESS, WORKERS, OutputMode, report, run_options
+from redpajama.cli.common import (
+    ADDRESS,
+    ENGINE_ARG,
+    FORMAT,
+    OVERWRITE,
+    PROGRESS,
+    RUNNER,
+    WORKERS,
+    OutputMode,
+    report,
+    run_options,
+)
 
 
 def _print_signal_list() -> None:
@@ -55,6 +66,9 @@ def signals(
     ),
     list_signals: bool = typer.Option(False, "--list", help="Print every signal: name, level, definition."),
     workers: int = WORKERS,
+    runner: str = RUNNER,
+    address: str | None = ADDRESS,
+    engine_args: list[str] | None = ENGINE_ARG,
     overwrite: bool = OVERWRITE,
     progress: bool | None = PROGRESS,
     fmt: OutputMode = FORMAT,
@@ -85,7 +99,9 @@ def signals(
         resolve_hash_mode(Bundle.at(config.artifacts).manifest, rpv2_compat)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--rpv2-compat") from exc
-    summary = stage.run(output, config, run_options(workers, progress, overwrite))
+    summary = stage.run(
+        output, config, run_options(workers, progress, overwrite, runner, address, engine_args)
+    )
     report(summary, fmt, output, str(output / stage.COMPONENT))
 
 
@@ -106,6 +122,9 @@ def export(
         None, "--output", "-o", help="Where to write (default: OUT/export/rpv2)."
     ),
     workers: int = WORKERS,
+    runner: str = RUNNER,
+    address: str | None = ADDRESS,
+    engine_args: list[str] | None = ENGINE_ARG,
     progress: bool | None = PROGRESS,
 ) -> None:
     """Write the documents and signals in RedPajama-V2's own file formats."""
@@ -113,5 +132,5 @@ def export(
         raise typer.BadParameter(f"unknown export format {to!r}; known: rpv2", param_hint="--format")
     from redpajama.pipelines import export as stage
 
-    summary = stage.run(output, dest, run_options(workers, progress, overwrite=True))
+    summary = stage.run(output, dest, run_options(workers, progress, True, runner, address, engine_args))
     report(summary, OutputMode.human, output, str(dest or output / "export" / "rpv2"))

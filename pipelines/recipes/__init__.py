@@ -1,0 +1,1 @@
+"""Shipped pipeline recipes (YAML), run with `redpajama run NAME_OR_FILE -o OUT`."""
