@@ -16,6 +16,7 @@ silently falls back to a default. Every stage runs with the same RunOptions (run
 
 from __future__ import annotations
 
+import contextlib
 import types
 import typing
 from collections.abc import Callable
@@ -220,6 +221,22 @@ def run(
     root = output if output is not None else Path(recipe.path(recipe.output)) if recipe.output else None
     if root is None:
         raise UserError(f"{recipe.source}: the recipe names no output", "give one with -o OUT")
+    with _engine_session(options):
+        return _run_stages(recipe, root, options, echo)
+
+
+def _engine_session(options: RunOptions) -> contextlib.AbstractContextManager[None]:
+    # One Ray for the whole pipeline: starting a local Ray costs seconds, once per stage otherwise.
+    if options.runner == "ray":
+        from redpajama.runners.ray_engine import session
+
+        return session(options)
+    return contextlib.nullcontext()
+
+
+def _run_stages(
+    recipe: Recipe, root: Path, options: RunOptions, echo: Callable[[str], None]
+) -> list[tuple[str, RunSummary]]:
     done: list[tuple[str, RunSummary]] = []
     for name, step in recipe.stages:
         summary = _RUNNERS[name](recipe, step, root, options)
