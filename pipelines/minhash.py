@@ -28,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from redpajama.io import layout, markers
+from redpajama.io import layout
 from redpajama.pipelines.minhash_hashing import (
     HashName,
     ShingleKind,
@@ -38,7 +38,7 @@ from redpajama.pipelines.minhash_hashing import (
     signatures,
     word_shingles,
 )
-from redpajama.pipelines.per_file import documents_batches, map_batches_to_file
+from redpajama.pipelines.per_file import complete_documents_files, documents_batches, map_batches_to_file
 from redpajama.quality_signals.view import DocView
 from redpajama.runners.local import RunOptions, RunSummary, TaskContext, TaskResult, run_tasks
 
@@ -157,15 +157,7 @@ def shard_id(documents_file: str) -> str:
 
 def plan(root: Path, config: MinHashConfig) -> list[MinHashTask]:
     """One task per complete documents file (its marker present), optionally by bucket."""
-    tasks = []
-    for path in sorted((root / layout.DOCUMENTS).rglob("*.parquet")):
-        if path.name.startswith(".") or markers.read_marker(path) is None:
-            continue
-        bucket = path.stem.rsplit("_", 1)[-1]
-        if config.buckets is not None and bucket not in config.buckets:
-            continue
-        tasks.append(MinHashTask(key=path.relative_to(root).as_posix(), weight=path.stat().st_size))
-    return tasks
+    return [MinHashTask(key=key, weight=size) for key, size in complete_documents_files(root, config.buckets)]
 
 
 def _banded(sig: np.ndarray, valid: np.ndarray, bands: int, rows: int) -> pa.Array:

@@ -12,9 +12,23 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from redpajama.io import layout, markers
 from redpajama.io.parquet_writer import PartitionedWriter
 from redpajama.runners.local import TaskContext, TaskResult
 from redpajama.runners.stats import Stats
+
+
+def complete_documents_files(root: Path, buckets: Sequence[str] | None = None) -> list[tuple[str, int]]:
+    """(path relative to `root`, bytes) of every documents file whose marker says it is complete,
+    optionally only those of some buckets: the per-file stages' task list."""
+    found = []
+    for path in sorted((root / layout.DOCUMENTS).rglob("*.parquet")):
+        if path.name.startswith(".") or markers.read_marker(path) is None:
+            continue
+        if buckets is not None and path.stem.rsplit("_", 1)[-1] not in buckets:
+            continue
+        found.append((path.relative_to(root).as_posix(), path.stat().st_size))
+    return found
 
 
 def documents_batches(

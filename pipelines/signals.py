@@ -24,8 +24,8 @@ import pyarrow as pa
 
 from redpajama.artifacts.bundle import Bundle
 from redpajama.errors import UserError
-from redpajama.io import layout, markers
-from redpajama.pipelines.per_file import documents_batches, map_batches_to_file
+from redpajama.io import layout
+from redpajama.pipelines.per_file import complete_documents_files, documents_batches, map_batches_to_file
 from redpajama.quality_signals.ccnet import FIELDS as CCNET_FIELDS
 from redpajama.quality_signals.dsir_features import resolve_hash_mode
 from redpajama.quality_signals.registry import SIGNALS, arrow_schema, compute
@@ -78,15 +78,7 @@ def output_path(root: Path, documents_file: str) -> Path:
 
 def plan(root: Path, config: SignalsConfig) -> list[SignalsTask]:
     """One task per complete documents file (its marker present), optionally by bucket."""
-    tasks = []
-    for path in sorted((root / layout.DOCUMENTS).rglob("*.parquet")):
-        if path.name.startswith(".") or markers.read_marker(path) is None:
-            continue
-        bucket = path.stem.rsplit("_", 1)[-1]
-        if config.buckets is not None and bucket not in config.buckets:
-            continue
-        tasks.append(SignalsTask(key=path.relative_to(root).as_posix(), weight=path.stat().st_size))
-    return tasks
+    return [SignalsTask(key=key, weight=size) for key, size in complete_documents_files(root, config.buckets)]
 
 
 def signal_batch(
