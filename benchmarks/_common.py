@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -25,3 +26,14 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+def quiet_datatrove() -> None:
+    """datatrove logs every sandbox start/stop at INFO; its import installs a stderr handler."""
+    try:
+        import datatrove.utils.logging  # noqa: F401
+        from loguru import logger
+    except ImportError:
+        return
+    logger.remove()
+    logger.add(sys.stderr, level="ERROR")

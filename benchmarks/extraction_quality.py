@@ -22,7 +22,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from _common import cpu_model, versions  # noqa: E402  (benchmarks run as scripts)
+from _common import cpu_model, quiet_datatrove, versions  # noqa: E402  (benchmarks run as scripts)
 
 from redpajama.io.extraction_eval import EvalPage, aggregate, default_eval_dir, load_eval_set, run_extractor
 
@@ -151,17 +151,6 @@ def _versions() -> dict[str, str]:
     return versions("resiliparse", "datatrove", "trafilatura")
 
 
-def _quiet_datatrove() -> None:
-    """datatrove logs every sandbox start/stop at INFO; import it first, as its import installs a handler."""
-    try:
-        import datatrove.utils.logging  # noqa: F401
-        from loguru import logger
-    except ImportError:
-        return
-    logger.remove()
-    logger.add(sys.stderr, level="ERROR")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--eval-dir", type=Path, default=default_eval_dir(REPO))
@@ -170,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.eval_dir / "evaldata_subset.json").is_file():
         print(f"eval set not found at {args.eval_dir}", file=sys.stderr)
         return 2
-    _quiet_datatrove()
+    quiet_datatrove()
 
     pages = load_eval_set(args.eval_dir)
     rows = evaluate_all(pages)

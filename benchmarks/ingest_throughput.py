@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from _common import cpu_model, versions  # noqa: E402  (benchmarks run as scripts)
+from _common import cpu_model, quiet_datatrove, versions  # noqa: E402  (benchmarks run as scripts)
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data"
@@ -318,16 +318,6 @@ def _print_table(inp: Input, rows: list[dict]) -> None:
         )
 
 
-def _quiet_datatrove() -> None:
-    try:
-        import datatrove.utils.logging  # noqa: F401  (its import installs a stderr handler)
-        from loguru import logger
-    except ImportError:
-        return
-    logger.remove()
-    logger.add(sys.stderr, level="ERROR")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small inputs, 1 repeat: a smoke test")
@@ -345,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     os.sched_setaffinity(
         0, {cpu}
     )  # per-core figures: everything, datatrove's sandbox child included, on one CPU
-    _quiet_datatrove()
+    quiet_datatrove()
 
     targets = QUICK_BYTES if args.quick else TARGET_BYTES
     tmp = Path(tempfile.mkdtemp(prefix="rp-bench-ingest-"))
