@@ -42,6 +42,8 @@ setup(
                 "**/*.model",
                 "**/*.npy",
             )
-        ],
+        ]
+        # GPT-2's BPE files (see tokenizers/gpt2/SOURCE.md for origin and licence).
+        + ["tokenizers/gpt2/*.json", "tokenizers/gpt2/*.bpe", "tokenizers/gpt2/*.md"],
     },
 )

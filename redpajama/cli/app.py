@@ -49,6 +49,7 @@ def _register_verbs() -> None:
         run,
         signals,
         sql,
+        tokenize,
     )
 
 
