@@ -1,0 +1,82 @@
+"""The decoder: token embedding, pre-norm blocks (attention + SwiGLU), final RMSNorm, untied head."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from redpajama.training.model.attention import attention_layer, rope_dim
+from redpajama.training.model.config import ModelConfig
+from redpajama.training.model.layers import RMSNorm, SwiGLU, rope_tables
+from redpajama.training.model.loss import chunked_linear_cross_entropy, full_cross_entropy
+
+
+class Block(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.attn_norm = RMSNorm(config.d_model, config.norm_eps)
+        self.attn = attention_layer(config)
+        self.mlp_norm = RMSNorm(config.d_model, config.norm_eps)
+        self.mlp = SwiGLU(config.d_model, config.mlp_hidden)
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.attn_norm(x), cos, sin)
+        return x + self.mlp(self.mlp_norm(x))
+
+
+class Transformer(nn.Module):
+    """`model(input_ids)` gives logits (B, T, V); `model(input_ids, targets)` the mean loss."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.embed = nn.Embedding(config.vocab_size, config.d_model)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
+        self.norm = RMSNorm(config.d_model, config.norm_eps)
+        self.head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        cos, sin = rope_tables(config.max_seq_len, rope_dim(config), config.rope_theta)
+        # Not parameters and not saved: rebuilt from the config, moved with the module.
+        self.register_buffer("rope_cos", cos, persistent=False)
+        self.register_buffer("rope_sin", sin, persistent=False)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        std = self.config.init_std
+        # GPT-2/OLMo-style: residual output projections shrink with depth so the stream's variance
+        # does not grow with the number of blocks.
+        out_std = std / math.sqrt(2 * self.config.n_layers)
+        for name, param in self.named_parameters():
+            if name.endswith("norm.weight"):
+                nn.init.ones_(param)
+            elif name.endswith(("w_out.weight", "w_down.weight")):
+                nn.init.normal_(param, std=out_std)
+            else:
+                nn.init.normal_(param, std=std)
+        cos, sin = rope_tables(self.config.max_seq_len, rope_dim(self.config), self.config.rope_theta)
+        self.rope_cos.copy_(cos)
+        self.rope_sin.copy_(sin)
+
+    def hidden_states(self, input_ids: torch.Tensor) -> torch.Tensor:
+        t = input_ids.shape[1]
+        if t > self.config.max_seq_len:
+            raise ValueError(f"sequence length {t} exceeds max_seq_len {self.config.max_seq_len}")
+        cos, sin = self.rope_cos[:t], self.rope_sin[:t]
+        x = self.embed(input_ids)
+        if torch.is_autocast_enabled(x.device.type):
+            # A residual stream in the compute dtype, as Megatron keeps it: half the bytes of every
+            # add and norm. Norm statistics are still taken in float32 (RMSNorm upcasts).
+            x = x.to(torch.get_autocast_dtype(x.device.type))
+        for block in self.blocks:
+            x = block(x, cos, sin)
+        return self.norm(x)
+
+    def forward(self, input_ids: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.hidden_states(input_ids)
+        if targets is None:
+            return self.head(h)
+        h, targets = h.flatten(0, 1), targets.flatten()
+        if self.config.loss == "chunked":
+            return chunked_linear_cross_entropy(h, self.head.weight, targets)
+        return full_cross_entropy(h, self.head.weight, targets)

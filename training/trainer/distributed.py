@@ -1,0 +1,69 @@
+"""One process per device under `torchrun`; FSDP2 shards every block and then the root.
+
+Without torchrun's environment the run is a single process and nothing here initializes a group.
+On the CPU the group uses gloo, which is how the FSDP2 path is tested on a machine without GPUs.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+
+@dataclass(frozen=True)
+class World:
+    rank: int
+    world_size: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def init_world(device: str | None = None) -> World:
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    use_cuda = torch.cuda.is_available() if device is None else device.startswith("cuda")
+    if world_size == 1:
+        return World(0, 1, torch.device(device or ("cuda" if use_cuda else "cpu")))
+    local_rank = int(os.environ["LOCAL_RANK"])
+    if use_cuda:
+        torch.cuda.set_device(local_rank)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    target = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
+    return World(dist.get_rank(), dist.get_world_size(), target)
+
+
+def shard_model(model: nn.Module, world: World, bf16: bool) -> nn.Module:
+    """FSDP2 (`fully_shard`) per block, then the root; gradients reduced in float32."""
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+    mesh = init_device_mesh(world.device.type, (world.world_size,))
+    policy = MixedPrecisionPolicy(param_dtype=torch.bfloat16 if bf16 else None, reduce_dtype=torch.float32)
+    for block in model.blocks:
+        fully_shard(block, mesh=mesh, mp_policy=policy)
+    fully_shard(model, mesh=mesh, mp_policy=policy)
+    return model
+
+
+def mean_across_ranks(value: torch.Tensor, world: World) -> torch.Tensor:
+    if world.distributed:
+        value = value.clone()
+        dist.all_reduce(value, op=dist.ReduceOp.SUM)
+        value /= world.world_size
+    return value
+
+
+def close_world(world: World) -> None:
+    if world.distributed and dist.is_initialized():
+        dist.destroy_process_group()
