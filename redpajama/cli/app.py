@@ -38,6 +38,7 @@ def _root(
 def _register_verbs() -> None:
     # Imported for their side effect of adding commands to `app`.
     from redpajama.cli import (  # noqa: F401
+        ablate,
         artifacts,
         ccnet,
         dedup,
@@ -50,6 +51,7 @@ def _register_verbs() -> None:
         signals,
         sql,
         tokenize,
+        train,
     )
 
 

@@ -45,6 +45,8 @@ TASK_METRICS: dict[str, str] = {"piqa": "acc_norm", "blimp": "accuracy"}
 # Column -> (task, key) of the perplexity-like numbers shown next to the scores (lower is better).
 PERPLEXITY_COLUMNS: dict[str, tuple[str, str]] = {
     "held_out_ppl": ("held_out", "token_perplexity"),
+    # One held-out set for every run (an ablation's first subset), so the column compares runs.
+    "reference_ppl": ("held_out_reference", "token_perplexity"),
     "wikitext2_word_ppl": ("wikitext2", "word_perplexity"),
     "wikitext2_bpb": ("wikitext2", "bits_per_byte"),
 }
@@ -164,7 +166,8 @@ _HEADERS = {
     "blimp": "BLiMP",
     "avg": "Avg",
     "norm_avg": "Norm.Avg",
-    "held_out_ppl": "Held-out ppl",
+    "held_out_ppl": "Own held-out ppl",
+    "reference_ppl": "Reference held-out ppl",
     "wikitext2_word_ppl": "WikiText-2 word ppl",
     "wikitext2_bpb": "WikiText-2 bpb",
 }

@@ -50,7 +50,9 @@ def build_model(config: TrainConfig, vocab_size: int) -> Transformer:
     padded_vocab = 128 * -(-vocab_size // 128)
     model_cfg = model_config(config.model, **config.model_overrides)
     # The head follows the data's tokenizer (GPT-2's 50257 -> 50304), padded for the matmul tiles.
-    model_cfg = model_cfg.replace(vocab_size=padded_vocab, max_seq_len=max(model_cfg.max_seq_len, config.seq_len))
+    model_cfg = model_cfg.replace(
+        vocab_size=padded_vocab, max_seq_len=max(model_cfg.max_seq_len, config.seq_len)
+    )
     return Transformer(model_cfg)
 
 
