@@ -95,6 +95,36 @@ def print_profile(step, batches, steps: int = 3) -> None:
     )
 
 
+def check_kernels_match(args, batch) -> dict:
+    """Our Triton kernels inside the model against the PyTorch expressions: same weights, same batch.
+
+    bf16 autocast both ways, so the differences are rounding of bf16 intermediates; refuses to time
+    anything when they exceed 2% (relative) on the loss or on any parameter's gradient.
+    """
+    torch.manual_seed(0)
+    cfg = model_config(args.model).replace(max_seq_len=args.seq_len)
+    grads = {}
+    losses = {}
+    for kernels in (False, True):
+        torch.manual_seed(0)
+        model = Transformer(cfg.replace(kernels=kernels)).cuda()
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            loss = model(*batch)
+        loss.backward()
+        losses[kernels] = loss.item()
+        grads[kernels] = {n: p.grad.float() for n, p in model.named_parameters()}
+    worst = max(
+        ((grads[True][n] - grads[False][n]).norm() / grads[False][n].norm()).item() for n in grads[False]
+    )
+    loss_rel = abs(losses[True] - losses[False]) / abs(losses[False])
+    print(
+        f"kernels vs PyTorch: loss rel diff {loss_rel:.2e}, worst gradient rel diff {worst:.2e}", flush=True
+    )
+    if loss_rel > 2e-2 or worst > 2e-2:
+        sys.exit("our kernels disagree with the PyTorch path; not timing")
+    return {"loss_rel_diff": loss_rel, "worst_grad_rel_diff": worst}
+
+
 def run_baseline(args, batches, compiled: bool) -> dict:
     torch.manual_seed(0)
     cfg = model_config(args.model)
@@ -166,6 +196,7 @@ def main() -> None:
     variants = {
         "ours": lambda: run_ours(args, batches),
         "ours-blocks": lambda: run_ours(args, batches, compile_mode="blocks"),
+        "ours-no-kernels": lambda: run_ours(args, batches, kernels=False),
         "ours-profile": lambda: run_ours(args, batches, profile=True),
         "ours-flash": lambda: run_ours(args, batches, attention_backend="flash"),
         "ours-full-loss": lambda: run_ours(args, batches, loss="full"),
@@ -174,6 +205,7 @@ def main() -> None:
         "baseline": lambda: run_baseline(args, batches, compiled=True),
         "baseline-eager": lambda: run_baseline(args, batches, compiled=False),
     }
+    kernel_check = check_kernels_match(args, batches[0])
     results: dict[str, dict] = {}
     flops = None
     for name in args.variants.split(","):
@@ -215,6 +247,7 @@ def main() -> None:
         "warmup": args.warmup,
         "flops_per_token": flops,
         "ceilings": ceilings,
+        "kernel_check": kernel_check,
         "device": torch.cuda.get_device_name(),
         "torch": torch.__version__,
         "results": results,

@@ -42,6 +42,9 @@ class AblationConfig:
     compile: bool = False
     precision: str = "auto"
     tokenizer: str = "gpt2"
+    # Documents held out of training by a hash of their id: the same document is held out of every
+    # subset that contains it, so no model trains on the reference held-out split.
+    held_out_fraction: float = 0.02
     tasks: tuple[str, ...] = suite.TASKS
     limits: suite.Limits = field(default_factory=suite.Limits)
     eval_batch_size: int = 16
@@ -64,7 +67,13 @@ def _tokens_for(subset: Path, config: AblationConfig) -> Path:
         return subset
     dest = config.out / "tokens" / subset_name(subset)
     # Same tokenizer and seed for every subset; a rerun over complete shards is a no-op.
-    tokenize(subset, dest, TokenizeConfig(tokenizer=config.tokenizer, seed=config.seed))
+    tokenize(
+        subset,
+        dest,
+        TokenizeConfig(
+            tokenizer=config.tokenizer, seed=config.seed, held_out_fraction=config.held_out_fraction
+        ),
+    )
     return dest
 
 

@@ -52,6 +52,11 @@ def ablate(
     compile_model: bool | None = COMPILE,
     precision: str = PRECISION,
     tokenizer: str = typer.Option("gpt2", "--tokenizer", help="Tokenizer for subsets not yet tokenized."),
+    held_out_fraction: float = typer.Option(
+        0.02,
+        "--held-out-fraction",
+        help="Share of documents (by id hash) kept out of every subset's training.",
+    ),
     tasks: str = typer.Option("wikitext2,blimp,piqa", "--tasks", help="Evaluation tasks, comma-separated."),
     blimp_limit: int | None = typer.Option(None, "--blimp-limit", help="First N pairs per BLiMP paradigm."),
     piqa_limit: int | None = typer.Option(None, "--piqa-limit", help="First N PIQA questions."),
@@ -82,6 +87,7 @@ def ablate(
         compile=compile_default(compile_model, device),
         precision=precision,
         tokenizer=tokenizer,
+        held_out_fraction=held_out_fraction,
         tasks=tuple(t.strip() for t in tasks.split(",") if t.strip()),
         limits=Limits(wikitext_documents=wikitext_limit, blimp_per_paradigm=blimp_limit, piqa=piqa_limit),
     )

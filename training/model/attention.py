@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from redpajama.kernels.rope import rope_qkv
 from redpajama.training.model.config import ModelConfig
 from redpajama.training.model.layers import apply_rope
 
@@ -70,6 +71,7 @@ class GroupedQueryAttention(nn.Module):
         super().__init__()
         self.n_heads, self.n_kv, self.head_dim = config.n_heads, config.kv_heads, config.head_dim
         self.backend = config.attention_backend
+        self.kernels = config.kernels
         # One fused projection for q, k and v: one GEMM instead of three narrower ones.
         self.w_qkv = nn.Linear(config.d_model, (self.n_heads + 2 * self.n_kv) * self.head_dim, bias=False)
         self.w_out = nn.Linear(self.n_heads * self.head_dim, config.d_model, bias=False)
@@ -78,7 +80,11 @@ class GroupedQueryAttention(nn.Module):
         """q (B, T, H, D), k and v (B, T, G, D), rotated: what the attention kernel consumes."""
         b, t, _ = x.shape
         d = self.head_dim
-        q, k, v = self.w_qkv(x).split([self.n_heads * d, self.n_kv * d, self.n_kv * d], dim=-1)
+        qkv = self.w_qkv(x)
+        if self.kernels and qkv.is_cuda:
+            # One kernel rotates q and k and copies v; its backward writes d(qkv) in one pass.
+            return rope_qkv(qkv, cos, sin, self.n_heads, self.n_kv)
+        q, k, v = qkv.split([self.n_heads * d, self.n_kv * d, self.n_kv * d], dim=-1)
         q = apply_rope(q.view(b, t, self.n_heads, d), cos, sin)
         k = apply_rope(k.view(b, t, self.n_kv, d), cos, sin)
         return q, k, v.view(b, t, self.n_kv, d)

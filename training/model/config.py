@@ -35,6 +35,9 @@ class ModelConfig:
     # "chunked" never materializes the (tokens x vocab) logits: see loss.py.
     loss: Literal["chunked", "full"] = "chunked"
     init_std: float = 0.02
+    # On CUDA, this project's Triton kernels for SwiGLU, RoPE (fused QKV, GQA) and the loss chunks;
+    # the PyTorch expressions elsewhere (and always on the CPU).
+    kernels: bool = True
 
     def __post_init__(self) -> None:
         kv = self.kv_heads

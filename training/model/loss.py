@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from redpajama.kernels.cross_entropy import cross_entropy_chunk
+
 # Rows per chunk: 8192 x 50304 float32 logits are 1.6 GB, freed before the next chunk.
 DEFAULT_CHUNK_ROWS = 8192
 
@@ -46,7 +48,7 @@ def _chunk_kernel(device: torch.device):
 
 class _ChunkedLinearCrossEntropy(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, hidden, weight, targets, chunk_rows):
+    def forward(ctx, hidden, weight, targets, chunk_rows, use_kernel):
         n = hidden.shape[0]
         device = hidden.device.type
         # Under autocast the matmuls run in its dtype; cast once here and keep autocast out of the
@@ -57,14 +59,19 @@ class _ChunkedLinearCrossEntropy(torch.autograd.Function):
         grad_hidden = torch.empty_like(hidden)
         grad_weight = torch.zeros(weight.shape, dtype=acc, device=weight.device)
         total = torch.zeros((), dtype=acc, device=hidden.device)
-        kernel = _chunk_kernel(hidden.device)
+        kernel = None if use_kernel and hidden.is_cuda else _chunk_kernel(hidden.device)
         with torch.autocast(device, enabled=False):
             for start in range(0, n, chunk_rows):
                 rows = slice(start, start + chunk_rows)
                 h = hidden[rows].to(compute)
-                loss_sum, grad_logits = kernel(h @ w.t(), targets[rows], 1.0 / n)
-                total += loss_sum
-                grad_logits = grad_logits.to(compute)
+                if kernel is None:
+                    # Our Triton kernel: the loss, and the gradient written over the logits.
+                    grad_logits = h @ w.t()
+                    total += cross_entropy_chunk(grad_logits, targets[rows], 1.0 / n)
+                else:
+                    loss_sum, grad_logits = kernel(h @ w.t(), targets[rows], 1.0 / n)
+                    total += loss_sum
+                    grad_logits = grad_logits.to(compute)
                 grad_hidden[rows] = grad_logits @ w
                 grad_weight += (grad_logits.t() @ h).to(acc)
         ctx.save_for_backward(grad_hidden, grad_weight.to(weight.dtype))
@@ -73,11 +80,15 @@ class _ChunkedLinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output):
         grad_hidden, grad_weight = ctx.saved_tensors
-        return grad_hidden * grad_output.to(grad_hidden.dtype), grad_weight * grad_output, None, None
+        return grad_hidden * grad_output.to(grad_hidden.dtype), grad_weight * grad_output, None, None, None
 
 
 def chunked_linear_cross_entropy(
-    hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, chunk_rows: int = DEFAULT_CHUNK_ROWS
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    targets: torch.Tensor,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    use_kernel: bool = True,
 ) -> torch.Tensor:
     """Mean cross-entropy of `hidden @ weight.T` against `targets`.
 
@@ -88,7 +99,7 @@ def chunked_linear_cross_entropy(
         raise ValueError(
             f"hidden must be (N, d) and targets (N,), got {tuple(hidden.shape)} and {tuple(targets.shape)}"
         )
-    return _ChunkedLinearCrossEntropy.apply(hidden, weight, targets, chunk_rows)
+    return _ChunkedLinearCrossEntropy.apply(hidden, weight, targets, chunk_rows, use_kernel)
 
 
 def full_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -19,7 +19,7 @@ class Block(nn.Module):
         self.attn_norm = RMSNorm(config.d_model, config.norm_eps)
         self.attn = attention_layer(config)
         self.mlp_norm = RMSNorm(config.d_model, config.norm_eps)
-        self.mlp = SwiGLU(config.d_model, config.mlp_hidden)
+        self.mlp = SwiGLU(config.d_model, config.mlp_hidden, config.kernels)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.attn_norm(x), cos, sin)
@@ -78,5 +78,5 @@ class Transformer(nn.Module):
             return self.head(h)
         h, targets = h.flatten(0, 1), targets.flatten()
         if self.config.loss == "chunked":
-            return chunked_linear_cross_entropy(h, self.head.weight, targets)
+            return chunked_linear_cross_entropy(h, self.head.weight, targets, use_kernel=self.config.kernels)
         return full_cross_entropy(h, self.head.weight, targets)
