@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from redpajama.training.ablate import AblationConfig, run_ablation
+from redpajama.training.evaluation.suite import Limits
 
 
 def main() -> None:
@@ -36,6 +37,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-compile", dest="compile", action="store_false")
     parser.add_argument("--eval-batch-size", type=int, default=64)
+    parser.add_argument("--blimp-limit", type=int, default=None, help="first N pairs per BLiMP paradigm")
+    parser.add_argument("--piqa-limit", type=int, default=None)
     args = parser.parse_args()
     config = AblationConfig(
         subsets=tuple(args.subsets),
@@ -48,6 +51,7 @@ def main() -> None:
         seed=args.seed,
         compile=args.compile,
         eval_batch_size=args.eval_batch_size,
+        limits=Limits(blimp_per_paradigm=args.blimp_limit, piqa=args.piqa_limit),
     )
     start = time.perf_counter()
     run_ablation(config)
