@@ -3,15 +3,13 @@
 Forward reads each token's row of qkv (B, T, (Hq + 2 Hkv) D) once and writes q, k (rotated) and v
 (copied) as three contiguous tensors. Backward reads dq, dk, dv with whatever strides the attention
 backward gave them (typically a (B, H, T, D) layout seen through a transpose; no `.contiguous()`
-copy is made) and writes them straight into d_qkv: dq and dk un-rotated, dv copied, so the `cat` of
-the three gradients into the fused projection's gradient never happens as a separate pass. Its
-programs take one head of a block of tokens, which is contiguous in that layout (a first version
-that took all heads of two tokens reached a third of the copy bandwidth on an H200).
+copy is made) and writes d_qkv in one kernel: dq and dk un-rotated, dv copied, so the `cat` of the
+three gradients into the fused projection's gradient never happens as a separate pass.
 
 Rotation (half-split NeoX/Llama-HF layout, x = [x1, x2] over the halves of D):
     forward  y = [x1 cos - x2 sin, x2 cos + x1 sin]
     backward dx = [dy1 cos + dy2 sin, dy2 cos - dy1 sin]   (the transpose: sin -> -sin)
-Each forward program handles all heads of a few tokens, loading the two halves of every head as separate
+Each program handles all heads of a few tokens, loading the two halves of every head as separate
 (tokens, heads, D/2) blocks: each is contiguous in memory, so the loads and stores vectorize, and all
 of a program's loads are issued before its first store.
 """
@@ -138,48 +136,57 @@ def rope_qkv_fwd_kernel(
 
 
 @triton.jit
-def rope_bwd_heads_kernel(
-    dy,
+def rope_qkv_bwd_kernel(
+    dq,
+    dk,
+    dv,
     cos,
     sin,
     dqkv,
     BT,
     T,
-    s_b,
-    s_t,
-    s_h,
-    s_d,
-    COL: tl.constexpr,
-    ROW: tl.constexpr,
-    ROTATE: tl.constexpr,
+    s_qb,
+    s_qt,
+    s_qh,
+    s_qd,
+    s_kb,
+    s_kt,
+    s_kh,
+    s_kd,
+    s_vb,
+    s_vt,
+    s_vh,
+    s_vd,
+    N_Q: tl.constexpr,
+    N_KV: tl.constexpr,
     D: tl.constexpr,
     BLOCK_T: tl.constexpr,
+    BLOCK_Q: tl.constexpr,
+    BLOCK_KV: tl.constexpr,
     BLOCK_HALF: tl.constexpr,
 ):
-    # One program per (BLOCK_T tokens, one head) of dy (B, T, H, D), read through its strides. An
-    # attention backward leaves dy in (B, H, T, D) memory, where a head's consecutive tokens are
-    # contiguous: a block of tokens of one head is one contiguous read, which a block of all heads
-    # of a few tokens is not. The head's un-rotated (ROTATE) or copied gradient lands in columns
-    # [COL + h*D, COL + (h+1)*D) of each token's d_qkv row of ROW elements.
-    i_t, i_h = tl.program_id(0).to(tl.int64), tl.program_id(1).to(tl.int64)
-    o_t = i_t * BLOCK_T + tl.arange(0, BLOCK_T)[:, None]
-    o_d = tl.arange(0, BLOCK_HALF)[None, :]
-    m_td = (o_t < BT) & (o_d < D // 2)
+    # As forward, with the inverse rotation (sin -> -sin), reading dq/dk/dv through their own
+    # (B, T, H, D) strides and writing the token's whole d_qkv row.
+    i_p = tl.program_id(0).to(tl.int64)
+    o_t = (i_p * BLOCK_T + tl.arange(0, BLOCK_T))[:, None, None]
+    m_t = o_t < BT
     o_b, o_pos = o_t // T, o_t % T
-    p_src = dy + o_b * s_b + o_pos * s_t + i_h * s_h + o_d * s_d
-    b_x1 = tl.load(p_src, mask=m_td, other=0.0)
-    b_x2 = tl.load(p_src + (D // 2) * s_d, mask=m_td, other=0.0)
-    p_dst = dqkv + o_t * ROW + COL + i_h * D + o_d
-    if ROTATE:
-        b_cos = tl.load(cos + o_pos * (D // 2) + o_d, mask=m_td, other=0.0)
-        b_sin = tl.load(sin + o_pos * (D // 2) + o_d, mask=m_td, other=0.0)
-        b_x1, b_x2 = b_x1.to(tl.float32), b_x2.to(tl.float32)
-        # The transpose of the rotation: [dy1 cos + dy2 sin, dy2 cos - dy1 sin].
-        tl.store(p_dst, (b_x1 * b_cos + b_x2 * b_sin).to(dqkv.dtype.element_ty), mask=m_td)
-        tl.store(p_dst + D // 2, (b_x2 * b_cos - b_x1 * b_sin).to(dqkv.dtype.element_ty), mask=m_td)
-    else:
-        tl.store(p_dst, b_x1, mask=m_td)
-        tl.store(p_dst + D // 2, b_x2, mask=m_td)
+    b_cos, b_sin = _tables(cos, sin, o_pos, m_t, D, BLOCK_HALF)
+    p_dq = dqkv + o_t * ((N_Q + 2 * N_KV) * D)
+    p_dk, p_dv = p_dq + N_Q * D, p_dq + (N_Q + N_KV) * D
+    p_q = dq + o_b * s_qb + o_pos * s_qt
+    p_k = dk + o_b * s_kb + o_pos * s_kt
+    p_v = dv + o_b * s_vb + o_pos * s_vt
+    b_q1 = _load_half(p_q, s_qh, s_qd, m_t, 0, N_Q, D, BLOCK_Q, BLOCK_HALF)
+    b_q2 = _load_half(p_q, s_qh, s_qd, m_t, 1, N_Q, D, BLOCK_Q, BLOCK_HALF)
+    b_k1 = _load_half(p_k, s_kh, s_kd, m_t, 0, N_KV, D, BLOCK_KV, BLOCK_HALF)
+    b_k2 = _load_half(p_k, s_kh, s_kd, m_t, 1, N_KV, D, BLOCK_KV, BLOCK_HALF)
+    b_v1 = _load_half(p_v, s_vh, s_vd, m_t, 0, N_KV, D, BLOCK_KV, BLOCK_HALF)
+    b_v2 = _load_half(p_v, s_vh, s_vd, m_t, 1, N_KV, D, BLOCK_KV, BLOCK_HALF)
+    _store_rotated(p_dq, b_q1, b_q2, b_cos, -b_sin, m_t, N_Q, D, BLOCK_Q, BLOCK_HALF)
+    _store_rotated(p_dk, b_k1, b_k2, b_cos, -b_sin, m_t, N_KV, D, BLOCK_KV, BLOCK_HALF)
+    _store_half(p_dv, b_v1, m_t, 0, N_KV, D, BLOCK_KV, BLOCK_HALF)
+    _store_half(p_dv, b_v2, m_t, 1, N_KV, D, BLOCK_KV, BLOCK_HALF)
 
 
 def _config(n_tokens: int, n_heads: int, n_kv_heads: int, d: int, device: torch.device, block_t: int | None):
@@ -245,30 +252,24 @@ def rope_qkv_bwd(
     dqkv = torch.empty((b, t, (n_heads + 2 * n_kv_heads) * d), dtype=dq.dtype, device=dq.device)
     if b * t == 0:
         return dqkv
-    if block_t is None:
-        block_t = 32 if dq.device.type == "cpu" else 64
-    if block_t < 1 or block_t & (block_t - 1):
-        raise ValueError(f"block_t must be a power of two (a tl.arange length), got {block_t}")
-    row = (n_heads + 2 * n_kv_heads) * d
-    blocks = triton.cdiv(b * t, block_t)
-    # Three launches (q, k, v heads) of one kernel: each head's block of tokens is read contiguously.
-    for dy, col, rotate in ((dq, 0, True), (dk, n_heads * d, True), (dv, (n_heads + n_kv_heads) * d, False)):
-        rope_bwd_heads_kernel[(blocks, dy.shape[2])](
-            dy,
-            cos,
-            sin,
-            dqkv,
-            b * t,
-            t,
-            *dy.stride(),
-            COL=col,
-            ROW=row,
-            ROTATE=rotate,
-            D=d,
-            BLOCK_T=block_t,
-            BLOCK_HALF=triton.next_power_of_2(d // 2),
-            num_warps=4,
-        )
+    grid, cfg = _config(b * t, n_heads, n_kv_heads, d, dq.device, block_t)
+    rope_qkv_bwd_kernel[grid](
+        dq,
+        dk,
+        dv,
+        cos,
+        sin,
+        dqkv,
+        b * t,
+        t,
+        *dq.stride(),
+        *dk.stride(),
+        *dv.stride(),
+        N_Q=n_heads,
+        N_KV=n_kv_heads,
+        D=d,
+        **cfg,
+    )
     return dqkv
 
 
