@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 DEPS   := pyproject.toml setup.py
 DEMO_OUT ?= demo-out
 
-.PHONY: install demo test bench lint clean
+.PHONY: install demo test bench bench-gpu lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,11 @@ bench: $(VENV)/.stamp-bench
 	$(BIN)/python benchmarks/dedup_quality.py
 	$(BIN)/python benchmarks/rules_throughput.py
 	$(BIN)/python benchmarks/engines_throughput.py
+
+# Training and kernel benchmarks: they need a CUDA GPU and exit with a message without one.
+bench-gpu: $(VENV)/.stamp-dev
+	$(BIN)/python benchmarks/kernels_elementwise.py
+	$(BIN)/python benchmarks/train_throughput.py --model 468m --seq-len 2048 --batch-size 16
 
 lint: $(VENV)/.stamp-dev
 	$(BIN)/ruff check .
