@@ -30,14 +30,19 @@ from redpajama.cli.training_options import (
 @app.command(
     epilog=(
         "Example:\n\n"
-        "    redpajama ablate --subsets abl/subsets/raw abl/subsets/gopher-dedup --tokens 20000000 "
+        "    redpajama ablate --subsets abl/subsets/raw abl/subsets/dedup abl/subsets/gopher-dedup --tokens 20000000 "
         "--model 20m -o abl/results\n\n"
         "The first subset's held-out split is the reference every model's perplexity is measured on."
     )
 )
 def ablate(
     subsets: list[Path] = typer.Option(
-        ..., "--subsets", help="Curated folders (or token folders), one model each; repeat or list them."
+        ..., "--subsets", help="Curated folders (or token folders), one model each: --subsets A B C."
+    ),
+    more_subsets: list[Path] | None = typer.Argument(
+        None,
+        help="The rest of the --subsets list (click gives an option one value; these follow it).",
+        show_default=False,
     ),
     output: Path = typer.Option(..., "--output", "-o", help="Folder for tokens/, runs/ and comparison.*"),
     tokens: int = typer.Option(..., "--tokens", help="Training tokens per subset (the identical budget)."),
@@ -74,7 +79,7 @@ def ablate(
     from redpajama.training.evaluation.suite import Limits
 
     config = AblationConfig(
-        subsets=tuple(subsets),
+        subsets=(*subsets, *(more_subsets or ())),
         out=output,
         tokens=tokens,
         model=model,

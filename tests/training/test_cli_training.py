@@ -41,7 +41,8 @@ def test_ablate_compares_two_subsets(shakespeare_tokens, tmp_path):
     noisy = write_curated(tmp_path / "noisy", documents[:3000] + spam)
     tokenizer = shakespeare_tokens.parent / "tokenizer.json"
     out = tmp_path / "abl"
-    args = ["ablate", "--subsets", str(noisy), "--subsets", str(clean), "-o", str(out), "--tokens", "8192"]
+    # The form: one --subsets followed by every folder.
+    args = ["ablate", "--subsets", str(noisy), str(clean), "-o", str(out), "--tokens", "8192"]
     args += ["--seq-len", "64", "--batch-size", "8", "--tokenizer", str(tokenizer), "--device", "cpu"]
     args += ["--no-compile", "--tasks", "blimp,piqa", "--blimp-limit", "2", "--piqa-limit", "8"]
     result = runner.invoke(app, args)
