@@ -13,10 +13,26 @@ from redpajama.training.trainer.metrics import read_metrics
 
 def train_cli(tokens, out, batch_size: int, nproc: int) -> list[float]:
     args = ["train", "--data", str(tokens), "-o", str(out), "--steps", "8", "--seq-len", "64"]
-    args += ["--batch-size", str(batch_size), "--log-every", "1", "--device", "cpu", "--no-compile", "--lr", "1e-2"]
+    args += [
+        "--batch-size",
+        str(batch_size),
+        "--log-every",
+        "1",
+        "--device",
+        "cpu",
+        "--no-compile",
+        "--lr",
+        "1e-2",
+    ]
     launcher = [sys.executable, "-m", "redpajama"]
     if nproc > 1:
-        launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
+        launcher = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={nproc}",
+        ]
         launcher += ["-m", "redpajama"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run([*launcher, *args], capture_output=True, text=True, env=env, timeout=240)

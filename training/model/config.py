@@ -16,6 +16,8 @@ from redpajama.errors import UserError
 
 AttentionKind = Literal["gqa", "gta"]
 AttentionBackend = Literal["auto", "sdpa", "cudnn", "flash", "math"]
+MoERounding = Literal["topk", "up", "down", "nearest"]
+MoEImpl = Literal["naive", "triton"]
 
 
 @dataclass(frozen=True)
@@ -38,8 +40,21 @@ class ModelConfig:
     # On CUDA, this project's Triton kernels for SwiGLU, RoPE (fused QKV, GQA) and the loss chunks;
     # the PyTorch expressions elsewhere (and always on the CPU).
     kernels: bool = True
+    # --- Mixture of experts (moe.py). 0 experts: every block has the dense SwiGLU MLP. Otherwise
+    # every block's MLP is `moe_experts` SwiGLU experts of hidden `moe_hidden`, `moe_top_k` per
+    # token; `moe_rounding` (None = plain top-K) rounds each expert's load to a multiple of
+    # `moe_tile` (SonicMoE token rounding); "triton" runs the experts with the grouped-GEMM kernels
+    # on CUDA. `moe_aux_loss` weighs the Switch load-balancing loss in training (0 disables it).
+    moe_experts: int = 0
+    moe_top_k: int = 8
+    moe_hidden: int = 256
+    moe_rounding: MoERounding | None = None
+    moe_tile: int = 128
+    moe_impl: MoEImpl = "naive"
+    moe_aux_loss: float = 0.01
 
     def __post_init__(self) -> None:
+        self._check_moe()
         kv = self.kv_heads
         if self.d_model % self.n_heads:
             raise UserError(f"d_model {self.d_model} is not a multiple of n_heads {self.n_heads}")
@@ -47,6 +62,21 @@ class ModelConfig:
             raise UserError(f"n_heads {self.n_heads} is not a multiple of n_kv_heads {kv}")
         if self.head_dim % 2 or (self.attention == "gta" and self.head_dim % 4):
             raise UserError(f"head_dim {self.head_dim} must be even (a multiple of 4 for GTA)")
+
+    def _check_moe(self) -> None:
+        if not self.moe_experts:
+            return
+        if not 1 <= self.moe_top_k <= self.moe_experts:
+            raise UserError(f"moe_top_k {self.moe_top_k} must be in 1..moe_experts ({self.moe_experts})")
+        if self.moe_rounding not in (None, "topk", "up", "down", "nearest"):
+            raise UserError(f"moe_rounding {self.moe_rounding!r} is not None, topk, up, down or nearest")
+        if self.moe_impl not in ("naive", "triton"):
+            raise UserError(f"moe_impl {self.moe_impl!r} is not naive or triton")
+        if self.moe_tile < 1 or self.moe_hidden < 1 or self.moe_aux_loss < 0:
+            raise UserError(
+                f"moe_tile {self.moe_tile} and moe_hidden {self.moe_hidden} must be positive, "
+                f"moe_aux_loss {self.moe_aux_loss} non-negative"
+            )
 
     @property
     def kv_heads(self) -> int:
@@ -73,6 +103,12 @@ SIZES: dict[str, ModelConfig] = {
     "124m": ModelConfig(n_layers=12, d_model=768, n_heads=12, max_seq_len=2048),
     "468m": ModelConfig(n_layers=24, d_model=1024, n_heads=16, max_seq_len=2048),
     "1.6b": ModelConfig(n_layers=24, d_model=2048, n_heads=16, max_seq_len=2048),
+    # Fine-grained MoE (many small experts, as SonicMoE/OLMoE): 64 experts of hidden 256, 8 per
+    # token: 2048 expert hidden units per token (the dense MLP here has 1536); 25M expert parameters
+    # per layer, 3M of them active per token.
+    "moe-small": ModelConfig(
+        n_layers=8, d_model=512, n_heads=8, max_seq_len=2048, moe_experts=64, moe_top_k=8, moe_hidden=256
+    ),
 }
 
 

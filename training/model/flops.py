@@ -5,6 +5,8 @@ Convention (stated wherever MFU is printed): training FLOPs per token = 6 x non-
 the untied output head is a matmul and counts. Causal attention adds, per layer and token,
 3 (fwd + bwd) x 2 x (T/2) x H x (d_qk + d_v): the QK^T and PV products over the causal half, which
 for d_qk = d_v = d/H is the familiar 6 * d * T (= 12 * L * d * T^2 / 2 per sequence).
+In a mixture-of-experts model a token runs K of the E experts, so expert weights count K/E of
+their size (the active parameters); the router counts whole.
 """
 
 from __future__ import annotations
@@ -17,8 +19,15 @@ H200_BF16_DENSE_PEAK = 989e12
 
 
 def non_embedding_parameters(model: nn.Module) -> int:
-    embed = model.embed.weight.numel()
-    return sum(p.numel() for p in model.parameters()) - embed
+    """Active non-embedding parameters per token (expert weights scaled by K/E)."""
+    config = model.config
+    total = 0.0
+    for name, p in model.named_parameters():
+        if name == "embed.weight":
+            continue
+        expert = config.moe_experts and name.endswith(("mlp.w_gate_up.weight", "mlp.w_down.weight"))
+        total += p.numel() * (config.moe_top_k / config.moe_experts if expert else 1)
+    return int(total)
 
 
 def attention_flops_per_token(config: ModelConfig, seq_len: int) -> float:

@@ -11,6 +11,7 @@ from redpajama.training.model.attention import attention_layer, rope_dim
 from redpajama.training.model.config import ModelConfig
 from redpajama.training.model.layers import RMSNorm, SwiGLU, rope_tables
 from redpajama.training.model.loss import chunked_linear_cross_entropy, full_cross_entropy
+from redpajama.training.model.moe import MoE, auxiliary_loss
 
 
 class Block(nn.Module):
@@ -19,7 +20,10 @@ class Block(nn.Module):
         self.attn_norm = RMSNorm(config.d_model, config.norm_eps)
         self.attn = attention_layer(config)
         self.mlp_norm = RMSNorm(config.d_model, config.norm_eps)
-        self.mlp = SwiGLU(config.d_model, config.mlp_hidden, config.kernels)
+        # Mixture of experts when the config has experts; same attribute name, so norms and
+        # parameter names stay those of the dense model.
+        dense = not config.moe_experts
+        self.mlp = SwiGLU(config.d_model, config.mlp_hidden, config.kernels) if dense else MoE(config)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.attn_norm(x), cos, sin)
@@ -78,5 +82,9 @@ class Transformer(nn.Module):
             return self.head(h)
         h, targets = h.flatten(0, 1), targets.flatten()
         if self.config.loss == "chunked":
-            return chunked_linear_cross_entropy(h, self.head.weight, targets, use_kernel=self.config.kernels)
-        return full_cross_entropy(h, self.head.weight, targets)
+            loss = chunked_linear_cross_entropy(h, self.head.weight, targets, use_kernel=self.config.kernels)
+        else:
+            loss = full_cross_entropy(h, self.head.weight, targets)
+        # MoE: the layers stored this batch's load-balancing loss during a training forward (moe.py).
+        aux = auxiliary_loss(self.blocks) if self.config.moe_experts and self.training else None
+        return loss if aux is None else loss + self.config.moe_aux_loss * aux
