@@ -51,7 +51,9 @@ def expert_outputs(
     return out.to(x.dtype)
 
 
-def moe_naive(x: torch.Tensor, router_w: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor, k: int) -> torch.Tensor:
+def moe_naive(
+    x: torch.Tensor, router_w: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor, k: int
+) -> torch.Tensor:
     """The whole MoE layer with top-K routing: x (T, d), router_w (E, d) -> (T, d)."""
     tokens, experts, scores = topk_routing(x @ router_w.t(), k)
     return expert_outputs(x, w1, w2, tokens, experts, scores)

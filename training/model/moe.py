@@ -72,7 +72,11 @@ class MoE(nn.Module):
             # Imported here: the kernels are optional, and CPU runs never need Triton.
             from redpajama.kernels.moe.experts import moe_experts
 
-            out = moe_experts(flat, self.w1, self.w2, routing)
+            # Custom ops see no autocast: give the kernels one dtype (the activations').
+            flat = flat.contiguous()
+            w1, w2 = self.w1.to(flat.dtype), self.w2.to(flat.dtype)
+            r = routing
+            out = moe_experts(flat, w1, w2, r.token_indices, r.expert_offsets, r.scores)
         else:
             # The plain loop over experts: the CPU path and the reference the kernels match.
             r = routing

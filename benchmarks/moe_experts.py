@@ -1,0 +1,313 @@
+"""MoE experts (gathered grouped GEMMs, `redpajama.kernels.moe.experts`) against a compiled composite.
+
+Shapes are REFERENCE C.2's anchors: MoE-A (T=24576, d=1536, n=256, E=128, K=8) and MoE-B
+(T=16384, d=768, n=256, E=64, K=8), SwiGLU experts, a random router (weights std 0.02) with top-K
+over E and softmax over the K logits (`naive.topk_routing`), assignments sorted expert-major. The
+routing itself is not timed; the timed call is the expert computation from (x, w1, w2, routing)
+to out (T, d).
+
+For each shape, in bf16:
+1. Correctness first: ours (outputs NaN-poisoned) and the baseline against `naive.expert_outputs`
+   in float32 on the same bf16-rounded inputs (unit-scale), forward and the gradients of x, w1, w2
+   and scores, relative RMS < 2e-2. On any failure nothing is timed (exit status 1).
+2. `triton.testing.do_bench` medians of the training forward (inputs require grad) and of
+   forward+backward (torch.autograd.grad of all four inputs), for ours and for the baseline:
+   `torch._grouped_mm` composite (gather + grouped_mm + SwiGLU + grouped_mm + scores + index_add)
+   if this torch has it, else a per-expert loop, wrapped in torch.compile. TFLOP/s with
+   6*T*K*d*n (fwd) and 18*T*K*d*n (fwd+bwd), next to a dense 8192^3 bf16 matmul measured in the
+   same run.
+3. Bytes saved for backward (torch.autograd.graph.saved_tensors_hooks, parameters excluded, each
+   storage counted once) against REFERENCE C.2's anchor 1.1 * (2*T*d + 2*T*K*2n) + 16*T*K, and the
+   peak-memory increase of one forward+backward.
+
+    python benchmarks/moe_experts.py [--output benchmarks/results/moe_experts.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import versions  # noqa: E402
+
+DEVICE = "cuda"
+# name -> (T, d, n, E, K), REFERENCE C.2; floors/targets are its fwd+bwd TFLOP/s bars.
+SHAPES = {
+    "MoE-A": (24576, 1536, 256, 128, 8),
+    "MoE-B": (16384, 768, 256, 64, 8),
+}
+BARS = {
+    "MoE-A": dict(floor_fwd_bwd=207, target_fwd_bwd=250, target_fwd=250, stretch_fwd_bwd=330),
+    "MoE-B": dict(floor_fwd_bwd=135, target_fwd_bwd=200),
+}
+ROUTER_STD = 0.02
+# bf16 results against a float32 reference: H, A, Y and dH are rounded to bf16 (2^-9 each).
+BF16_TOL = 2e-2
+
+
+def unit(*shape, seed: int, dtype=torch.float32):
+    gen = torch.Generator(device=DEVICE).manual_seed(seed)
+    return torch.randn(*shape, generator=gen, device=DEVICE, dtype=torch.float32).to(dtype)
+
+
+def make_problem(t, d, n, e, k, seed=0):
+    """bf16 x, w1, w2, d_out (unit scale), float32 scores and the expert-major routing."""
+    from redpajama.kernels.moe import naive
+
+    x = unit(t, d, seed=seed).bfloat16()
+    router_w = ROUTER_STD * unit(e, d, seed=seed + 1)
+    tokens, experts, scores = naive.topk_routing(x.float() @ router_w.t(), k)
+    order = torch.sort(experts, stable=True).indices
+    tokens, experts, scores = (
+        tokens[order].contiguous(),
+        experts[order].contiguous(),
+        scores[order].contiguous(),
+    )
+    offsets = torch.zeros(e + 1, dtype=torch.int64, device=DEVICE)
+    offsets[1:] = torch.bincount(experts, minlength=e).cumsum(0)
+    w1 = unit(e, d, 2 * n, seed=seed + 2).bfloat16()
+    w2 = unit(e, n, d, seed=seed + 3).bfloat16()
+    d_out = unit(t, d, seed=seed + 4).bfloat16()
+    return dict(
+        x=x,
+        w1=w1,
+        w2=w2,
+        d_out=d_out,
+        tokens=tokens,
+        experts=experts,
+        offsets=offsets,
+        scores=scores.detach(),
+    )
+
+
+def ours_fn():
+    from redpajama.kernels.moe.experts import moe_experts
+
+    def run(x, w1, w2, tokens, offsets, scores):
+        return moe_experts(x, w1, w2, tokens, offsets, scores)
+
+    return run
+
+
+def baseline_fn(counts: list[int]):
+    """(name, fn(x, w1, w2, tokens, offsets, scores)) of the composite, torch.compile'd."""
+    if hasattr(torch, "_grouped_mm"):
+
+        def grouped(x, w1, w2, tokens, offsets, scores):
+            n = w2.shape[1]
+            ends = offsets[1:].to(torch.int32)
+            h = torch._grouped_mm(x[tokens], w1, offs=ends)  # (M, 2n)
+            a = F.silu(h[:, :n]) * h[:, n:]
+            y = torch._grouped_mm(a, w2, offs=ends)  # (M, d)
+            return torch.zeros_like(x).index_add(0, tokens, y * scores[:, None].to(y.dtype))
+
+        return "torch._grouped_mm composite, compiled", torch.compile(grouped, dynamic=False)
+
+    def loop(x, w1, w2, tokens, offsets, scores):
+        n = w2.shape[1]
+        out = torch.zeros_like(x)
+        start = 0
+        for e, count in enumerate(counts):  # host ints: static slices
+            rows = slice(start, start + count)
+            start += count
+            if count == 0:
+                continue
+            h = x[tokens[rows]] @ w1[e]
+            y = (F.silu(h[:, :n]) * h[:, n:]) @ w2[e]
+            out = out.index_add(0, tokens[rows], y * scores[rows, None].to(y.dtype))
+        return out
+
+    return "per-expert loop, compiled", torch.compile(loop, dynamic=False)
+
+
+def leaves(p):
+    return [p[name].detach().clone().requires_grad_() for name in ("x", "w1", "w2", "scores")]
+
+
+def call(fn, p, xs):
+    x, w1, w2, scores = xs
+    return fn(x, w1, w2, p["tokens"], p["offsets"], scores)
+
+
+def check(p, fns) -> dict[str, float]:
+    """Relative RMS errors of each fn (bf16) against naive.expert_outputs in float32."""
+    from redpajama.kernels._testing import poisoned_allocations, rel_rms
+    from redpajama.kernels.moe import naive
+
+    ref_in = [p[name].detach().float().requires_grad_() for name in ("x", "w1", "w2", "scores")]
+    x, w1, w2, scores = ref_in
+    ref = naive.expert_outputs(x, w1, w2, p["tokens"], p["experts"], scores)
+    ref_grads = torch.autograd.grad(ref, ref_in, p["d_out"].float())
+    errors = {}
+    for name, fn in fns.items():
+        xs = leaves(p)
+        # Our outputs are allocated NaN-filled (an element a kernel skips shows up as NaN); the
+        # baseline is left alone (torch.compile must not trace or compile under the patch).
+        with poisoned_allocations() if name == "ours" else contextlib.nullcontext():
+            out = call(fn, p, xs)
+            grads = torch.autograd.grad(out, xs, p["d_out"])
+        errors[f"{name}.out"] = rel_rms(ref, out)
+        for g_name, r, g in zip(("dx", "dw1", "dw2", "dscores"), ref_grads, grads, strict=True):
+            errors[f"{name}.{g_name}"] = rel_rms(r, g)
+        del out, grads
+    del ref, ref_grads, ref_in
+    return errors
+
+
+def bench(fn) -> float:
+    from triton.testing import do_bench
+
+    fn()  # compiles (Triton, torch.compile) outside the timed runs
+    torch.cuda.synchronize()
+    return do_bench(fn, return_mode="median")
+
+
+def timings(fn, p) -> dict[str, float]:
+    xs = leaves(p)
+
+    def fwd():
+        return call(fn, p, xs)
+
+    def fwd_bwd():
+        return torch.autograd.grad(call(fn, p, xs), xs, p["d_out"])
+
+    return dict(fwd_ms=bench(fwd), fwd_bwd_ms=bench(fwd_bwd))
+
+
+def saved_bytes(fn, p) -> int:
+    """Bytes of the tensors autograd saves for the backward of one forward, parameters excluded."""
+    xs = leaves(p)
+    params = {xs[1].untyped_storage().data_ptr(), xs[2].untyped_storage().data_ptr()}
+    seen: dict[int, int] = {}
+
+    def pack(tensor):
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in params:
+            seen[storage.data_ptr()] = max(seen.get(storage.data_ptr(), 0), storage.nbytes())
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        out = call(fn, p, xs)
+    del out
+    return sum(seen.values())
+
+
+def peak_increase(fn, p) -> int:
+    """max_memory_allocated during one forward+backward, minus the memory allocated before it."""
+    xs = leaves(p)
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated()
+    grads = torch.autograd.grad(call(fn, p, xs), xs, p["d_out"])
+    torch.cuda.synchronize()
+    peak = torch.cuda.max_memory_allocated() - before
+    del grads
+    return peak
+
+
+def dense_tflops() -> float:
+    a = unit(8192, 8192, seed=100, dtype=torch.bfloat16)
+    b = unit(8192, 8192, seed=101, dtype=torch.bfloat16)
+    ms = bench(lambda: a @ b)
+    return 2 * 8192**3 / ms / 1e9
+
+
+def run_shape(name, shape, dense) -> tuple[dict, bool]:
+    t, d, n, e, k = shape
+    p = make_problem(t, d, n, e, k)
+    counts = p["offsets"].diff().tolist()
+    base_name, base = baseline_fn(counts)
+    fns = {"ours": ours_fn(), "baseline": base}
+    errors = check(p, fns)
+    print(f"{name}: bf16 vs float32 reference, relative RMS:", json.dumps(errors, indent=1), flush=True)
+    failed = {key: err for key, err in errors.items() if not err < BF16_TOL}  # NaN fails too
+    row = dict(
+        shape=dict(T=t, d=d, n=n, E=e, K=k),
+        baseline=base_name,
+        tokens_per_expert=dict(min=min(counts), max=max(counts)),
+        bf16_rel_rms=errors,
+        bars_tflops=BARS[name],
+    )
+    if failed:
+        print(f"{name}: correctness check FAILED, not timing: {failed}", file=sys.stderr)
+        row["failed"] = failed
+        return row, False
+    flop_fwd, flop_fwd_bwd = 6 * t * k * d * n, 18 * t * k * d * n
+    anchor = 1.1 * (2 * t * d + 2 * t * k * 2 * n) + 16 * t * k
+    for label, fn in fns.items():
+        times = timings(fn, p)
+        row[label] = dict(
+            **times,
+            fwd_tflops=flop_fwd / times["fwd_ms"] / 1e9,
+            fwd_bwd_tflops=flop_fwd_bwd / times["fwd_bwd_ms"] / 1e9,
+            saved_bytes=saved_bytes(fn, p),
+            peak_increase_bytes=peak_increase(fn, p),
+        )
+        row[label]["fwd_frac_of_dense"] = row[label]["fwd_tflops"] / dense
+        row[label]["fwd_bwd_frac_of_dense"] = row[label]["fwd_bwd_tflops"] / dense
+    row["saved_bytes_anchor"] = anchor
+    row["ours"]["saved_bytes_within_anchor"] = row["ours"]["saved_bytes"] <= anchor
+    row["speedup_fwd"] = row["baseline"]["fwd_ms"] / row["ours"]["fwd_ms"]
+    row["speedup_fwd_bwd"] = row["baseline"]["fwd_bwd_ms"] / row["ours"]["fwd_bwd_ms"]
+    return row, True
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--output", type=Path, default=Path(__file__).parent / "results" / "moe_experts.json")
+    args = parser.parse_args()
+    if not torch.cuda.is_available():
+        print("moe_experts: needs a CUDA GPU (none found); nothing timed.", file=sys.stderr)
+        return 2
+
+    dense = dense_tflops()
+    print(f"dense bf16 matmul 8192^3: {dense:.0f} TFLOP/s", flush=True)
+    rows, ok = {}, True
+    for name, shape in SHAPES.items():
+        rows[name], passed = run_shape(name, shape, dense)
+        ok = ok and passed
+        torch._dynamo.reset()
+        torch.cuda.empty_cache()
+    header = f"{'shape':<6} {'impl':<9} {'fwd ms':>8} {'TFLOP/s':>8} {'f+b ms':>8} {'TFLOP/s':>8} {'saved MiB':>10} {'peak MiB':>9}"
+    print(header)
+    for name, row in rows.items():
+        for label in ("ours", "baseline"):
+            if label not in row:
+                continue
+            r = row[label]
+            print(
+                f"{name:<6} {label:<9} {r['fwd_ms']:8.3f} {r['fwd_tflops']:8.0f} {r['fwd_bwd_ms']:8.3f} "
+                f"{r['fwd_bwd_tflops']:8.0f} {r['saved_bytes'] / 2**20:10.1f} {r['peak_increase_bytes'] / 2**20:9.1f}"
+            )
+        if "ours" in row:
+            print(
+                f"{name:<6} speedup fwd {row['speedup_fwd']:.2f}x, fwd+bwd {row['speedup_fwd_bwd']:.2f}x; "
+                f"saved-bytes anchor {row['saved_bytes_anchor'] / 2**20:.1f} MiB "
+                f"({'met' if row['ours']['saved_bytes_within_anchor'] else 'MISSED'})"
+            )
+    result = dict(
+        device=torch.cuda.get_device_name(),
+        versions=versions("torch", "triton"),
+        dense_bf16_tflops=dense,
+        router_std=ROUTER_STD,
+        flops="fwd 6*T*K*d*n, fwd+bwd 18*T*K*d*n; times: do_bench median (ms); fwd is the training forward",
+        rows=rows,
+    )
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=2))
+    print(f"wrote {args.output}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
