@@ -1,0 +1,5 @@
+"""Mamba-2 SSD (state space duality): naive references, a PyTorch chunked path, Triton forward."""
+
+from redpajama.kernels.ssd.ssd import ssd
+
+__all__ = ["ssd"]

@@ -1,0 +1,164 @@
+"""Mamba-2 SSD: scan vs quadratic form, the PyTorch chunked path and the Triton forward against them."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from redpajama.kernels._testing import poisoned_allocations, rel_rms, unit_randn
+from redpajama.kernels.ssd import naive, ssd
+from redpajama.kernels.ssd.chunked import ssd_chunked
+
+NAMES = ("x", "dt", "A", "Bm", "Cm", "D")
+# (B, T, H, G, P, N): T=1, 63 and 130 straddle chunk boundaries; P, N not powers of two.
+SHAPES = [(2, 1, 4, 4, 8, 16), (1, 63, 4, 2, 12, 8), (2, 130, 4, 4, 16, 10), (1, 130, 4, 2, 8, 16)]
+
+
+def make_inputs(b, t, h, g, p, n, dtype=torch.float64, device="cpu", seed=0):
+    """Unit-scale x, B, C, D; dt = softplus(N(-1, 1)) (about 0.1-1.5, the usual range); A = -exp(N(0, .5))."""
+    x = unit_randn(b, t, h, p, seed=seed + 1)
+    dt = F.softplus(unit_randn(b, t, h, seed=seed + 2) - 1)
+    a = -torch.exp(0.5 * unit_randn(h, seed=seed + 3))
+    bm, cm = unit_randn(b, t, g, n, seed=seed + 4), unit_randn(b, t, g, n, seed=seed + 5)
+    d = unit_randn(h, seed=seed + 6)
+    return [v.to(device=device, dtype=dtype) for v in (x, dt, a, bm, cm, d)]
+
+
+def assert_close(ref, out, tol, name=""):
+    """rel_rms(ref, out) < tol; where the reference is exactly zero (dA at T = 1: a single token never
+    decays), the output must be zero to within tol."""
+    if ref.abs().max() == 0:
+        assert out.abs().max().item() < tol, name
+    else:
+        assert rel_rms(ref, out.cpu()) < tol, name
+
+
+def fwd_bwd(fn, inputs, d_y, **kwargs):
+    leaves = [v.detach().clone().requires_grad_() for v in inputs]
+    y = fn(*leaves, **kwargs)
+    y.backward(d_y)
+    return y.detach(), [v.grad for v in leaves]
+
+
+@pytest.mark.parametrize("shape", SHAPES[:3])
+def test_recurrent_equals_quadratic(shape):
+    inputs = make_inputs(*shape)
+    d_y = unit_randn(*inputs[0].shape, seed=9).double()
+    ref, ref_grads = fwd_bwd(naive.ssd_recurrent, inputs, d_y)
+    out, grads = fwd_bwd(naive.ssd_quadratic, inputs, d_y)
+    assert rel_rms(ref, out) < 1e-12
+    for name, r, g in zip(NAMES, ref_grads, grads, strict=True):
+        assert_close(r, g, 1e-12, name)
+
+
+def test_recurrent_final_state_is_the_state():
+    # The final state, read out with C, gives the last output: y_T-1 = C^T h + D x.
+    b, t, h, g, p, n = 2, 9, 4, 2, 5, 3
+    x, dt, a, bm, cm, d = make_inputs(b, t, h, g, p, n)
+    y, final = naive.ssd_recurrent(x, dt, a, bm, cm, d, return_final_state=True)
+    c_last = naive.expand_groups(cm, h)[:, -1]
+    assert rel_rms(y[:, -1], torch.einsum("bhn,bhnp->bhp", c_last, final) + d[:, None] * x[:, -1]) < 1e-12
+
+
+@pytest.mark.parametrize("chunk_size", [16, 64])
+@pytest.mark.parametrize("shape", [*SHAPES, (1, 500, 4, 2, 16, 16)])
+def test_chunked_equals_naive_float64(shape, chunk_size):
+    inputs = make_inputs(*shape)
+    d_y = unit_randn(*inputs[0].shape, seed=9).double()
+    ref, ref_grads = fwd_bwd(naive.ssd_quadratic, inputs, d_y)
+    out, grads = fwd_bwd(ssd_chunked, inputs, d_y, chunk_size=chunk_size)
+    assert rel_rms(ref, out) < 1e-12
+    for name, r, g in zip(NAMES, ref_grads, grads, strict=True):
+        assert_close(r, g, 1e-12, name)
+
+
+def test_chunked_float32_and_final_state():
+    inputs = make_inputs(1, 130, 4, 2, 8, 16)
+    ref, ref_final = naive.ssd_recurrent(*inputs, return_final_state=True)
+    out, final = ssd_chunked(*[v.float() for v in inputs], chunk_size=64, return_final_state=True)
+    assert out.dtype == torch.float32
+    assert rel_rms(ref, out) < 1e-5
+    assert rel_rms(ref_final, final) < 1e-5
+
+
+@pytest.mark.parametrize("chunk_size", [16, 64])
+@pytest.mark.parametrize("shape", [*SHAPES, (1, 500, 4, 2, 16, 16)])
+def test_triton_matches_naive_float32(shape, chunk_size, device):
+    inputs = make_inputs(*shape)
+    d_y = unit_randn(*inputs[0].shape, seed=9).double()
+    ref, ref_grads = fwd_bwd(naive.ssd_quadratic, inputs, d_y)
+    with poisoned_allocations():
+        out, grads = fwd_bwd(
+            ssd, [v.float().to(device) for v in inputs], d_y.float().to(device), chunk_size=chunk_size
+        )
+    assert out.shape == inputs[0].shape and out.dtype == torch.float32
+    assert rel_rms(ref, out.cpu()) < 1e-5
+    for name, r, g, v in zip(NAMES, ref_grads, grads, inputs, strict=True):
+        assert g.shape == v.shape and g.dtype == torch.float32, name
+        assert_close(r, g, 1e-5, name)
+
+
+def test_triton_final_state_and_its_gradient(device):
+    inputs = make_inputs(1, 63, 4, 2, 8, 16)
+    d_y = unit_randn(*inputs[0].shape, seed=9).double()
+    d_final = unit_randn(1, 4, 16, 8, seed=10).double()
+
+    def loss_ref(*v):
+        y, final = naive.ssd_recurrent(*v, return_final_state=True)
+        return (y * d_y).sum() + (final * d_final).sum()
+
+    leaves = [v.clone().requires_grad_() for v in inputs]
+    loss_ref(*leaves).backward()
+    ref_final = naive.ssd_recurrent(*inputs, return_final_state=True)[1]
+
+    f32 = [v.float().to(device).requires_grad_() for v in inputs]
+    with poisoned_allocations():
+        y, final = ssd(*f32, chunk_size=16, return_final_state=True)
+    assert final.shape == (1, 4, 16, 8) and final.dtype == torch.float32
+    assert rel_rms(ref_final, final.detach().cpu()) < 1e-5
+    ((y * d_y.float().to(device)).sum() + (final * d_final.float().to(device)).sum()).backward()
+    for name, r, v in zip(NAMES, leaves, f32, strict=True):
+        assert rel_rms(r.grad, v.grad.cpu()) < 1e-5, name
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_triton_half_precision_inputs(dtype, device):
+    # Inputs rounded to 16 bits, math in float32: error about the dtype's epsilon, dtype preserved.
+    inputs = [v.to(dtype).double() for v in make_inputs(1, 63, 4, 2, 8, 16)]
+    ref = naive.ssd_quadratic(*inputs)
+    out = ssd(*[v.to(device=device, dtype=dtype) for v in inputs], chunk_size=16)
+    assert out.dtype == dtype
+    assert rel_rms(ref, out.cpu()) < 1e-2
+
+
+def test_triton_non_contiguous_inputs(device):
+    inputs = make_inputs(1, 40, 4, 2, 8, 16, dtype=torch.float32, device=device)
+    x_t = inputs[0].transpose(1, 2).contiguous().transpose(1, 2)  # same values, (B, H, T, P) memory
+    assert not x_t.is_contiguous()
+    out = ssd(x_t, *inputs[1:], chunk_size=16)
+    assert rel_rms(naive.ssd_quadratic(*[v.double().cpu() for v in inputs]), out.cpu()) < 1e-5
+
+
+def _ok(b=1, t=5, h=4, g=2, p=3, n=2):
+    return make_inputs(b, t, h, g, p, n, dtype=torch.float32)
+
+
+@pytest.mark.parametrize(
+    "change, kwargs, error, match",
+    [
+        ({"x": torch.ones(5, 4, 3)}, {}, ValueError, r"\(B, T, H, P\)"),
+        ({"dt": torch.ones(1, 5, 3)}, {}, ValueError, r"dt must be .*\(1, 5, 4\)"),
+        ({"A": torch.ones(3)}, {}, ValueError, r"\(4,\)"),
+        ({"Bm": torch.ones(1, 5, 3, 2), "Cm": torch.ones(1, 5, 3, 2)}, {}, ValueError, "H=4 .* G=3"),
+        ({"Cm": torch.ones(1, 5, 2, 3)}, {}, ValueError, "Bm and Cm"),
+        ({"D": torch.ones(4, dtype=torch.float64)}, {}, TypeError, "float64"),
+        ({}, {"chunk_size": 48}, ValueError, "48"),
+        ({}, {"chunk_size": 8}, ValueError, "power of two >= 16, got 8"),
+    ],
+)
+def test_rejects_bad_arguments(change, kwargs, error, match):
+    args = dict(zip(NAMES, _ok(), strict=True))
+    args.update(change)
+    with pytest.raises(error, match=match):
+        ssd(*args.values(), **kwargs)
