@@ -9,6 +9,7 @@ from redpajama.errors import UserError
 MODEL = typer.Option("tiny", "--model", help="Model size: tiny, 20m, 124m, 468m, 1.6b.")
 ATTENTION = typer.Option(None, "--attention", help="Attention variant: gqa (default) or gta.")
 KV_HEADS = typer.Option(None, "--kv-heads", help="Key/value heads (GQA) or tied KV groups (GTA).")
+LADDER = typer.Option(False, "--ladder", help="Ladder residual blocks (same parameters, overlappable TP).")
 SEQ_LEN = typer.Option(256, "--seq-len", help="Tokens per training sequence.")
 BATCH_SIZE = typer.Option(8, "--batch-size", help="Sequences per device per micro-step.")
 GRAD_ACCUM = typer.Option(1, "--grad-accum", help="Micro-steps per optimizer step.")
@@ -28,12 +29,13 @@ def require_torch() -> None:
         ) from error
 
 
-def model_overrides(attention: str | None, kv_heads: int | None) -> dict:
+def model_overrides(attention: str | None, kv_heads: int | None, ladder: bool = False) -> dict:
     if attention not in (None, "gqa", "gta"):
         raise typer.BadParameter(
             f"unknown attention {attention!r}; known: gqa, gta", param_hint="--attention"
         )
-    return {k: v for k, v in (("attention", attention), ("n_kv_heads", kv_heads)) if v is not None}
+    pairs = (("attention", attention), ("n_kv_heads", kv_heads), ("residual", "ladder" if ladder else None))
+    return {k: v for k, v in pairs if v is not None}
 
 
 def compile_default(compile_flag: bool | None, device: str | None) -> bool:

@@ -40,6 +40,9 @@ class ModelConfig:
     # On CUDA, this project's Triton kernels for SwiGLU, RoPE (fused QKV, GQA) and the loss chunks;
     # the PyTorch expressions elsewhere (and always on the CPU).
     kernels: bool = True
+    # "ladder": each attention/MLP module reads the stream without the previous module's output
+    # (ladder.py), so tensor-parallel all-reduces overlap the next module. Same parameters.
+    residual: Literal["standard", "ladder"] = "standard"
     # --- Mixture of experts (moe.py). 0 experts: every block has the dense SwiGLU MLP. Otherwise
     # every block's MLP is `moe_experts` SwiGLU experts of hidden `moe_hidden`, `moe_top_k` per
     # token; `moe_rounding` (None = plain top-K) rounds each expert's load to a multiple of

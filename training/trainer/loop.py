@@ -53,6 +53,10 @@ def build_model(config: TrainConfig, vocab_size: int) -> Transformer:
     model_cfg = model_cfg.replace(
         vocab_size=padded_vocab, max_seq_len=max(model_cfg.max_seq_len, config.seq_len)
     )
+    if model_cfg.residual == "ladder":
+        from redpajama.training.model.ladder import LadderTransformer
+
+        return LadderTransformer(model_cfg)
     return Transformer(model_cfg)
 
 
