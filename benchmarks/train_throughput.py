@@ -15,7 +15,6 @@ not) + causal attention 6 * L * d * T; MFU is against the 989 TFLOP/s dense bf16
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
 import json
 import sys
@@ -263,8 +262,7 @@ def main() -> None:
         "results": results,
     }
     args.output.write_text(json.dumps(record, indent=2) + "\n")
-    with contextlib.suppress(Exception):
-        print(f"wrote {args.output}")
+    print(f"wrote {args.output}")
 
 
 if __name__ == "__main__":

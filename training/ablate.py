@@ -8,6 +8,7 @@ Finished steps are skipped on a rerun: tokens with an index, trained runs, writt
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 from dataclasses import dataclass, field
@@ -139,8 +140,6 @@ def run_ablation(config: AblationConfig, device: str | None = None) -> list[dict
 
 
 def _autocast(device: str, precision: str):
-    import contextlib
-
     bf16 = precision == "bf16" or (precision == "auto" and str(device).startswith("cuda"))
     return torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
 
