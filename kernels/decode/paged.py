@@ -1,0 +1,346 @@
+"""Decode attention over a paged KV cache in Triton: GTA (grouped-tied) and GLA (grouped-latent).
+
+Paged cache: token rows live in pages of `page_size` tokens; block_table int32 (B, max_pages) maps
+page j of sequence b to physical page block_table[b, j]; seq_lens int32 (B,) are the sequence
+lengths including the Q new tokens. Query i of a sequence (Q = 1, or Q > 1 for speculative
+decoding) sits at position seq_len - Q + i and attends causally to keys 0 .. seq_len - Q + i.
+
+Both ops are one kernel over a per-group cache C (num_pages, page_size, G, Dc) and a shared RoPE key
+R (num_pages, page_size, Dr): scores = qa . C[:, :Ka] + qr . R, values = C (all Dc columns).
+GTA: C = kv (Dc = D), Ka = D/2, qa = q[:D/2], qr = q[D/2:], Dr = D/2. GLA: C = latent (Dc = Dl),
+Ka = Dl, qa = q_latent, qr = q_rope.
+
+One program per (sequence, group): it serves all H/G heads of the group and all Q query positions
+as the BM = Q*H/G rows of its tiles, so each cache tile is read from memory once per group (not
+once per head: the arithmetic intensity of GTA/GLA decode). The same loaded tile C[BS, Dc] feeds the
+score product (qa zero-padded beyond Ka) and the value product. Tiles of BS tokens may span pages:
+each token's physical row is looked up in the block table. Online softmax in base 2, float32
+accumulation. No split over the sequence (split-K): B*G programs must fill the device.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import triton
+import triton.language as tl
+
+DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+MAX_DIM = 576  # DeepSeek's MLA latent + RoPE width; the (BM, Dc) accumulator lives in registers
+
+
+@dataclass(frozen=True)
+class Config:
+    """bs: tokens of a cache tile; warps, stages: the launch."""
+
+    bs: int
+    warps: int
+    stages: int
+
+
+# The interpreter (tests): 16-token tiles, so the tiny test pages (size 8, 5, 1) span tiles and pages.
+INTERPRETER_CONFIG = Config(16, 1, 1)
+
+
+def config_for(device: torch.device, dc: int) -> Config:
+    if device.type != "cuda":
+        return INTERPRETER_CONFIG
+    return Config(64, 4 if dc <= 128 else 8, 2)
+
+
+@triton.jit
+def paged_decode_kernel(
+    q_a,
+    q_r,
+    c,
+    r,
+    o,
+    block_table,
+    seq_lens,
+    scale,
+    s_qa_t,
+    s_qa_h,
+    s_qr_t,
+    s_qr_h,
+    max_pages,
+    Q: tl.constexpr,
+    H: tl.constexpr,
+    G: tl.constexpr,
+    KA: tl.constexpr,
+    DC: tl.constexpr,
+    DR: tl.constexpr,
+    PS: tl.constexpr,
+    BM: tl.constexpr,
+    BS: tl.constexpr,
+    BC: tl.constexpr,
+    BR: tl.constexpr,
+    PRECISION: tl.constexpr,
+):
+    i_bg = tl.program_id(0)
+    i_b, i_g = i_bg // G, i_bg % G
+    HG: tl.constexpr = H // G
+    qk_scale = scale * 1.4426950408889634  # base 2: exp(x) = exp2(x * log2(e))
+
+    # Row m of the tiles: query position i_q = m // HG, head i_g * HG + m % HG.
+    o_m = tl.arange(0, BM)
+    m_m = o_m < Q * HG
+    o_q = o_m // HG
+    o_h = i_g * HG + o_m % HG
+    o_tok = i_b.to(tl.int64) * Q + o_q
+    o_c = tl.arange(0, BC)
+    o_r = tl.arange(0, BR)
+    m_c = o_c < DC
+    m_r = o_r < DR
+    p_qa = q_a + o_tok[:, None] * s_qa_t + o_h[:, None] * s_qa_h + o_c[None, :]
+    b_qa = tl.load(p_qa, mask=m_m[:, None] & (o_c < KA)[None, :], other=0.0)  # zero beyond Ka
+    p_qr = q_r + o_tok[:, None] * s_qr_t + o_h[:, None] * s_qr_h + o_r[None, :]
+    b_qr = tl.load(p_qr, mask=m_m[:, None] & m_r[None, :], other=0.0)
+
+    seq_len = tl.load(seq_lens + i_b)
+    # Position of each row's query; padding rows (m >= Q*HG) get >= seq_len: every key is visible.
+    pos = seq_len - Q + o_q
+    b_m = tl.full([BM], float("-inf"), dtype=tl.float32)
+    b_l = tl.zeros([BM], dtype=tl.float32)
+    b_acc = tl.zeros([BM, BC], dtype=tl.float32)
+    # The first tile holds key 0, visible to every row (seq_len >= Q): b_m is finite after it.
+    for i_s in range(0, seq_len, BS):
+        o_s = i_s + tl.arange(0, BS)
+        m_s = o_s < seq_len
+        b_page = tl.load(block_table + i_b.to(tl.int64) * max_pages + o_s // PS, mask=m_s, other=0)
+        o_row = b_page.to(tl.int64) * PS + o_s % PS  # physical token rows
+        p_c = c + (o_row[:, None] * G + i_g) * DC + o_c[None, :]
+        b_c = tl.load(p_c, mask=m_s[:, None] & m_c[None, :], other=0.0)
+        p_r = r + o_row[:, None] * DR + o_r[None, :]
+        b_r = tl.load(p_r, mask=m_s[:, None] & m_r[None, :], other=0.0)
+        # [BM, BC] @ [BC, BS] -> [BM, BS]
+        b_s = tl.dot(b_qa, tl.trans(b_c), input_precision=PRECISION)
+        # [BM, BR] @ [BR, BS] -> [BM, BS]
+        b_s = tl.dot(b_qr, tl.trans(b_r), b_s, input_precision=PRECISION) * qk_scale
+        b_s = tl.where((o_s[None, :] <= pos[:, None]) & m_s[None, :], b_s, float("-inf"))
+        b_mn = tl.maximum(b_m, tl.max(b_s, 1))
+        b_p = tl.exp2(b_s - b_mn[:, None])
+        b_rs = tl.exp2(b_m - b_mn)
+        b_l = b_l * b_rs + tl.sum(b_p, 1)
+        # [BM, BS] @ [BS, BC] -> [BM, BC]
+        b_acc = tl.dot(b_p.to(b_c.dtype), b_c, b_acc * b_rs[:, None], input_precision=PRECISION)
+        b_m = b_mn
+
+    b_o = b_acc / b_l[:, None]
+    p_o = o + (o_tok[:, None] * H + o_h[:, None]) * DC + o_c[None, :]
+    tl.store(p_o, b_o.to(p_o.dtype.element_ty), mask=m_m[:, None] & m_c[None, :])
+
+
+def paged_decode_fwd(
+    q_a: torch.Tensor,
+    q_r: torch.Tensor,
+    cache: torch.Tensor,
+    rope: torch.Tensor,
+    block_table: torch.Tensor,
+    seq_lens: torch.Tensor,
+    scale: float,
+    ka: int,
+) -> torch.Tensor:
+    """Launch over checked arguments: q_a (B, Q, H, >= Ka) and q_r (B, Q, H, Dr) with unit stride in
+    the last dim and (B, Q) flattenable; cache (num_pages, page_size, G, Dc), rope (num_pages,
+    page_size, Dr) contiguous. Returns o (B, Q, H, Dc) in q_a's dtype."""
+    b, nq, h, _ = q_a.shape
+    _, page_size, g, dc = cache.shape
+    dr = rope.shape[2]
+    cfg = config_for(cache.device, dc)
+    o = torch.empty((b, nq, h, dc), dtype=q_a.dtype, device=q_a.device)
+    paged_decode_kernel[(b * g,)](
+        q_a,
+        q_r,
+        cache,
+        rope,
+        o,
+        block_table,
+        seq_lens,
+        scale,
+        q_a.stride(1),
+        q_a.stride(2),
+        q_r.stride(1),
+        q_r.stride(2),
+        block_table.shape[1],
+        Q=nq,
+        H=h,
+        G=g,
+        KA=ka,
+        DC=dc,
+        DR=dr,
+        PS=page_size,
+        BM=max(16, triton.next_power_of_2(nq * (h // g))),
+        BS=cfg.bs,
+        BC=max(16, triton.next_power_of_2(dc)),
+        BR=max(16, triton.next_power_of_2(dr)),
+        PRECISION="ieee" if q_a.dtype == torch.float32 else "tf32",
+        num_warps=cfg.warps,
+        num_stages=cfg.stages,
+    )
+    return o
+
+
+@torch.library.custom_op("redpajama::paged_decode", mutates_args=())
+def paged_decode_op(
+    q_a: torch.Tensor,
+    q_r: torch.Tensor,
+    cache: torch.Tensor,
+    rope: torch.Tensor,
+    block_table: torch.Tensor,
+    seq_lens: torch.Tensor,
+    scale: float,
+    ka: int,
+) -> torch.Tensor:
+    return paged_decode_fwd(q_a, q_r, cache, rope, block_table, seq_lens, scale, ka)
+
+
+@paged_decode_op.register_fake
+def _(q_a, q_r, cache, rope, block_table, seq_lens, scale, ka):
+    return q_a.new_empty((*q_a.shape[:3], cache.shape[3]))
+
+
+def _check_tensor(name: str, value, dim: int, device: torch.device, dtypes) -> None:
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    if value.dim() != dim:
+        raise ValueError(f"{name} must be {dim}-D, got shape {tuple(value.shape)}")
+    if value.dtype not in dtypes:
+        raise TypeError(f"{name} must have a dtype in {[str(t) for t in dtypes]}, got {value.dtype}")
+    if value.device != device:
+        raise ValueError(f"{name} is on {value.device} but the query is on {device}")
+
+
+def check_arguments(queries: dict, cache: dict, block_table, seq_lens) -> None:
+    """Raise TypeError/ValueError naming the offending numbers. queries: name -> (B, Q, H, dim)
+    tensors; cache: name -> the per-group cache (num_pages, page_size, G, Dc) first, then the shared
+    RoPE key (num_pages, page_size, Dr). Shapes, dtypes and devices only (no device sync)."""
+    (q_name, q), *_ = queries.items()
+    (c_name, c), (r_name, r) = cache.items()
+    for name, value in queries.items():
+        _check_tensor(name, value, 4, q.device, DTYPES)
+        if value.shape[:3] != q.shape[:3]:
+            raise ValueError(f"{name} {tuple(value.shape)} and {q_name} {tuple(q.shape)} differ in (B, Q, H)")
+    _check_tensor(c_name, c, 4, q.device, DTYPES)
+    _check_tensor(r_name, r, 3, q.device, DTYPES)
+    for name, value in (*queries.items(), (c_name, c), (r_name, r)):
+        if value.dtype != q.dtype:
+            raise TypeError(f"{name} is {value.dtype} but {q_name} is {q.dtype}: one dtype for all")
+        if not 0 < value.shape[-1] <= MAX_DIM:
+            raise ValueError(f"{name} last dim must be in 1..{MAX_DIM}, got {value.shape[-1]}")
+    for name, value in ((c_name, c), (r_name, r)):
+        if not value.is_contiguous():
+            raise ValueError(f"{name} must be contiguous (a cache is never copied)")
+    b, nq, h, _ = q.shape
+    num_pages, page_size, g, _ = c.shape
+    if r.shape[:2] != (num_pages, page_size):
+        raise ValueError(
+            f"{r_name} {tuple(r.shape)} and {c_name} {tuple(c.shape)} differ in (num_pages, page_size)"
+        )
+    if b == 0 or nq == 0 or num_pages == 0 or page_size == 0:
+        raise ValueError(f"empty input: B={b}, Q={nq}, num_pages={num_pages}, page_size={page_size}")
+    if g == 0 or h % g != 0:
+        raise ValueError(f"query heads H={h} must be a multiple of the cache groups G={g}")
+    _check_tensor("block_table", block_table, 2, q.device, (torch.int32,))
+    _check_tensor("seq_lens", seq_lens, 1, q.device, (torch.int32,))
+    if block_table.shape[0] != b or seq_lens.shape[0] != b:
+        raise ValueError(
+            f"block_table {tuple(block_table.shape)} and seq_lens {tuple(seq_lens.shape)} must have B={b} rows"
+        )
+    if not block_table.is_contiguous() or not seq_lens.is_contiguous():
+        raise ValueError("block_table and seq_lens must be contiguous")
+
+
+def check_values(block_table: torch.Tensor, seq_lens: torch.Tensor, nq: int, num_pages: int, page_size: int):
+    """Raise ValueError unless Q <= seq_lens <= max_pages * page_size and every page a sequence uses
+    is in 0..num_pages-1 (entries past a sequence's pages are never read: any value). One sync."""
+    lo, hi = int(seq_lens.min()), int(seq_lens.max())
+    cap = block_table.shape[1] * page_size
+    if lo < nq or hi > cap:
+        raise ValueError(f"seq_lens must be in Q={nq}..max_pages*page_size={cap}, got {lo}..{hi}")
+    used = (
+        torch.arange(block_table.shape[1], device=block_table.device)[None, :] * page_size < seq_lens[:, None]
+    )
+    pages = block_table[used]
+    if bool(((pages < 0) | (pages >= num_pages)).any()):
+        raise ValueError(f"block_table names pages outside 0..{num_pages - 1} for the used pages")
+
+
+def _check_values_now() -> bool:
+    # No sync while compiling or capturing a CUDA graph (decode steps are usually captured).
+    if torch.compiler.is_compiling():
+        return False
+    return not (torch.cuda.is_available() and torch.cuda.is_current_stream_capturing())
+
+
+def gta_decode(
+    q: torch.Tensor,
+    kv: torch.Tensor,
+    k_rope: torch.Tensor,
+    block_table: torch.Tensor,
+    seq_lens: torch.Tensor,
+    scale: float | None = None,
+) -> torch.Tensor:
+    """Grouped-tied attention (GTA) decode over a paged cache.
+
+    q: (B, Q, H, D), D even, the last D/2 columns already rotated (RoPE); kv: (num_pages, page_size,
+    G, D) the tied key/value state of each group; k_rope: (num_pages, page_size, D/2) the rotated
+    RoPE key shared by all heads; block_table int32 (B, max_pages); seq_lens int32 (B,) with
+    Q <= seq_lens <= max_pages * page_size. Head h reads group h // (H // G).
+    scores = (q[:D/2] . kv[:D/2] + q[D/2:] . k_rope) * scale (scale 1/sqrt(D) by default, as in the
+    training layer), o = softmax(scores) @ kv over keys 0 .. seq_len - Q + i for query i.
+    One dtype of float16/bfloat16/float32. Returns o (B, Q, H, D) in q's dtype. The values are
+    checked (one sync) outside torch.compile and CUDA graph capture. Inference only (no autograd).
+    """
+    check_arguments(dict(q=q), dict(kv=kv, k_rope=k_rope), block_table, seq_lens)
+    d = q.shape[3]
+    if d % 2 or kv.shape[3] != d or k_rope.shape[2] != d // 2:
+        raise ValueError(
+            f"GTA needs an even D with kv (..., G, D) and k_rope (..., D/2): got q D={d}, "
+            f"kv {tuple(kv.shape)}, k_rope {tuple(k_rope.shape)}"
+        )
+    if _check_values_now():
+        check_values(block_table, seq_lens, q.shape[1], kv.shape[0], kv.shape[1])
+    scale = 1.0 / math.sqrt(d) if scale is None else float(scale)
+    q = q.contiguous()
+    return paged_decode_op(q, q[..., d // 2 :], kv, k_rope, block_table, seq_lens, scale, d // 2)
+
+
+def gla_decode(
+    q_latent: torch.Tensor,
+    q_rope: torch.Tensor,
+    latent: torch.Tensor,
+    k_rope: torch.Tensor,
+    block_table: torch.Tensor,
+    seq_lens: torch.Tensor,
+    scale: float | None = None,
+) -> torch.Tensor:
+    """Grouped-latent attention (GLA) decode over a paged cache, with absorbed queries.
+
+    q_latent: (B, Q, H, Dl) the queries already multiplied by the key up-projection (absorbed into
+    the latent space); q_rope: (B, Q, H, Dr) rotated; latent: (num_pages, page_size, G, Dl) the
+    latent state of each group; k_rope: (num_pages, page_size, Dr) the rotated RoPE key shared by all
+    heads; block_table int32 (B, max_pages); seq_lens int32 (B,), Q <= seq_lens <= max_pages *
+    page_size. Head h of group g = h // (H // G):
+    scores = (q_latent[h] . latent[g] + q_rope[h] . k_rope) * scale, o[h] = softmax(scores) @ latent[g]
+    over keys 0 .. seq_len - Q + i for query i: the output stays in the latent space, (B, Q, H, Dl);
+    the value up-projection is applied outside (MLA/GLA absorption). scale defaults to
+    1/sqrt(Dl + Dr): pass the model's (usually 1/sqrt of the un-absorbed query-key head dim).
+    One dtype of float16/bfloat16/float32. Returns o in q_latent's dtype; values checked (one sync)
+    outside torch.compile and CUDA graph capture. Inference only (no autograd).
+    """
+    check_arguments(
+        dict(q_latent=q_latent, q_rope=q_rope), dict(latent=latent, k_rope=k_rope), block_table, seq_lens
+    )
+    dl, dr = q_latent.shape[3], q_rope.shape[3]
+    if latent.shape[3] != dl or k_rope.shape[2] != dr:
+        raise ValueError(
+            f"latent {tuple(latent.shape)} must end in Dl={dl} and k_rope {tuple(k_rope.shape)} in Dr={dr}"
+        )
+    if _check_values_now():
+        check_values(block_table, seq_lens, q_latent.shape[1], latent.shape[0], latent.shape[1])
+    scale = 1.0 / math.sqrt(dl + dr) if scale is None else float(scale)
+    return paged_decode_op(
+        q_latent.contiguous(), q_rope.contiguous(), latent, k_rope, block_table, seq_lens, scale, dl
+    )

@@ -1,0 +1,142 @@
+"""Paged decode attention (GTA, GLA) against the plain-PyTorch reference, float32 in the CPU
+interpreter. Caches hold shuffled physical pages, spare pages and unused slots filled with NaN (a
+kernel that reads past a sequence or through an unused block-table entry fails), NaN-poisoned
+outputs, ragged lengths (Q, a non-multiple of the page size, a multiple, several tiles)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from redpajama.kernels._testing import poisoned_allocations, rel_rms, unit_randn
+from redpajama.kernels.attention import attention_naive
+from redpajama.kernels.decode import gla_decode, gla_decode_naive, gta_decode, gta_decode_naive
+from redpajama.kernels.decode.naive import gather_pages
+
+PAGE = 8
+HEADS = ((1, 1), (1, 4), (2, 1), (2, 4))  # (G, H/G)
+
+
+def _lengths(nq: int) -> list[int]:
+    # Q itself (1 when Q == 1), a non-multiple of the page size, a multiple, one over 2 tiles of 16.
+    return [nq, 13, 2 * PAGE, 37]
+
+
+def _paged(lengths, page_size, row_shapes, device, seed):
+    """Random caches (num_pages, page_size, *row) for each row shape, shuffled physical pages and a
+    block table (B, max_pages) whose unused entries are -1; spare pages and the slots past each
+    sequence's end hold NaN."""
+    counts = [-(-n // page_size) for n in lengths]
+    max_pages, used = max(counts) + 1, sum(counts)
+    num_pages = used + 3  # spare pages nobody owns
+    gen = torch.Generator().manual_seed(seed)
+    perm = torch.randperm(num_pages, generator=gen)[:used]
+    table = torch.full((len(lengths), max_pages), -1, dtype=torch.int32)
+    start = 0
+    for b, c in enumerate(counts):
+        table[b, :c] = perm[start : start + c].to(torch.int32)
+        start += c
+    caches = []
+    for i, row in enumerate(row_shapes):
+        cache = torch.full((num_pages, page_size, *row), float("nan"))
+        values = unit_randn(num_pages, page_size, *row, seed=seed + 1 + i)
+        for b, n in enumerate(lengths):
+            for j in range(counts[b]):
+                valid = min(page_size, n - j * page_size)
+                cache[table[b, j], :valid] = values[table[b, j], :valid]
+        caches.append(cache.to(device))
+    return caches, table.to(device), torch.tensor(lengths, dtype=torch.int32, device=device)
+
+
+def _assert_close(ref, out):
+    assert out.shape == ref.shape and out.dtype == ref.dtype
+    assert not out.isnan().any(), "NaN: an output left unwritten or a NaN cache slot read"
+    assert not ref.isnan().any(), "the reference read a NaN slot: broken test setup"
+    err = rel_rms(ref, out)
+    assert err < 1e-5, f"relative RMS {err}"
+
+
+@pytest.mark.parametrize("nq", (1, 2, 3))
+@pytest.mark.parametrize("g, hg", HEADS, ids=[f"G{g}-HG{hg}" for g, hg in HEADS])
+def test_gta_matches_naive(nq, g, hg, device):
+    d = 16
+    lengths = _lengths(nq)
+    (kv, k_rope), table, seq_lens = _paged(lengths, PAGE, [(g, d), (d // 2,)], device, seed=nq * 10 + g)
+    q = unit_randn(len(lengths), nq, g * hg, d, device=device, seed=7)
+    ref = gta_decode_naive(q, kv, k_rope, table, seq_lens)
+    with poisoned_allocations():
+        out = gta_decode(q, kv, k_rope, table, seq_lens)
+    _assert_close(ref, out)
+
+
+@pytest.mark.parametrize("nq", (1, 2, 3))
+@pytest.mark.parametrize("g, hg", HEADS, ids=[f"G{g}-HG{hg}" for g, hg in HEADS])
+def test_gla_matches_naive(nq, g, hg, device):
+    # Dl = 24, Dr = 8: neither a power of two nor equal (masked columns of the 32/16-wide tiles).
+    dl, dr = 24, 8
+    lengths = _lengths(nq)
+    (latent, k_rope), table, seq_lens = _paged(lengths, PAGE, [(g, dl), (dr,)], device, seed=nq * 10 + g + 5)
+    b, h = len(lengths), g * hg
+    q_latent = unit_randn(b, nq, h, dl, device=device, seed=8)
+    q_rope = unit_randn(b, nq, h, dr, device=device, seed=9)
+    ref = gla_decode_naive(q_latent, q_rope, latent, k_rope, table, seq_lens, scale=0.3)
+    with poisoned_allocations():
+        out = gla_decode(q_latent, q_rope, latent, k_rope, table, seq_lens, scale=0.3)
+    _assert_close(ref, out)
+
+
+@pytest.mark.parametrize("page_size", (1, 5))
+def test_odd_page_sizes(page_size, device):
+    # Page size 1 (every token its own page) and 5 (pages straddle the 16-token tiles).
+    lengths, g, hg, d = [2, 11, 23], 2, 2, 16
+    (kv, k_rope), table, seq_lens = _paged(lengths, page_size, [(g, d), (d // 2,)], device, seed=3)
+    q = unit_randn(len(lengths), 2, g * hg, d, device=device, seed=4)
+    ref = gta_decode_naive(q, kv, k_rope, table, seq_lens)
+    with poisoned_allocations():
+        out = gta_decode(q, kv, k_rope, table, seq_lens)
+    _assert_close(ref, out)
+
+
+def test_gta_naive_is_the_training_layer_attention():
+    # The reference's definition against causal attention over the whole sequence with the GTA key
+    # [kv[:D/2], k_rope] and value kv (how training/model/attention.py builds them): the last Q
+    # query rows of the full attention are the decode outputs.
+    length, nq, g, hg, d = 19, 3, 2, 2, 16
+    (kv, k_rope), table, seq_lens = _paged([length], 4, [(g, d), (d // 2,)], "cpu", seed=11)
+    q_full = unit_randn(1, length, g * hg, d, seed=12)
+    keys = gather_pages(kv, table[0], length)  # (T, G, D)
+    rope = gather_pages(k_rope, table[0], length)  # (T, D/2)
+    k = torch.cat([keys[..., : d // 2], rope[:, None].expand(length, g, d // 2)], dim=-1)
+    full = attention_naive(q_full, k[None], keys[None])
+    out = gta_decode_naive(q_full[:, -nq:], kv, k_rope, table, seq_lens)
+    assert rel_rms(full[:, -nq:], out) < 1e-6
+
+
+def test_scale_default_and_argument_errors(device):
+    lengths, g, d = [4, 9], 2, 16
+    (kv, k_rope), table, seq_lens = _paged(lengths, PAGE, [(g, d), (d // 2,)], device, seed=21)
+    q = unit_randn(2, 2, 4, d, device=device, seed=22)
+    out = gta_decode(q, kv, k_rope, table, seq_lens)
+    _assert_close(gta_decode_naive(q, kv, k_rope, table, seq_lens, scale=1 / math.sqrt(d)), out)
+    with pytest.raises(ValueError, match="H=3 must be a multiple"):
+        gta_decode(q[:, :, :3], kv, k_rope, table, seq_lens)
+    with pytest.raises(ValueError, match="D/2"):
+        gta_decode(q, kv, k_rope[..., :4].contiguous(), table, seq_lens)
+    with pytest.raises(ValueError, match="contiguous"):
+        gta_decode(q, kv.transpose(2, 3).contiguous().transpose(2, 3), k_rope, table, seq_lens)
+    with pytest.raises(TypeError, match="int32"):
+        gta_decode(q, kv, k_rope, table.long(), seq_lens)
+    with pytest.raises(TypeError, match="one dtype"):
+        gta_decode(q, kv.half(), k_rope, table, seq_lens)
+    with pytest.raises(ValueError, match="Q=2"):
+        gta_decode(q, kv, k_rope, table, torch.tensor([1, 9], dtype=torch.int32, device=device))
+    with pytest.raises(ValueError, match="max_pages\\*page_size=24"):
+        gta_decode(q, kv, k_rope, table, torch.tensor([4, 25], dtype=torch.int32, device=device))
+    bad = table.clone()
+    bad[1, 1] = kv.shape[0]
+    with pytest.raises(ValueError, match="outside"):
+        gta_decode(q, kv, k_rope, bad, seq_lens)
+    with pytest.raises(ValueError, match="Dl=24"):
+        gla_decode(q.new_zeros(2, 2, 4, 24), q.new_zeros(2, 2, 4, 8), kv, k_rope, table, seq_lens)
