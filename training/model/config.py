@@ -18,6 +18,8 @@ AttentionKind = Literal["gqa", "gta"]
 AttentionBackend = Literal["auto", "sdpa", "cudnn", "flash", "math"]
 MoERounding = Literal["topk", "up", "down", "nearest"]
 MoEImpl = Literal["naive", "triton"]
+# Sequence mixers of a block (hybrid.py): attention, Mamba-2, log-linear Mamba-2.
+MIXERS = ("A", "M", "L")
 
 
 @dataclass(frozen=True)
@@ -55,9 +57,22 @@ class ModelConfig:
     moe_tile: int = 128
     moe_impl: MoEImpl = "naive"
     moe_aux_loss: float = 0.01
+    # --- Hybrid stacks (mamba2.py, hybrid.py). `mixer_pattern` picks each block's sequence mixer,
+    # repeated over the layers (layer i uses pattern[i % len(pattern)]; n_layers must be a multiple
+    # of its length): "A" attention, "M" Mamba-2, "L" log-linear Mamba-2; "" is all attention.
+    # SSM mixers: inner width `ssm_expand` * d_model, `ssm_heads` heads (0: head dim 64), B/C of
+    # `ssm_state` per group, `ssm_groups` groups, SSD chunks of `ssm_chunk` tokens.
+    mixer_pattern: str = ""
+    ssm_state: int = 64
+    ssm_heads: int = 0
+    ssm_groups: int = 1
+    ssm_expand: int = 2
+    ssm_chunk: int = 64
+    ssm_conv: int = 4
 
     def __post_init__(self) -> None:
         self._check_moe()
+        self._check_mixers()
         kv = self.kv_heads
         if self.d_model % self.n_heads:
             raise UserError(f"d_model {self.d_model} is not a multiple of n_heads {self.n_heads}")
@@ -80,6 +95,39 @@ class ModelConfig:
                 f"moe_tile {self.moe_tile} and moe_hidden {self.moe_hidden} must be positive, "
                 f"moe_aux_loss {self.moe_aux_loss} non-negative"
             )
+
+    def _check_mixers(self) -> None:
+        pattern = self.mixer_pattern
+        bad = sorted(set(pattern) - set(MIXERS))
+        if bad:
+            raise UserError(f"mixer_pattern {pattern!r} has {''.join(bad)!r}; use A (attention), M, L")
+        if pattern and self.n_layers % len(pattern):
+            raise UserError(f"n_layers {self.n_layers} is not a multiple of len(mixer_pattern {pattern!r})")
+        if not set(pattern) & {"M", "L"}:
+            return
+        inner, heads = self.ssm_inner, self.ssm_n_heads
+        if min(self.ssm_state, self.ssm_groups, self.ssm_expand, self.ssm_conv, self.ssm_chunk, heads) < 1:
+            raise UserError(
+                "ssm_state, ssm_groups, ssm_expand, ssm_conv, ssm_chunk and ssm heads must be positive"
+            )
+        if inner % heads:
+            raise UserError(f"ssm inner width {inner} is not a multiple of ssm_heads {heads}")
+        if heads % self.ssm_groups:
+            raise UserError(f"ssm_heads {heads} is not a multiple of ssm_groups {self.ssm_groups}")
+        if self.ssm_chunk < 16 or self.ssm_chunk & (self.ssm_chunk - 1):
+            raise UserError(f"ssm_chunk must be a power of two >= 16, got {self.ssm_chunk}")
+
+    def mixer(self, layer: int) -> str:
+        """Layer `layer`'s mixer: "A" (attention), "M" (Mamba-2) or "L" (log-linear Mamba-2)."""
+        return self.mixer_pattern[layer % len(self.mixer_pattern)] if self.mixer_pattern else "A"
+
+    @property
+    def ssm_inner(self) -> int:
+        return self.ssm_expand * self.d_model
+
+    @property
+    def ssm_n_heads(self) -> int:
+        return self.ssm_heads or max(self.ssm_inner // 64, 1)
 
     @property
     def kv_heads(self) -> int:
@@ -112,6 +160,10 @@ SIZES: dict[str, ModelConfig] = {
     "moe-small": ModelConfig(
         n_layers=8, d_model=512, n_heads=8, max_seq_len=2048, moe_experts=64, moe_top_k=8, moe_hidden=256
     ),
+    # Hybrids (hybrid.py), the 20m shape: Mamba-2 with attention every third layer ("MMAMMA"), and
+    # log-linear Mamba-2 the same way. Inner width 768 = 12 SSM heads of 64, state 64.
+    "hybrid-20m": ModelConfig(n_layers=6, d_model=384, n_heads=6, max_seq_len=1024, mixer_pattern="MMA"),
+    "loglinear-20m": ModelConfig(n_layers=6, d_model=384, n_heads=6, max_seq_len=1024, mixer_pattern="LLA"),
 }
 
 

@@ -31,8 +31,10 @@ def non_embedding_parameters(model: nn.Module) -> int:
 
 
 def attention_flops_per_token(config: ModelConfig, seq_len: int) -> float:
+    """Softmax-attention layers only: a hybrid's Mamba-2 layers count through their parameters."""
     d_qk = d_v = config.head_dim
-    return 3 * 2 * (seq_len / 2) * config.n_heads * (d_qk + d_v) * config.n_layers
+    layers = sum(config.mixer(i) == "A" for i in range(config.n_layers))
+    return 3 * 2 * (seq_len / 2) * config.n_heads * (d_qk + d_v) * layers
 
 
 def training_flops_per_token(model: nn.Module, seq_len: int) -> float:

@@ -113,6 +113,10 @@ def check_splittable(config: ModelConfig, world: int) -> None:
         raise UserError(f"tensor parallelism splits GQA attention only, not {config.attention!r}")
     if config.moe_experts:
         raise UserError("tensor parallelism does not split MoE blocks (moe_experts > 0)")
+    if any(config.mixer(i) != "A" for i in range(config.n_layers)):
+        raise UserError(
+            f"tensor parallelism splits attention blocks only, not mixer_pattern {config.mixer_pattern!r}"
+        )
     for name, count in (("n_heads", config.n_heads), ("n_kv_heads", config.kv_heads)):
         if count % world:
             raise UserError(f"{name} {count} is not a multiple of the tensor-parallel size {world}")

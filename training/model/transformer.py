@@ -7,18 +7,21 @@ import math
 import torch
 from torch import nn
 
-from redpajama.training.model.attention import attention_layer, rope_dim
+from redpajama.training.model.attention import rope_dim
 from redpajama.training.model.config import ModelConfig
+from redpajama.training.model.hybrid import mixer_layer
 from redpajama.training.model.layers import RMSNorm, SwiGLU, rope_tables
 from redpajama.training.model.loss import chunked_linear_cross_entropy, full_cross_entropy
 from redpajama.training.model.moe import MoE, auxiliary_loss
 
 
 class Block(nn.Module):
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: ModelConfig, layer: int = 0) -> None:
         super().__init__()
         self.attn_norm = RMSNorm(config.d_model, config.norm_eps)
-        self.attn = attention_layer(config)
+        # The sequence mixer: attention, or Mamba-2 / log-linear Mamba-2 where config.mixer_pattern
+        # says so (hybrid.py); kept under the name `attn` so every other module sees one layout.
+        self.attn = mixer_layer(config, layer)
         self.mlp_norm = RMSNorm(config.d_model, config.norm_eps)
         # Mixture of experts when the config has experts; same attribute name, so norms and
         # parameter names stay those of the dense model.
@@ -37,7 +40,7 @@ class Transformer(nn.Module):
         super().__init__()
         self.config = config
         self.embed = nn.Embedding(config.vocab_size, config.d_model)
-        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
+        self.blocks = nn.ModuleList(Block(config, i) for i in range(config.n_layers))
         self.norm = RMSNorm(config.d_model, config.norm_eps)
         self.head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         cos, sin = rope_tables(config.max_seq_len, rope_dim(config), config.rope_theta)
@@ -58,6 +61,10 @@ class Transformer(nn.Module):
                 nn.init.normal_(param, std=out_std)
             else:
                 nn.init.normal_(param, std=std)
+        # SSM mixers (mamba2.py): dt bias, A, D and the conv get their own initialisation.
+        for module in self.modules():
+            if hasattr(module, "reset_ssm_parameters"):
+                module.reset_ssm_parameters()
         cos, sin = rope_tables(self.config.max_seq_len, rope_dim(self.config), self.config.rope_theta)
         self.rope_cos.copy_(cos)
         self.rope_sin.copy_(sin)
