@@ -85,6 +85,29 @@ def block_table(cu_seqlens: torch.Tensor, total: int, block: int) -> torch.Tenso
 
 
 @triton.jit
+def _locate_block(i_blk, i_b, cu_seqlens, block_indices, T, IS_VARLEN: tl.constexpr, REVERSE: tl.constexpr):
+    """Where program block i_blk of batch row i_b works: (sequence, block in it, first row, rows).
+
+    Varlen: from the device-built block table; a spare entry has sequence -1 and the caller returns.
+    Fixed length: batch row i_b, with the heaviest causal blocks first when REVERSE (the tail of the
+    launch then gets the short ones).
+    """
+    if IS_VARLEN:
+        i_n = tl.load(block_indices + i_blk * 2)
+        i_blk = tl.load(block_indices + i_blk * 2 + 1)
+        i_seq = tl.maximum(i_n, 0)
+        bos = tl.load(cu_seqlens + i_seq).to(tl.int64)
+        T_seq = (tl.load(cu_seqlens + i_seq + 1) - bos).to(tl.int32)
+    else:
+        i_n = i_b
+        if REVERSE:
+            i_blk = tl.num_programs(0) - 1 - i_blk
+        bos = i_b.to(tl.int64) * T
+        T_seq = T
+    return i_n, i_blk, bos, T_seq
+
+
+@triton.jit
 def flash_attn_fwd_kernel(
     q,
     k,
@@ -109,20 +132,11 @@ def flash_attn_fwd_kernel(
     i_t, i_bh = tl.program_id(0), tl.program_id(1)
     i_b, i_h = i_bh // H, i_bh % H
     i_g = i_h // (H // G)
-    if IS_VARLEN:
-        i_n = tl.load(block_indices + i_t * 2)
-        i_t = tl.load(block_indices + i_t * 2 + 1)
-        if i_n < 0:
-            return
-        bos = tl.load(cu_seqlens + i_n).to(tl.int64)
-        T_seq = (tl.load(cu_seqlens + i_n + 1) - bos).to(tl.int32)
-        o_lse = i_bh.to(tl.int64) * T + bos  # B == 1: i_bh == i_h
-    else:
-        # Heaviest (last) query blocks first: the tail of the launch gets the short ones.
-        i_t = tl.num_programs(0) - 1 - i_t
-        bos = i_b.to(tl.int64) * T
-        T_seq = T
-        o_lse = i_bh.to(tl.int64) * T
+    i_n, i_t, bos, T_seq = _locate_block(i_t, i_b, cu_seqlens, block_indices, T, IS_VARLEN, True)
+    if i_n < 0:
+        return
+    # LSE rows of this head: packed sequences (B == 1) sit at their offset bos within the head.
+    o_lse = i_bh.to(tl.int64) * T + (bos if IS_VARLEN else 0)
     qk_scale = scale * 1.4426950408889634  # scores in base 2: exp(x) = exp2(x * log2(e))
 
     o_t = i_t * BT + tl.arange(0, BT)
@@ -226,18 +240,10 @@ def flash_attn_bwd_dkdv_kernel(
     # One key block of one key/value head; sums over the H // G query heads of its group.
     i_s, i_bg = tl.program_id(0), tl.program_id(1)
     i_b, i_g = i_bg // G, i_bg % G
-    if IS_VARLEN:
-        i_n = tl.load(block_indices + i_s * 2)
-        i_s = tl.load(block_indices + i_s * 2 + 1)
-        if i_n < 0:
-            return
-        bos = tl.load(cu_seqlens + i_n).to(tl.int64)
-        T_seq = (tl.load(cu_seqlens + i_n + 1) - bos).to(tl.int32)
-        o_lse = bos  # B == 1
-    else:
-        bos = i_b.to(tl.int64) * T
-        T_seq = T
-        o_lse = bos * 0
+    i_n, i_s, bos, T_seq = _locate_block(i_s, i_b, cu_seqlens, block_indices, T, IS_VARLEN, False)
+    if i_n < 0:
+        return
+    o_lse = bos if IS_VARLEN else bos * 0  # B == 1 when packed; the head offset is added per head
     qk_scale = scale * 1.4426950408889634
 
     o_s = i_s * BS + tl.arange(0, BS)
@@ -336,19 +342,11 @@ def flash_attn_bwd_dq_kernel(
     i_t, i_bh = tl.program_id(0), tl.program_id(1)
     i_b, i_h = i_bh // H, i_bh % H
     i_g = i_h // (H // G)
-    if IS_VARLEN:
-        i_n = tl.load(block_indices + i_t * 2)
-        i_t = tl.load(block_indices + i_t * 2 + 1)
-        if i_n < 0:
-            return
-        bos = tl.load(cu_seqlens + i_n).to(tl.int64)
-        T_seq = (tl.load(cu_seqlens + i_n + 1) - bos).to(tl.int32)
-        o_lse = i_bh.to(tl.int64) * T + bos
-    else:
-        i_t = tl.num_programs(0) - 1 - i_t
-        bos = i_b.to(tl.int64) * T
-        T_seq = T
-        o_lse = i_bh.to(tl.int64) * T
+    i_n, i_t, bos, T_seq = _locate_block(i_t, i_b, cu_seqlens, block_indices, T, IS_VARLEN, True)
+    if i_n < 0:
+        return
+    # LSE rows of this head: packed sequences (B == 1) sit at their offset bos within the head.
+    o_lse = i_bh.to(tl.int64) * T + (bos if IS_VARLEN else 0)
     qk_scale = scale * 1.4426950408889634
 
     o_t = i_t * BT + tl.arange(0, BT)

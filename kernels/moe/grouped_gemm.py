@@ -27,6 +27,19 @@ import triton.language as tl
 
 
 @triton.jit
+def tile_rows(i_t, i_e, tile_row, expert_offsets, BLOCK_M: tl.constexpr):
+    """Rows (o_m) of assignment tile i_t, which belongs to expert i_e, and their mask (m_m).
+
+    Every grouped kernel starts from the tile map this way: a tile never crosses into the next
+    expert's rows, so a ragged last tile is masked at that expert's end offset.
+    """
+    i_r = tl.load(tile_row + i_t)
+    i_end = tl.load(expert_offsets + i_e + 1)
+    o_m = i_r + tl.arange(0, BLOCK_M)
+    return o_m, o_m < i_end
+
+
+@triton.jit
 def moe_up_proj_kernel(
     x,
     w1,
@@ -55,10 +68,7 @@ def moe_up_proj_kernel(
     i_e = tl.load(tile_expert + i_t)
     if i_e >= E:  # padding tile of the upper-bound grid
         return
-    i_r = tl.load(tile_row + i_t)
-    i_end = tl.load(expert_offsets + i_e + 1)
-    o_m = i_r + tl.arange(0, BLOCK_M)
-    m_m = o_m < i_end
+    o_m, m_m = tile_rows(i_t, i_e, tile_row, expert_offsets, BLOCK_M)
     o_n = i_n * BLOCK_N + tl.arange(0, BLOCK_N)
     m_n = o_n < N
     b_tok = tl.load(token_indices + o_m, mask=m_m, other=0)
@@ -119,10 +129,7 @@ def moe_down_proj_kernel(
     i_e = tl.load(tile_expert + i_t)
     if i_e >= E:
         return
-    i_r = tl.load(tile_row + i_t)
-    i_end = tl.load(expert_offsets + i_e + 1)
-    o_m = i_r + tl.arange(0, BLOCK_M)
-    m_m = o_m < i_end
+    o_m, m_m = tile_rows(i_t, i_e, tile_row, expert_offsets, BLOCK_M)
     o_d = i_d * BLOCK_N + tl.arange(0, BLOCK_N)
     m_d = o_d < D
     p_a = a + o_m[:, None] * N

@@ -25,6 +25,8 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+from redpajama.kernels.moe.grouped_gemm import tile_rows
+
 
 @triton.jit
 def moe_down_bwd_kernel(
@@ -59,10 +61,7 @@ def moe_down_bwd_kernel(
     i_e = tl.load(tile_expert + i_t)
     if i_e >= E:
         return
-    i_r = tl.load(tile_row + i_t)
-    i_end = tl.load(expert_offsets + i_e + 1)
-    o_m = i_r + tl.arange(0, BLOCK_M)
-    m_m = o_m < i_end
+    o_m, m_m = tile_rows(i_t, i_e, tile_row, expert_offsets, BLOCK_M)
     o_n = i_n * BLOCK_N + tl.arange(0, BLOCK_N)
     m_n = o_n < N
     b_tok = tl.load(token_indices + o_m, mask=m_m, other=0)
@@ -216,10 +215,7 @@ def moe_dx_kernel(
     i_e = tl.load(tile_expert + i_t)
     if i_e >= E:
         return
-    i_r = tl.load(tile_row + i_t)
-    i_end = tl.load(expert_offsets + i_e + 1)
-    o_m = i_r + tl.arange(0, BLOCK_M)
-    m_m = o_m < i_end
+    o_m, m_m = tile_rows(i_t, i_e, tile_row, expert_offsets, BLOCK_M)
     o_d = i_d * BLOCK_N + tl.arange(0, BLOCK_N)
     m_d = o_d < D
     p_dh = dh + o_m[:, None] * 2 * N
