@@ -1,4 +1,5 @@
-"""Log-linear (Fenwick-level) masks and the log-linear Mamba-2 quadratic reference."""
+"""Log-linear (Fenwick-level) masks, the log-linear Mamba-2 quadratic reference, and the chunked path
+against it."""
 
 from __future__ import annotations
 
@@ -8,16 +9,24 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from redpajama.kernels._testing import rel_rms, unit_randn
-from redpajama.kernels.log_linear import level_matrix, log_linear_quadratic, num_levels, weighted_mask
+from redpajama.kernels._testing import poisoned_allocations, rel_rms, unit_randn
+from redpajama.kernels.log_linear import (
+    level_matrix,
+    log_linear,
+    log_linear_chunked,
+    log_linear_quadratic,
+    num_levels,
+    weighted_mask,
+)
 from redpajama.kernels.ssd.naive import ssd_quadratic
 
 
-def make_inputs(b, t, h, g, p, n, seed=0):
-    """float64 SSD inputs as in test_ssd.py: unit x, B, C, D; dt = softplus(N(-1, 1)); A = -exp(N(0, .5))."""
+def make_inputs(b, t, h, g, p, n, seed=0, a_scale=1.0):
+    """float64 SSD inputs as in test_ssd.py: unit x, B, C, D; dt = softplus(N(-1, 1)); A = -exp(N(0, .5))
+    times a_scale (small: slow decay, so that far levels carry weight)."""
     x = unit_randn(b, t, h, p, seed=seed + 1)
     dt = F.softplus(unit_randn(b, t, h, seed=seed + 2) - 1)
-    a = -torch.exp(0.5 * unit_randn(h, seed=seed + 3))
+    a = -torch.exp(0.5 * unit_randn(h, seed=seed + 3)) * a_scale
     bm, cm = unit_randn(b, t, g, n, seed=seed + 4), unit_randn(b, t, g, n, seed=seed + 5)
     d = unit_randn(h, seed=seed + 6)
     return [v.double() for v in (x, dt, a, bm, cm, d)]
@@ -121,3 +130,130 @@ def test_gradcheck():
     inputs = [v.requires_grad_() for v in make_inputs(1, 6, 2, 1, 2, 3)]
     lam = _lam(1, 6, 2, num_levels(6), seed=3).requires_grad_()
     assert torch.autograd.gradcheck(log_linear_quadratic, (*inputs, lam))
+
+
+NAMES = ("x", "dt", "A", "Bm", "Cm", "D", "lam")
+
+
+def _fwd_bwd(fn, inputs, d_y, **kwargs):
+    leaves = [v.detach().clone().requires_grad_() for v in inputs]
+    with poisoned_allocations():
+        y = fn(*leaves, **kwargs)
+    y.backward(d_y)
+    return y.detach(), [v.grad for v in leaves]
+
+
+def _assert_close(ref, out, tol, name):
+    # dA is exactly zero at T = 1 (a single token never decays): then the output must be ~0 too.
+    if ref.abs().max() == 0:
+        assert out.abs().max().item() < tol, name
+    else:
+        assert rel_rms(ref, out) < tol, name
+
+
+@pytest.mark.parametrize("a_scale", [1.0, 0.01])
+@pytest.mark.parametrize("chunk_size", [16, 64])
+@pytest.mark.parametrize("t", [1, 63, 64, 65, 500])
+def test_chunked_matches_quadratic_float32(t, chunk_size, a_scale):
+    # G < H, two spare levels in lam; float64 reference, float32 chunked, forward and every gradient.
+    inputs = make_inputs(1, t, 4, 2, 8, 16, a_scale=a_scale)
+    lam = _lam(1, t, 4, num_levels(t) + 2, seed=7)
+    d_y = unit_randn(1, t, 4, 8, seed=9).double()
+    ref, ref_grads = _fwd_bwd(log_linear_quadratic, [*inputs, lam], d_y)
+    f32 = [v.float() for v in (*inputs, lam)]
+    out, grads = _fwd_bwd(log_linear_chunked, f32, d_y.float(), chunk_size=chunk_size)
+    assert out.dtype == torch.float32
+    assert rel_rms(ref, out) < 1e-5
+    for name, r, g, v in zip(NAMES, ref_grads, grads, f32, strict=True):
+        assert g.shape == v.shape and g.dtype == torch.float32, name
+        _assert_close(r, g, 1e-5, name)
+
+
+@pytest.mark.parametrize("chunk_size", [1, 2, 4, 16, 64])
+@pytest.mark.parametrize("t", [1, 2, 17, 64, 130])
+def test_chunked_matches_quadratic_float64(t, chunk_size):
+    inputs = make_inputs(2, t, 4, 1, 5, 3, a_scale=0.05)
+    lam = _lam(2, t, 4, num_levels(t), seed=7)
+    out = log_linear_chunked(*inputs, lam, chunk_size=chunk_size)
+    assert out.dtype == torch.float64
+    assert rel_rms(log_linear_quadratic(*inputs, lam), out) < 1e-12
+
+
+def test_chunked_each_level_alone():
+    # One level at a time (one-hot lam) pins every level's pairs, not just their sum; slow decay so the
+    # far inter-chunk levels are not negligible.
+    t, chunk_size = 100, 4  # levels 0-2 inside a chunk, 3-7 across chunks
+    inputs = make_inputs(1, t, 2, 1, 4, 4, a_scale=0.01)
+    x, d = inputs[0], inputs[5]
+    nl = num_levels(t)
+    for lv in range(nl):
+        lam = torch.eye(nl, dtype=torch.float64)[lv].expand(1, t, 2, nl)
+        ref = log_linear_quadratic(*inputs, lam) - d[:, None] * x
+        assert ref.abs().max() > 0.1, lv  # the level does reach something
+        out = log_linear_chunked(*inputs, lam, chunk_size=chunk_size) - d[:, None] * x
+        assert rel_rms(ref, out) < 1e-12, lv
+
+
+@pytest.mark.parametrize("t", [63, 500])
+def test_chunked_all_ones_is_ssd(t):
+    inputs = make_inputs(1, t, 4, 2, 8, 16)
+    lam = torch.ones(1, t, 4, num_levels(t) + 1, dtype=torch.float64)
+    assert rel_rms(ssd_quadratic(*inputs), log_linear_chunked(*inputs, lam, chunk_size=16)) < 1e-12
+
+
+def test_chunked_keeps_half_precision_dtype():
+    # x in bfloat16, math in float32: the dtype comes back, the error is about bfloat16's epsilon.
+    inputs = [v.float() for v in make_inputs(1, 70, 4, 2, 8, 16)]
+    lam = _lam(1, 70, 4, num_levels(70), seed=7).float()
+    x16 = inputs[0].bfloat16()
+    out = log_linear_chunked(x16, *inputs[1:], lam, chunk_size=16)
+    assert out.dtype == torch.bfloat16
+    ref = log_linear_quadratic(x16.double(), *[v.double() for v in inputs[1:]], lam.double())
+    assert rel_rms(ref, out) < 1e-2
+
+
+def test_chunked_rejects_bad_arguments():
+    inputs = make_inputs(1, 9, 2, 1, 2, 3)
+    with pytest.raises(ValueError, match="L=3 levels, T=9 needs at least 5"):
+        log_linear_chunked(*inputs, torch.ones(1, 9, 2, 3, dtype=torch.float64))
+    with pytest.raises(ValueError, match="power of two, got 48"):
+        log_linear_chunked(*inputs, torch.ones(1, 9, 2, 5, dtype=torch.float64), chunk_size=48)
+
+
+@pytest.mark.parametrize("t, chunk_size", [(1, 16), (17, 16), (63, 16), (100, 16), (100, 32)])
+def test_triton_matches_quadratic_float32(t, chunk_size, device):
+    # Tiny shapes: off CUDA this runs in Triton's interpreter. Slow decay so every level carries weight.
+    inputs = make_inputs(1, t, 4, 2, 8, 16, a_scale=0.05)
+    lam = _lam(1, t, 4, num_levels(t), seed=7)
+    d_y = unit_randn(1, t, 4, 8, seed=9).double()
+    ref, ref_grads = _fwd_bwd(log_linear_quadratic, [*inputs, lam], d_y)
+    f32 = [v.float().to(device) for v in (*inputs, lam)]
+    out, grads = _fwd_bwd(log_linear, f32, d_y.float().to(device), chunk_size=chunk_size)
+    assert out.shape == ref.shape and out.dtype == torch.float32
+    assert rel_rms(ref, out.cpu()) < 1e-5
+    for name, r, g, v in zip(NAMES, ref_grads, grads, f32, strict=True):
+        assert g.shape == v.shape and g.dtype == torch.float32, name
+        _assert_close(r, g.cpu(), 1e-5, name)
+
+
+def test_triton_spare_levels_and_bfloat16(device):
+    # lam with spare levels (a different row stride), x in bfloat16: dtype kept, error ~ bfloat16's.
+    t = 40
+    inputs = [v.float() for v in make_inputs(1, t, 4, 2, 8, 16, a_scale=0.05)]
+    lam = _lam(1, t, 4, num_levels(t) + 3, seed=7).float()
+    x16 = inputs[0].bfloat16()
+    out = log_linear(*[v.to(device) for v in (x16, *inputs[1:], lam)], chunk_size=16)
+    assert out.dtype == torch.bfloat16
+    ref = log_linear_quadratic(x16.double(), *[v.double() for v in inputs[1:]], lam.double())
+    assert rel_rms(ref, out.cpu()) < 1e-2
+
+
+def test_triton_rejects_bad_lam():
+    inputs = make_inputs(1, 9, 2, 1, 2, 3)
+    f32 = [v.float() for v in inputs]
+    with pytest.raises(ValueError, match="L=3 levels, T=9 needs at least 5"):
+        log_linear(*f32, torch.ones(1, 9, 2, 3))
+    with pytest.raises(ValueError, match=r"lam must be \(B, T, H, L\)"):
+        log_linear(*f32, torch.ones(1, 9, 3, 5))
+    with pytest.raises(TypeError, match="lam must be float16, bfloat16 or float32"):
+        log_linear(*f32, torch.ones(1, 9, 2, 5, dtype=torch.float64))
