@@ -400,6 +400,12 @@ def flash_attn_bwd_dq_kernel(
     tl.store(p_dq, (b_dq * scale).to(p_dq.dtype.element_ty), mask=m_t[:, None] & m_k[None, :])
 
 
+def head_block(d: int) -> int:
+    """Block width over a head dimension: a power of two, and at least 16 because tl.dot on a GPU
+    needs every operand dimension >= 16 (the preprocess and backward contract over it)."""
+    return max(16, triton.next_power_of_2(d))
+
+
 def _grid_rows(cu_seqlens: torch.Tensor | None, batch: int, seqlen: int, block: int):
     """(number of row blocks, block table or None) for a kernel with `block` rows per program."""
     if cu_seqlens is None:
@@ -438,8 +444,8 @@ def flash_attn_fwd(
         V=dv,
         BT=cfg.fwd_bt,
         BS=cfg.fwd_bs,
-        BK=triton.next_power_of_2(dk),
-        BV=triton.next_power_of_2(dv),
+        BK=head_block(dk),
+        BV=head_block(dv),
         IS_VARLEN=cu_seqlens is not None,
         PRECISION=_precision(q.dtype),
         num_warps=cfg.fwd_warps,
@@ -467,7 +473,7 @@ def flash_attn_bwd(
     if t == 0 or b == 0:
         return dq, dk_out, dv_out
     cfg = config_for(q.device, max(dk, dv))
-    bk, bv = triton.next_power_of_2(dk), triton.next_power_of_2(dv)
+    bk, bv = head_block(dk), head_block(dv)
     delta = torch.empty((b, h, t), dtype=torch.float32, device=q.device)
     flash_attn_bwd_preprocess_kernel[(triton.cdiv(t, cfg.bwd_bt), b * h)](
         o, do, delta, t, H=h, V=dv, BT=cfg.bwd_bt, BV=bv, num_warps=cfg.bwd_warps
