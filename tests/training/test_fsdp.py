@@ -51,3 +51,27 @@ def test_two_fsdp_ranks_match_one_process_at_equal_global_batch(shakespeare_toke
     # The curve moved, so the match is not two copies of an untrained model.
     assert single[-1] < single[0] - 0.5
     assert (tmp_path / "two" / "checkpoints" / "latest.json").exists()
+
+
+def test_bf16_sharded_blocks_keep_float32_rope_tables(tmp_path):
+    """FSDP2's bf16 policy must not cast a block's float32 RoPE tables to bf16: at position ~2000 bf16
+    rounds the angle's cosine by ~4e-3, and the GPU RoPE kernel refuses non-float32 tables."""
+    import torch
+    import torch.distributed as dist
+
+    from redpajama.training.model import Transformer, model_config
+    from redpajama.training.trainer.distributed import World, shard_model
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'rendezvous'}", rank=0, world_size=1)
+    try:
+        torch.manual_seed(0)
+        model = Transformer(model_config("tiny"))
+        shard_model(model, World(0, 1, torch.device("cpu")), bf16=True)
+        seen = []
+        model.blocks[0].attn.register_forward_pre_hook(lambda _, args: seen.append([a.dtype for a in args]))
+        with torch.no_grad():
+            model(torch.randint(0, model.config.vocab_size, (1, 16)))
+    finally:
+        dist.destroy_process_group()
+    # (normed residual stream, cos, sin): bf16 parameters make a bf16 stream; the tables stay float32.
+    assert seen == [[torch.bfloat16, torch.float32, torch.float32]]

@@ -49,7 +49,12 @@ def shard_model(model: nn.Module, world: World, bf16: bool) -> nn.Module:
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
     mesh = init_device_mesh(world.device.type, (world.world_size,))
-    policy = MixedPrecisionPolicy(param_dtype=torch.bfloat16 if bf16 else None, reduce_dtype=torch.float32)
+    # cast_forward_inputs off: a block's inputs include the float32 RoPE tables, which bf16 would
+    # round (positions near 2048 lose their angle) and which our RoPE kernel requires in float32.
+    # The residual stream is already bf16, coming out of the bf16 embedding.
+    policy = MixedPrecisionPolicy(
+        param_dtype=torch.bfloat16 if bf16 else None, reduce_dtype=torch.float32, cast_forward_inputs=False
+    )
     for block in model.blocks:
         fully_shard(block, mesh=mesh, mp_policy=policy)
     fully_shard(model, mesh=mesh, mp_policy=policy)

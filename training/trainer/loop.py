@@ -155,7 +155,7 @@ def _train(config: TrainConfig, world: World, resume: bool, stop_after: int | No
                     "grad_norm": float(norm),
                     "tokens": done * tokens_per_step,
                     "tokens_per_s": rate,
-                    "mfu": mfu(rate, flops_per_token),
+                    "mfu": mfu(rate / world.world_size, flops_per_token),  # per device
                 }
             )
         if config.eval_every and done % config.eval_every == 0 and done != total:
@@ -174,7 +174,7 @@ def _train(config: TrainConfig, world: World, resume: bool, stop_after: int | No
         held_out_loss=held,
         tokens=end * tokens_per_step,
         tokens_per_second=rate,
-        mfu=mfu(rate, flops_per_token) if rates else float("nan"),
+        mfu=mfu(rate / world.world_size, flops_per_token) if rates else float("nan"),
         checkpoint=last_saved,
     )
     if world.is_main:
