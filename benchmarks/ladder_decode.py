@@ -20,7 +20,8 @@ REFERENCE C, LADDER-A. Two measurements, GPU only (the script exits with a messa
 
 Keep NVLink multicast off (NCCL_NVLS_ENABLE=0; the lent H200 hosts set it, and a program that uses it
 can take a shared host's GPUs out of service). Weights are random (bf16): decode speed does not depend
-on their values. Before timing, the cached decode is checked against the model's full forward.
+on their values. Before timing, the cached decode is checked against the model's full forward, and
+the sharded model's logits against the same weights unsharded on one GPU (rows record both).
 """
 
 from __future__ import annotations
@@ -230,6 +231,26 @@ def time_all_reduces(batch: int, d_model: int, count: int, dtype, repeats: int, 
     return statistics.median(times)
 
 
+def tp_equals_one_gpu(cfg, models: dict, tokens: torch.Tensor) -> dict:
+    """The sharded models' logits against the same weights unsharded on one GPU (bf16).
+
+    Only the order of the partial sums differs, so the relative error sits at bf16 rounding and the
+    greedy next tokens agree but for near-ties.
+    """
+    out = {}
+    for flow, model in models.items():
+        torch.manual_seed(0)  # the weights TensorParallelTransformer was built from
+        single = (LadderTransformer if flow == "ladder" else Transformer)(cfg).cuda()
+        for part in (single.embed, single.blocks, single.norm, single.head):
+            part.to(torch.bfloat16)
+        with torch.no_grad():
+            want, got = single.eval()(tokens).float(), model(tokens).float()
+        out[f"{flow}_tp_vs_one_gpu_rel_err"] = ((got - want).norm() / want.norm()).item()
+        out[f"{flow}_tp_vs_one_gpu_argmax_agree"] = (got.argmax(-1) == want.argmax(-1)).float().mean().item()
+        del single
+    return out
+
+
 def decode(args) -> list[dict]:
     import torch.distributed as dist
 
@@ -251,11 +272,13 @@ def decode(args) -> list[dict]:
             part.to(dtype)  # parameters only: the RoPE tables stay float32
         models[flow] = model.eval()
     gen = torch.Generator().manual_seed(1)
+    equal = tp_equals_one_gpu(cfg, models, torch.randint(0, cfg.vocab_size, (4, 64), generator=gen).cuda())
     rows = []
     for batch in args.batch_sizes:
         prompt = torch.randint(0, cfg.vocab_size, (batch, args.prompt_len), generator=gen).cuda()
         row: dict = {"bench": "ladder_decode", "model": args.model, "tp": world, "batch": batch}
         row["cuda_graph"] = args.cuda_graph
+        row.update(equal)
         for flow, model in models.items():
             err = check_decoder(model, flow, model.comm, prompt[:, :16], 8)
             if err > 3e-2:

@@ -1,8 +1,10 @@
 """MoE experts (gathered grouped GEMMs, `redpajama.kernels.moe.experts`) against a compiled composite.
 
 Shapes are REFERENCE C.2's anchors: MoE-A (T=24576, d=1536, n=256, E=128, K=8) and MoE-B
-(T=16384, d=768, n=256, E=64, K=8), SwiGLU experts, a random router (weights std 0.02) with top-K
-over E and softmax over the K logits (`naive.topk_routing`), assignments sorted expert-major. The
+(T=16384, d=768, n=256, E=64, K=8) against the baseline; MoE-C (T=16384, d=768, n=256, E=256, K=8)
+times our kernel on plain top-K routing against token rounding (nearest multiple of the 128-row tile)
+of the same router (bar: >= 1.10x fwd+bwd). All use SwiGLU experts, a random router (weights std 0.02) with top-K
+over E and softmax over the K logits (`routing.route_topk`), assignments sorted expert-major. The
 routing itself is not timed; the timed call is the expert computation from (x, w1, w2, routing)
 to out (T, d).
 
@@ -44,6 +46,9 @@ SHAPES = {
     "MoE-A": (24576, 1536, 256, 128, 8),
     "MoE-B": (16384, 768, 256, 64, 8),
 }
+# Token rounding against plain top-K on our own kernel (bar: >= 1.10x fwd+bwd).
+ROUNDING_SHAPE = ("MoE-C", (16384, 768, 256, 256, 8))
+ROUNDING_BAR = 1.10
 BARS = {
     "MoE-A": dict(floor_fwd_bwd=207, target_fwd_bwd=250, target_fwd=250, stretch_fwd_bwd=330),
     "MoE-B": dict(floor_fwd_bwd=135, target_fwd_bwd=200),
@@ -58,21 +63,20 @@ def unit(*shape, seed: int, dtype=torch.float32):
     return torch.randn(*shape, generator=gen, device=DEVICE, dtype=torch.float32).to(dtype)
 
 
-def make_problem(t, d, n, e, k, seed=0):
-    """bf16 x, w1, w2, d_out (unit scale), float32 scores and the expert-major routing."""
-    from redpajama.kernels.moe import naive
+def make_problem(t, d, n, e, k, seed=0, rounding: str = "topk"):
+    """bf16 x, w1, w2, d_out (unit scale), float32 scores and the expert-major routing.
+
+    rounding "topk" is plain top-K; "up", "down", "nearest" are SonicMoE token rounding to
+    multiples of the kernel's row tile (`routing.route_token_rounding`).
+    """
+    from redpajama.kernels.moe.experts import GPU_CONFIG
+    from redpajama.kernels.moe.routing import route_token_rounding
 
     x = unit(t, d, seed=seed).bfloat16()
     router_w = ROUTER_STD * unit(e, d, seed=seed + 1)
-    tokens, experts, scores = naive.topk_routing(x.float() @ router_w.t(), k)
-    order = torch.sort(experts, stable=True).indices
-    tokens, experts, scores = (
-        tokens[order].contiguous(),
-        experts[order].contiguous(),
-        scores[order].contiguous(),
-    )
-    offsets = torch.zeros(e + 1, dtype=torch.int64, device=DEVICE)
-    offsets[1:] = torch.bincount(experts, minlength=e).cumsum(0)
+    routing = route_token_rounding(x.float() @ router_w.t(), k, tile=GPU_CONFIG.block_m, mode=rounding)
+    tokens, experts, scores = routing.token_indices, routing.expert_indices, routing.scores
+    offsets = routing.expert_offsets
     w1 = unit(e, d, 2 * n, seed=seed + 2).bfloat16()
     w2 = unit(e, n, d, seed=seed + 3).bfloat16()
     d_out = unit(t, d, seed=seed + 4).bfloat16()
@@ -260,6 +264,46 @@ def run_shape(name, shape, dense) -> tuple[dict, bool]:
     return row, True
 
 
+def tiles(counts: list[int], block_m: int) -> int:
+    return sum(-(-c // block_m) for c in counts)
+
+
+def run_rounding(name, shape, mode: str = "nearest") -> tuple[dict, bool]:
+    """Our kernel on plain top-K routing and on token-rounded routing of the same router."""
+    from redpajama.kernels.moe.experts import GPU_CONFIG
+
+    t, d, n, e, k = shape
+    row = dict(shape=dict(T=t, d=d, n=n, E=e, K=k), mode=mode, tile=GPU_CONFIG.block_m, bar=ROUNDING_BAR)
+    ok = True
+    for label in ("topk", mode):
+        p = make_problem(t, d, n, e, k, rounding=label)
+        counts = p["offsets"].diff().tolist()
+        errors = check(p, {"ours": ours_fn()})
+        failed = {key: err for key, err in errors.items() if not err < BF16_TOL}
+        times = timings(ours_fn(), p) if not failed else {}
+        m = sum(counts)
+        row[label] = dict(
+            assignments=m,
+            tiles=tiles(counts, GPU_CONFIG.block_m),
+            partial_tiles=sum(1 for c in counts if c % GPU_CONFIG.block_m),
+            bf16_rel_rms=errors,
+            **times,
+        )
+        if failed:
+            print(f"{name} {label}: correctness check FAILED, not timing: {failed}", file=sys.stderr)
+            row[label]["failed"] = failed
+            ok = False
+        else:
+            # FLOPs of the rows actually computed (M assignments), for the record.
+            row[label]["fwd_bwd_tflops"] = 18 * m * d * n / times["fwd_bwd_ms"] / 1e9
+        del p
+        torch.cuda.empty_cache()
+    if ok:
+        row["speedup_fwd"] = row["topk"]["fwd_ms"] / row[mode]["fwd_ms"]
+        row["speedup_fwd_bwd"] = row["topk"]["fwd_bwd_ms"] / row[mode]["fwd_bwd_ms"]
+    return row, ok
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -278,6 +322,9 @@ def main() -> int:
         ok = ok and passed
         torch._dynamo.reset()
         torch.cuda.empty_cache()
+    rounding_name, rounding_shape = ROUNDING_SHAPE
+    rounding_row, passed = run_rounding(rounding_name, rounding_shape)
+    ok = ok and passed
     header = f"{'shape':<6} {'impl':<9} {'fwd ms':>8} {'TFLOP/s':>8} {'f+b ms':>8} {'TFLOP/s':>8} {'saved MiB':>10} {'peak MiB':>9}"
     print(header)
     for name, row in rows.items():
@@ -295,6 +342,14 @@ def main() -> int:
                 f"saved-bytes anchor {row['saved_bytes_anchor'] / 2**20:.1f} MiB "
                 f"({'met' if row['ours']['saved_bytes_within_anchor'] else 'MISSED'})"
             )
+    if "speedup_fwd_bwd" in rounding_row:
+        r = rounding_row
+        print(
+            f"{rounding_name} token rounding ({r['mode']}, tile {r['tile']}) vs top-K on our kernel: "
+            f"fwd {r['topk']['fwd_ms']:.3f} -> {r[r['mode']]['fwd_ms']:.3f} ms ({r['speedup_fwd']:.2f}x), "
+            f"fwd+bwd {r['topk']['fwd_bwd_ms']:.3f} -> {r[r['mode']]['fwd_bwd_ms']:.3f} ms "
+            f"({r['speedup_fwd_bwd']:.2f}x; bar {ROUNDING_BAR}x); tiles {r['topk']['tiles']} -> {r[r['mode']]['tiles']}"
+        )
     result = dict(
         device=torch.cuda.get_device_name(),
         versions=versions("torch", "triton"),
@@ -302,6 +357,7 @@ def main() -> int:
         router_std=ROUTER_STD,
         flops="fwd 6*T*K*d*n, fwd+bwd 18*T*K*d*n; times: do_bench median (ms); fwd is the training forward",
         rows=rows,
+        token_rounding=rounding_row,
     )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2))

@@ -1,0 +1,177 @@
+"""Sequence mixers at long context: log-linear Mamba-2 against our Mamba-2 SSD and SDPA attention.
+
+REFERENCE C (LOGLIN): B=4, T=8192, bf16 inputs. The SSM mixers use H=32 heads of P=64, state N=128
+and one B/C group (Mamba-2's shapes at d_model 1024, expand 2); attention uses the same 32 heads of
+64 (causal SDPA, FlashAttention-2 backend and cuDNN). The timed calls, each forward and
+forward+backward (torch.autograd.grad of every input), `triton.testing.do_bench` medians:
+
+- ssd: `redpajama.kernels.ssd.ssd` (Triton forward; backward recomputes through the chunked path)
+- ssd_chunked: `kernels.ssd.chunked.ssd_chunked`, the PyTorch chunked path, torch.compile'd
+- log_linear: `kernels.log_linear.log_linear_chunked` (chunk 64, 14 levels), torch.compile'd
+- sdpa_flash, sdpa_cudnn: `F.scaled_dot_product_attention(is_causal=True)`
+
+Before timing, each SSM path is checked against the quadratic references at a small size (T=512).
+
+    python benchmarks/sequence_mixers.py [--output benchmarks/results/sequence_mixers.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import versions  # noqa: E402
+
+DEVICE = "cuda"
+SHAPE = dict(B=4, T=8192, H=32, P=64, N=128, G=1)
+
+
+def make_problem(b, t, h, p, n, g, levels, seed=0):
+    gen = torch.Generator(device=DEVICE).manual_seed(seed)
+
+    def randn(*shape):
+        return torch.randn(*shape, generator=gen, device=DEVICE)
+
+    return dict(
+        x=randn(b, t, h, p).bfloat16(),
+        dt=F.softplus(randn(b, t, h) - 3.0),  # step sizes ~0.05, as Mamba-2's dt init range
+        A=-torch.exp(randn(h) * 0.5),
+        Bm=(randn(b, t, g, n) / n**0.5).bfloat16(),
+        Cm=(randn(b, t, g, n) / n**0.5).bfloat16(),
+        D=torch.ones(h, device=DEVICE),
+        lam=F.softplus(randn(b, t, h, levels)),
+        dy=randn(b, t, h, p).bfloat16(),
+    )
+
+
+SSM_INPUTS = ("x", "dt", "A", "Bm", "Cm", "D")
+
+
+def mixers() -> dict:
+    from redpajama.kernels.log_linear import log_linear_chunked
+    from redpajama.kernels.ssd import ssd
+    from redpajama.kernels.ssd.chunked import ssd_chunked
+
+    chunked = torch.compile(ssd_chunked, dynamic=False)
+    log_linear = torch.compile(log_linear_chunked, dynamic=False)
+    return {
+        "ssd": (SSM_INPUTS, lambda x, dt, A, Bm, Cm, D: ssd(x, dt, A, Bm, Cm, D)),
+        "ssd_chunked": (SSM_INPUTS, lambda x, dt, A, Bm, Cm, D: chunked(x, dt, A, Bm, Cm, D)),
+        "log_linear": (
+            (*SSM_INPUTS, "lam"),
+            lambda x, dt, A, Bm, Cm, D, lam: log_linear(x, dt, A, Bm, Cm, D, lam),
+        ),
+    }
+
+
+def attention(backend):
+    from torch.nn.attention import sdpa_kernel
+
+    def run(q, k, v):
+        with sdpa_kernel(backend):
+            return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+
+    return run
+
+
+def check_small() -> dict[str, float]:
+    """Each SSM path against its quadratic reference in float32 at T=512 (relative RMS)."""
+    from redpajama.kernels._testing import rel_rms
+    from redpajama.kernels.log_linear import log_linear_quadratic, num_levels
+    from redpajama.kernels.ssd.naive import ssd_quadratic
+
+    p = make_problem(1, 512, 4, 64, 128, 1, num_levels(512), seed=1)
+    f32 = {k: v.float() for k, v in p.items()}
+    ref_ssd = ssd_quadratic(*(f32[k] for k in SSM_INPUTS))
+    ref_ll = log_linear_quadratic(*(f32[k] for k in SSM_INPUTS), f32["lam"])
+    errors = {}
+    for name, (inputs, fn) in mixers().items():
+        out = fn(*(p[k] for k in inputs)).float()
+        errors[name] = rel_rms(ref_ll if name == "log_linear" else ref_ssd, out)
+    return errors
+
+
+def bench(fn) -> float:
+    from triton.testing import do_bench
+
+    fn()
+    torch.cuda.synchronize()
+    return do_bench(fn, return_mode="median")
+
+
+def time_fn(fn, leaves, d_out) -> dict[str, float]:
+    return dict(
+        fwd_ms=bench(lambda: fn(*leaves)),
+        fwd_bwd_ms=bench(lambda: torch.autograd.grad(fn(*leaves), leaves, d_out)),
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--output", type=Path, default=Path(__file__).parent / "results" / "sequence_mixers.json"
+    )
+    args = parser.parse_args()
+    if not torch.cuda.is_available():
+        print("sequence_mixers: needs a CUDA GPU (none found); nothing timed.", file=sys.stderr)
+        return 2
+    from torch.nn.attention import SDPBackend
+
+    from redpajama.kernels.log_linear import num_levels
+
+    errors = check_small()
+    print("float32-reference relative RMS at T=512 (bf16 inputs):", json.dumps(errors), flush=True)
+    s = SHAPE
+    p = make_problem(s["B"], s["T"], s["H"], s["P"], s["N"], s["G"], num_levels(s["T"]))
+    rows = {}
+    for name, (inputs, fn) in mixers().items():
+        leaves = [p[k].detach().clone().requires_grad_() for k in inputs]
+        rows[name] = time_fn(fn, leaves, p["dy"])
+        print(name, rows[name], flush=True)
+    q, k, v = (p["x"].transpose(1, 2).detach().clone().requires_grad_() for _ in range(3))
+    d_o = p["dy"].transpose(1, 2)
+    for name, backend in (
+        ("sdpa_flash", SDPBackend.FLASH_ATTENTION),
+        ("sdpa_cudnn", SDPBackend.CUDNN_ATTENTION),
+    ):
+        try:
+            rows[name] = time_fn(attention(backend), [q, k, v], d_o)
+        except RuntimeError as err:
+            rows[name] = {"unavailable": str(err)[:200]}
+        print(name, rows[name], flush=True)
+    base = rows["ssd"]
+    for row in rows.values():
+        if "fwd_ms" in row:
+            row["vs_ssd_fwd"] = row["fwd_ms"] / base["fwd_ms"]
+            row["vs_ssd_fwd_bwd"] = row["fwd_bwd_ms"] / base["fwd_bwd_ms"]
+    result = dict(
+        device=torch.cuda.get_device_name(),
+        versions=versions("torch", "triton"),
+        shape=s,
+        check_rel_rms=errors,
+        rows=rows,
+        note="vs_ssd_*: time over our SSD's time (lower is faster)",
+    )
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=2))
+    print(f"{'mixer':<12} {'fwd ms':>9} {'f+b ms':>9} {'fwd/ssd':>8} {'f+b/ssd':>8}")
+    for name, row in rows.items():
+        if "fwd_ms" in row:
+            print(
+                f"{name:<12} {row['fwd_ms']:9.3f} {row['fwd_bwd_ms']:9.3f} {row['vs_ssd_fwd']:8.2f} {row['vs_ssd_fwd_bwd']:8.2f}"
+            )
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
