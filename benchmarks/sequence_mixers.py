@@ -1,18 +1,21 @@
-"""Sequence mixers at long context: log-linear Mamba-2 against our Mamba-2 SSD and SDPA attention.
+"""Sequence mixers at long context: log-linear Mamba-2 against Mamba-2 SSD and SDPA attention.
 
-REFERENCE C (LOGLIN): B=4, T=8192, bf16 inputs. The SSM mixers use H=32 heads of P=64, state N=128
-and one B/C group (Mamba-2's shapes at d_model 1024, expand 2); attention uses the same 32 heads of
-64 (causal SDPA, FlashAttention-2 backend and cuDNN). The timed calls, each forward and
-forward+backward (torch.autograd.grad of every input), `triton.testing.do_bench` medians:
+REFERENCE C, LL-A: B=4, T=8192, H=24 heads of P=64, state N=128, one B/C group, L=14 levels, bf16
+x/B/C, float32 gates. Attention: SDPA with the same 24 heads of 64 (FlashAttention-2 backend and
+cuDNN). Timed, forward and forward+backward (torch.autograd.grad of every input), do_bench medians:
 
-- ssd: `redpajama.kernels.ssd.ssd` (Triton forward; backward recomputes through the chunked path)
+- ssd: `redpajama.kernels.ssd.ssd` (Triton forward; see its backward)
 - ssd_chunked: `kernels.ssd.chunked.ssd_chunked`, the PyTorch chunked path, torch.compile'd
-- log_linear: `kernels.log_linear.log_linear_chunked` (chunk 64, 14 levels), torch.compile'd
-- sdpa_flash, sdpa_cudnn: `F.scaled_dot_product_attention(is_causal=True)`
+- log_linear: `kernels.log_linear.log_linear_chunked` (chunk 64), torch.compile'd
+- log_linear_triton: `kernels.log_linear.log_linear` (Triton forward, backward by recomputation)
+- with --baselines DIR (a folder holding fla-core 0.6.0 installed with `pip install --target` and
+  an unpacked mamba-ssm source release; neither is a dependency of ours):
+  fla_log_linear: fla's `chunk_log_linear_attn` (q = C, k = B, v = dt x, g = dt A, level_scales =
+  lam, plus D x), and mamba_ssm: `mamba_chunk_scan_combined` with chunk 256 (REFERENCE LL-A).
 
-Before timing, each SSM path is checked against the quadratic references at a small size (T=512).
+Before timing, every path is checked against the quadratic references at T=512 (relative RMS).
 
-    python benchmarks/sequence_mixers.py [--output benchmarks/results/sequence_mixers.json]
+    python benchmarks/sequence_mixers.py [--baselines DIR] [--output benchmarks/results/sequence_mixers.json]
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import versions  # noqa: E402
 
 DEVICE = "cuda"
-SHAPE = dict(B=4, T=8192, H=32, P=64, N=128, G=1)
+SHAPE = dict(B=4, T=8192, H=24, P=64, N=128, G=1)
 
 
 def make_problem(b, t, h, p, n, g, levels, seed=0):
@@ -54,21 +57,63 @@ def make_problem(b, t, h, p, n, g, levels, seed=0):
 SSM_INPUTS = ("x", "dt", "A", "Bm", "Cm", "D")
 
 
-def mixers() -> dict:
-    from redpajama.kernels.log_linear import log_linear_chunked
+def mixers(baselines: Path | None = None) -> dict:
+    """name -> (input names, fn); fn takes the inputs in that order and returns y (B, T, H, P)."""
+    from redpajama.kernels.log_linear import log_linear, log_linear_chunked
     from redpajama.kernels.ssd import ssd
     from redpajama.kernels.ssd.chunked import ssd_chunked
 
     chunked = torch.compile(ssd_chunked, dynamic=False)
-    log_linear = torch.compile(log_linear_chunked, dynamic=False)
-    return {
+    log_linear_c = torch.compile(log_linear_chunked, dynamic=False)
+    ll_inputs = (*SSM_INPUTS, "lam")
+    out = {
         "ssd": (SSM_INPUTS, lambda x, dt, A, Bm, Cm, D: ssd(x, dt, A, Bm, Cm, D)),
         "ssd_chunked": (SSM_INPUTS, lambda x, dt, A, Bm, Cm, D: chunked(x, dt, A, Bm, Cm, D)),
-        "log_linear": (
-            (*SSM_INPUTS, "lam"),
+        "log_linear": (ll_inputs, lambda x, dt, A, Bm, Cm, D, lam: log_linear_c(x, dt, A, Bm, Cm, D, lam)),
+        "log_linear_triton": (
+            ll_inputs,
             lambda x, dt, A, Bm, Cm, D, lam: log_linear(x, dt, A, Bm, Cm, D, lam),
         ),
     }
+    if baselines is not None:
+        out.update(baseline_mixers(baselines))
+    return out
+
+
+def baseline_mixers(folder: Path) -> dict:
+    """fla's log-linear attention and mamba-ssm's Triton SSD, imported from `folder` (module doc)."""
+    import types
+
+    sys.path.insert(0, str(folder))
+    out = {}
+    try:
+        from fla.ops.log_linear_attn import chunk_log_linear_attn
+
+        def fla(x, dt, A, Bm, Cm, D, lam):
+            v = (x.float() * dt[..., None]).to(x.dtype)
+            o, _ = chunk_log_linear_attn(Cm, Bm, v, dt * A, lam, scale=1.0)
+            return o + (D[:, None] * x.float()).to(o.dtype)
+
+        out["fla_log_linear"] = ((*SSM_INPUTS, "lam"), fla)
+    except ImportError as err:
+        print(f"fla baseline unavailable: {err}", file=sys.stderr)
+    sources = sorted(folder.glob("mamba_ssm-*/mamba_ssm"))
+    if sources:
+        # The package __init__ imports the CUDA selective-scan extension, which a source release
+        # lacks; the Triton SSD modules need only the package path.
+        package = types.ModuleType("mamba_ssm")
+        package.__path__ = [str(sources[-1])]
+        sys.modules.setdefault("mamba_ssm", package)
+        try:
+            from mamba_ssm.ops.triton.ssd_combined import mamba_chunk_scan_combined
+
+            def mamba(x, dt, A, Bm, Cm, D):
+                return mamba_chunk_scan_combined(x, dt, A, Bm, Cm, chunk_size=256, D=D)
+
+            out["mamba_ssm"] = (SSM_INPUTS, mamba)
+        except ImportError as err:
+            print(f"mamba-ssm baseline unavailable: {err}", file=sys.stderr)
+    return out
 
 
 def attention(backend):
@@ -81,20 +126,20 @@ def attention(backend):
     return run
 
 
-def check_small() -> dict[str, float]:
+def check_small(baselines: Path | None) -> dict[str, float]:
     """Each SSM path against its quadratic reference in float32 at T=512 (relative RMS)."""
     from redpajama.kernels._testing import rel_rms
     from redpajama.kernels.log_linear import log_linear_quadratic, num_levels
     from redpajama.kernels.ssd.naive import ssd_quadratic
 
-    p = make_problem(1, 512, 4, 64, 128, 1, num_levels(512), seed=1)
+    p = make_problem(1, 512, 4, 64, 128, 1, num_levels(SHAPE["T"]), seed=1)
     f32 = {k: v.float() for k, v in p.items()}
     ref_ssd = ssd_quadratic(*(f32[k] for k in SSM_INPUTS))
     ref_ll = log_linear_quadratic(*(f32[k] for k in SSM_INPUTS), f32["lam"])
     errors = {}
-    for name, (inputs, fn) in mixers().items():
+    for name, (inputs, fn) in mixers(baselines).items():
         out = fn(*(p[k] for k in inputs)).float()
-        errors[name] = rel_rms(ref_ll if name == "log_linear" else ref_ssd, out)
+        errors[name] = rel_rms(ref_ll if "lam" in inputs else ref_ssd, out)
     return errors
 
 
@@ -128,12 +173,12 @@ def main() -> int:
 
     from redpajama.kernels.log_linear import num_levels
 
-    errors = check_small()
+    errors = check_small(args.baselines)
     print("float32-reference relative RMS at T=512 (bf16 inputs):", json.dumps(errors), flush=True)
     s = SHAPE
     p = make_problem(s["B"], s["T"], s["H"], s["P"], s["N"], s["G"], num_levels(s["T"]))
     rows = {}
-    for name, (inputs, fn) in mixers().items():
+    for name, (inputs, fn) in mixers(args.baselines).items():
         leaves = [p[k].detach().clone().requires_grad_() for k in inputs]
         rows[name] = time_fn(fn, leaves, p["dy"])
         print(name, rows[name], flush=True)
