@@ -51,6 +51,11 @@ bench: $(VENV)/.stamp-bench
 bench-gpu: $(VENV)/.stamp-dev
 	$(BIN)/python benchmarks/kernels_elementwise.py
 	$(BIN)/python benchmarks/train_throughput.py --model 468m --seq-len 2048 --batch-size 16
+	$(BIN)/python benchmarks/moe_experts.py
+	$(BIN)/python benchmarks/attention.py
+	$(BIN)/python benchmarks/decode_attention.py
+	$(BIN)/python benchmarks/sequence_mixers.py
+	$(BIN)/python benchmarks/ladder_decode.py step --model 468m
 
 lint: $(VENV)/.stamp-dev
 	$(BIN)/ruff check .

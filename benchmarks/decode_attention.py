@@ -1,0 +1,189 @@
+"""GTA / GLA / MLA decode over a paged KV cache: achieved time against the roofline time.
+
+REFERENCE C, DEC-A: B=128 sequences of 8192 tokens, 128 query heads, pages of 64 tokens, query
+length 1 and 2 (speculative), bf16. Variants (`redpajama.kernels.decode`):
+- GTA-8: 8 tied KV groups of D=128 plus one shared RoPE key of 64 (`gta_decode`);
+- GLA-2: 2 latent groups of 256 plus a shared RoPE key of 64 (`gla_decode`, absorbed queries);
+- MLA: GLA with one latent of 512 (DeepSeek's shape) plus RoPE 64.
+
+Roofline time = max(bytes / bandwidth, FLOPs / matmul throughput), both ceilings measured in the
+same run: bandwidth by a read-only reduction over a 4 GiB bf16 tensor (decode reads, it hardly
+writes), matmul by an 8192^3 bf16 product. Bytes: the cache rows every sequence reads once
+(B * T * (G * Dc + Dr) * 2) plus queries and outputs; FLOPs: 2 * B * Q * H * T * (Ka + Dr + Dc)
+(scores over the key width, then values over the cache width). Also reported against the nominal
+H200 figures (4.8 TB/s, 989 TFLOP/s). The block table is a random permutation of the pages, as a
+serving cache would hold them.
+
+Before timing, each variant is checked in bf16 against the float32 reference (`*_decode_naive`)
+on a slice of the problem (4 sequences). Target: >= 80% of roofline.
+
+    python benchmarks/decode_attention.py [--output benchmarks/results/decode_attention.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import versions  # noqa: E402
+
+DEVICE = "cuda"
+NOMINAL_BW, NOMINAL_FLOPS = 4.8e12, 989e12
+# name -> (groups G, cache width Dc, key width Ka read from the cache, RoPE width Dr)
+VARIANTS = {
+    "GTA-8": (8, 128, 64, 64),
+    "GLA-2": (2, 256, 256, 64),
+    "MLA": (1, 512, 512, 64),
+}
+
+
+def make_problem(variant: str, b: int, t: int, h: int, nq: int, page: int, seed: int = 0) -> dict:
+    g, dc, ka, dr = VARIANTS[variant]
+    gen = torch.Generator(device=DEVICE).manual_seed(seed)
+    pages_per_seq = -(-t // page)
+    num_pages = b * pages_per_seq
+
+    def randn(*shape):
+        return torch.randn(*shape, generator=gen, device=DEVICE).bfloat16()
+
+    perm = torch.randperm(num_pages, generator=torch.Generator().manual_seed(seed)).to(DEVICE)
+    problem = dict(
+        cache=randn(num_pages, page, g, dc),
+        rope=randn(num_pages, page, dr),
+        block_table=perm.reshape(b, pages_per_seq).to(torch.int32),
+        seq_lens=torch.full((b,), t, dtype=torch.int32, device=DEVICE),
+    )
+    if variant == "GTA-8":
+        problem["q"] = randn(b, nq, h, dc)
+    else:
+        problem["q_latent"], problem["q_rope"] = randn(b, nq, h, dc), randn(b, nq, h, dr)
+    return problem
+
+
+def decode_fn(variant: str, naive: bool = False):
+    from redpajama.kernels import decode
+
+    if variant == "GTA-8":
+        fn = decode.gta_decode_naive if naive else decode.gta_decode
+        return lambda p: fn(p["q"], p["cache"], p["rope"], p["block_table"], p["seq_lens"])
+    fn = decode.gla_decode_naive if naive else decode.gla_decode
+    return lambda p: fn(p["q_latent"], p["q_rope"], p["cache"], p["rope"], p["block_table"], p["seq_lens"])
+
+
+def check(variant: str, t: int, h: int, nq: int, page: int) -> float:
+    """bf16 kernel against the float32 reference on 4 sequences of the same shape (relative RMS)."""
+    from redpajama.kernels._testing import rel_rms
+
+    p = make_problem(variant, 4, t, h, nq, page, seed=1)
+    ref = decode_fn(variant, naive=True)(p).float()
+    return rel_rms(ref, decode_fn(variant)(p).float())
+
+
+def traffic(variant: str, b: int, t: int, h: int, nq: int) -> tuple[int, int]:
+    """(bytes, FLOPs) of one decode call (module doc)."""
+    g, dc, ka, dr = VARIANTS[variant]
+    cache_bytes = b * t * (g * dc + dr) * 2
+    q_width = dc if variant == "GTA-8" else dc + dr
+    io_bytes = b * nq * h * (q_width + dc) * 2
+    flops = 2 * b * nq * h * t * (ka + dr + dc)
+    return cache_bytes + io_bytes, flops
+
+
+def ceilings() -> dict[str, float]:
+    from triton.testing import do_bench
+
+    x = torch.ones(2 * 2**30, dtype=torch.bfloat16, device=DEVICE)  # 4 GiB
+    read_ms = do_bench(lambda x=x: x.sum(dtype=torch.float32), return_mode="median")
+    del x
+    a = torch.randn(8192, 8192, device=DEVICE).bfloat16()
+    mm_ms = do_bench(lambda: a @ a, return_mode="median")
+    return dict(read_bytes_per_s=4 * 2**30 / (read_ms * 1e-3), matmul_flops=2 * 8192**3 / (mm_ms * 1e-3))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--seq-len", type=int, default=8192)
+    parser.add_argument("--heads", type=int, default=128)
+    parser.add_argument("--page-size", type=int, default=64)
+    parser.add_argument("--query-lens", type=int, nargs="+", default=[1, 2])
+    parser.add_argument(
+        "--output", type=Path, default=Path(__file__).parent / "results" / "decode_attention.json"
+    )
+    args = parser.parse_args()
+    if not torch.cuda.is_available():
+        print("decode_attention: needs a CUDA GPU (none found); nothing timed.", file=sys.stderr)
+        return 2
+    from triton.testing import do_bench
+
+    ceil = ceilings()
+    print(
+        f"ceilings: read {ceil['read_bytes_per_s'] / 1e12:.2f} TB/s, bf16 matmul {ceil['matmul_flops'] / 1e12:.0f} TFLOP/s",
+        flush=True,
+    )
+    rows, ok = [], True
+    for variant in VARIANTS:
+        for nq in args.query_lens:
+            err = check(variant, args.seq_len, args.heads, nq, args.page_size)
+            row = dict(variant=variant, query_len=nq, bf16_rel_rms=err)
+            if not err < 2e-2:
+                print(f"{variant} Q={nq}: check FAILED (rel RMS {err:.3g}); not timed", file=sys.stderr)
+                rows.append(row)
+                ok = False
+                continue
+            p = make_problem(variant, args.batch, args.seq_len, args.heads, nq, args.page_size)
+            fn = decode_fn(variant)
+            fn(p)
+            ms = do_bench(lambda fn=fn, p=p: fn(p), return_mode="median")
+            nbytes, flops = traffic(variant, args.batch, args.seq_len, args.heads, nq)
+            roof = max(nbytes / ceil["read_bytes_per_s"], flops / ceil["matmul_flops"])
+            nominal = max(nbytes / NOMINAL_BW, flops / NOMINAL_FLOPS)
+            row.update(
+                us=ms * 1e3,
+                bytes=nbytes,
+                flops=flops,
+                achieved_tb_s=nbytes / (ms * 1e-3) / 1e12,
+                achieved_tflops=flops / (ms * 1e-3) / 1e12,
+                roofline_us=roof * 1e6,
+                bound="memory"
+                if nbytes / ceil["read_bytes_per_s"] >= flops / ceil["matmul_flops"]
+                else "compute",
+                frac_of_roofline=roof / (ms * 1e-3),
+                frac_of_nominal_roofline=nominal / (ms * 1e-3),
+            )
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+            del p
+            torch.cuda.empty_cache()
+    print(
+        f"{'variant':<7} {'Q':>2} {'us':>9} {'TB/s':>6} {'TFLOP/s':>8} {'roofline us':>12} {'bound':>8} {'of roofline':>12}"
+    )
+    for r in rows:
+        if "us" in r:
+            print(
+                f"{r['variant']:<7} {r['query_len']:>2} {r['us']:9.1f} {r['achieved_tb_s']:6.2f} {r['achieved_tflops']:8.0f} "
+                f"{r['roofline_us']:12.1f} {r['bound']:>8} {r['frac_of_roofline']:12.1%}"
+            )
+    result = dict(
+        device=torch.cuda.get_device_name(),
+        versions=versions("torch", "triton"),
+        shape=dict(B=args.batch, T=args.seq_len, H=args.heads, page=args.page_size),
+        ceilings=ceil,
+        rows=rows,
+    )
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=2))
+    print(f"wrote {args.output}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
