@@ -49,6 +49,7 @@ def run(args) -> None:
         compile=args.compile,
         log_every=1,
         eval_batches=2,
+        fsdp_reshard_after_forward=args.reshard,
     )
     result = train(config)
     if int(os.environ.get("RANK", "0")) == 0:
@@ -138,6 +139,9 @@ def main() -> None:
     r.add_argument("--steps", type=int, default=60)
     r.add_argument("--lr", type=float, default=1e-3)
     r.add_argument("--seed", type=int, default=0)
+    r.add_argument(
+        "--keep-params", dest="reshard", action="store_false", help="FSDP2 without resharding after forward"
+    )
     r.add_argument("--no-kernels", dest="kernels", action="store_false", help="PyTorch ops only")
     r.add_argument("--no-compile", dest="compile", action="store_false", help="CPU smoke runs")
     c = sub.add_parser("compare")

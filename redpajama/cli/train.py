@@ -60,6 +60,12 @@ def train(
     ),
     log_every: int = typer.Option(10, "--log-every", help="Steps between metrics.jsonl records."),
     fresh: bool = typer.Option(False, "--fresh", help="Ignore checkpoints in OUTPUT and start over."),
+    fsdp_reshard: bool = typer.Option(
+        True,
+        "--fsdp-reshard/--fsdp-keep-params",
+        help="Under torchrun: free gathered block parameters after the forward (less memory) or "
+        "keep them for the backward (one all-gather fewer per block).",
+    ),
     device: str | None = DEVICE,
     fmt: OutputMode = FORMAT,
 ) -> None:
@@ -89,6 +95,7 @@ def train(
         precision=precision,
         checkpoint_every=checkpoint_every,
         log_every=log_every,
+        fsdp_reshard_after_forward=fsdp_reshard,
     )
     result = run_training(config, resume=not fresh, device=device)
     summary = (

@@ -11,8 +11,8 @@ import pytest
 from redpajama.training.trainer.metrics import read_metrics
 
 
-def train_cli(tokens, out, batch_size: int, nproc: int) -> list[float]:
-    args = ["train", "--data", str(tokens), "-o", str(out), "--steps", "8", "--seq-len", "64"]
+def train_cli(tokens, out, batch_size: int, nproc: int, extra: tuple[str, ...] = ()) -> list[float]:
+    args = ["train", "--data", str(tokens), "-o", str(out), "--steps", "8", "--seq-len", "64", *extra]
     args += [
         "--batch-size",
         str(batch_size),
@@ -41,9 +41,10 @@ def train_cli(tokens, out, batch_size: int, nproc: int) -> list[float]:
 
 
 @pytest.mark.slow
-def test_two_fsdp_ranks_match_one_process_at_equal_global_batch(shakespeare_tokens, tmp_path):
+@pytest.mark.parametrize("reshard", ["--fsdp-reshard", "--fsdp-keep-params"])
+def test_two_fsdp_ranks_match_one_process_at_equal_global_batch(shakespeare_tokens, tmp_path, reshard):
     single = train_cli(shakespeare_tokens, tmp_path / "one", batch_size=8, nproc=1)
-    sharded = train_cli(shakespeare_tokens, tmp_path / "two", batch_size=4, nproc=2)
+    sharded = train_cli(shakespeare_tokens, tmp_path / "two", batch_size=4, nproc=2, extra=(reshard,))
     assert len(single) == len(sharded) == 8
     # Same data, same initial weights, gradients averaged across ranks: only summation order differs.
     for a, b in zip(single, sharded, strict=True):

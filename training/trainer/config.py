@@ -38,6 +38,9 @@ class TrainConfig:
     checkpoint_every: int = 0  # 0: only at the end
     eval_every: int = 0  # held-out loss every N steps; 0: only at the end
     eval_batches: int = 8
+    # FSDP2 only: free each block's gathered parameters after its forward (memory) or keep them for
+    # the backward (one all-gather per block per step instead of two; costs the bf16 parameters).
+    fsdp_reshard_after_forward: bool = True
 
     def __post_init__(self) -> None:
         for name in ("seq_len", "batch_size", "grad_accum", "max_steps"):

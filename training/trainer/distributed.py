@@ -43,8 +43,13 @@ def init_world(device: str | None = None) -> World:
     return World(dist.get_rank(), dist.get_world_size(), target)
 
 
-def shard_model(model: nn.Module, world: World, bf16: bool) -> nn.Module:
-    """FSDP2 (`fully_shard`) per block, then the root; gradients reduced in float32."""
+def shard_model(model: nn.Module, world: World, bf16: bool, reshard_after_forward: bool = True) -> nn.Module:
+    """FSDP2 (`fully_shard`) per block, then the root; gradients reduced in float32.
+
+    With `reshard_after_forward` each block frees its gathered parameters after its forward and
+    gathers them again for its backward, except the last block, whose backward comes right after
+    its forward (torchtitan's choice). Without it every block keeps them: one all-gather per block
+    per step."""
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
@@ -55,9 +60,12 @@ def shard_model(model: nn.Module, world: World, bf16: bool) -> nn.Module:
     policy = MixedPrecisionPolicy(
         param_dtype=torch.bfloat16 if bf16 else None, reduce_dtype=torch.float32, cast_forward_inputs=False
     )
-    for block in model.blocks:
-        fully_shard(block, mesh=mesh, mp_policy=policy)
-    fully_shard(model, mesh=mesh, mp_policy=policy)
+    last = len(model.blocks) - 1
+    for i, block in enumerate(model.blocks):
+        fully_shard(
+            block, mesh=mesh, mp_policy=policy, reshard_after_forward=reshard_after_forward and i < last
+        )
+    fully_shard(model, mesh=mesh, mp_policy=policy, reshard_after_forward=reshard_after_forward)
     return model
 
 

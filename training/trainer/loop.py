@@ -90,7 +90,7 @@ def _train(config: TrainConfig, world: World, resume: bool, stop_after: int | No
     model.to(world.device)
     bf16 = _use_bf16(config, world)
     if world.distributed:
-        shard_model(model, world, bf16)
+        shard_model(model, world, bf16, config.fsdp_reshard_after_forward)
     if config.compile and world.distributed:
         # FSDP2's hooks sit between blocks, so each block is its own graph (as torchtitan does).
         for block in model.blocks:
