@@ -83,6 +83,7 @@ def main() -> int:
     parser.add_argument("--eval-batch-size", type=int, default=64)
     parser.add_argument("--blimp-limit", type=int, default=None, help="first N pairs per BLiMP paradigm")
     parser.add_argument("--piqa-limit", type=int, default=None)
+    parser.add_argument("--log-every", type=int, default=10, help="steps between logged losses")
     parser.add_argument("--same-loss", nargs=2, metavar=("A", "B"), action="append", default=[])
     args = parser.parse_args()
     names = [name for name, _, _ in args.variant]
@@ -104,6 +105,7 @@ def main() -> int:
             seed=args.seed,
             compile=args.compile,
             eval_batch_size=args.eval_batch_size,
+            log_every=args.log_every,
             limits=Limits(blimp_per_paradigm=args.blimp_limit, piqa=args.piqa_limit),
         )
         run_ablation(config)

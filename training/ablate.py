@@ -49,6 +49,7 @@ class AblationConfig:
     tasks: tuple[str, ...] = suite.TASKS
     limits: suite.Limits = field(default_factory=suite.Limits)
     eval_batch_size: int = 16
+    log_every: int = 10  # steps between metrics.jsonl records of each run
     held_out_batches: int = 16
 
     def __post_init__(self) -> None:
@@ -108,6 +109,7 @@ def run_ablation(config: AblationConfig, device: str | None = None) -> list[dict
             seed=config.seed,
             compile=config.compile,
             precision=config.precision,
+            log_every=config.log_every,
         )
         if not results_path.exists():
             train(train_config, device=device)
