@@ -1,4 +1,5 @@
-"""Mamba-2 SSD (state space duality): naive references, a PyTorch chunked path, Triton forward."""
+"""Mamba-2 SSD (state space duality): naive references, a PyTorch chunked path, Triton forward and
+backward."""
 
 from redpajama.kernels.ssd.ssd import ssd
 

@@ -1,7 +1,6 @@
-"""Mamba-2 SSD forward in Triton (three kernels), backward by recomputation through the PyTorch
-chunked path.
+"""Mamba-2 SSD in Triton: a three-kernel forward and a three-kernel backward.
 
-Kernels, one program per (chunk, batch * head) unless stated:
+Forward kernels, one program per (chunk, batch * head) unless stated:
 1. `ssd_chunk_state_fwd_kernel`: the in-chunk cumsum a of dt A (tl.cumsum), the chunk total, and the
    chunk's state S_c = (B * exp(a_end - a) dt)^T x, (N, P) in float32.
 2. `ssd_state_passing_fwd_kernel`: one program per (batch * head, block of the N * P state), a
@@ -9,12 +8,19 @@ Kernels, one program per (chunk, batch * head) unless stated:
    every chunk and the final state.
 3. `ssd_chunk_scan_fwd_kernel`: intra-chunk output and state-to-output fused: recomputes a,
    y = ((C B^T) * exp(segsum a) * dt) x + exp(a) * (C h_c) + D x.
+The forward saves its inputs, the entering states h_c and the chunk totals for the backward.
+
+Backward kernels (the formulas, written out in PyTorch and checked against autograd, are
+`redpajama.kernels.ssd.chunked.ssd_chunked_bwd`):
+1. `ssd_chunk_dstate_bwd_kernel`: each chunk's outputs' gradient to its entering state,
+   (C * exp(a))^T dy, (N, P).
+2. `ssd_state_passing_bwd_kernel`: the reverse scan over chunks, in place: the gradient of the
+   state after chunk c is d_s[NC-1] = d_final, d_s[c] = own[c+1] + exp(total_{c+1}) d_s[c+1].
+3. `ssd_chunk_scan_bwd_kernel`: from x, dt, B, C, dy, h_c and d_s[c], every input gradient of the
+   chunk: dx and ddt whole; dB, dC per head (summed over each group's heads afterwards); dA, dD as
+   per-chunk partial sums (summed afterwards).
 T need not be a multiple of the chunk: loads past T are masked to zero (dt = 0 neither decays nor
 feeds the state) and stores past T are masked off.
-
-Backward: NOT in Triton. `SSDFunction.backward` recomputes the forward with
-`redpajama.kernels.ssd.chunked.ssd_chunked` under autograd (float32) and differentiates it; it is
-exact but costs a PyTorch chunked forward+backward (memory O(B H T chunk) for the decay blocks).
 """
 
 from __future__ import annotations
@@ -23,10 +29,12 @@ import torch
 import triton
 import triton.language as tl
 
-from redpajama.kernels.ssd.chunked import ssd_chunked
-
 DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 NUM_WARPS = 4
+# The chunk-scan backward holds the chunk's B, C, x, dy tiles and two (N, P) float32 state tiles at
+# once: offline ptxas for sm_90 (chunk 64, N 128, P 64) gives 255 registers and 2.7 KB of spill
+# stores per thread at 4 warps, 1.6 KB at 8. Not yet timed on a GPU.
+BWD_SCAN_WARPS = 8
 # Elements of the flattened (N, P) state per state-passing program.
 BLOCK_STATE = 1024
 
@@ -172,15 +180,214 @@ def ssd_chunk_scan_fwd_kernel(
     tl.store(y + o_x, b_y.to(y.dtype.element_ty), mask=m_tp)
 
 
+@triton.jit
+def ssd_chunk_dstate_bwd_kernel(
+    dt,
+    A,
+    Cm,
+    dy,
+    dh,
+    T,
+    H: tl.constexpr,
+    G: tl.constexpr,
+    P: tl.constexpr,
+    N: tl.constexpr,
+    BT: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_P: tl.constexpr,
+    DOT_PREC: tl.constexpr,
+):
+    # The gradient the chunk's outputs send to the state entering it: (C * exp(a))^T dy, (N, P).
+    i_c, i_bh = tl.program_id(0), tl.program_id(1)
+    i_b, i_h = i_bh // H, i_bh % H
+    i_g = i_h // (H // G)
+    NC = tl.cdiv(T, BT)
+    o_t = (i_c * BT + tl.arange(0, BT)).to(tl.int64)
+    o_n = tl.arange(0, BLOCK_N)
+    o_p = tl.arange(0, BLOCK_P)
+    m_t = o_t < T
+    m_n = o_n < N
+    m_p = o_p < P
+    i_b64 = i_b.to(tl.int64)
+
+    b_dt = tl.load(dt + i_b64 * T * H + o_t * H + i_h, mask=m_t, other=0.0).to(tl.float32)
+    b_cs = tl.cumsum(b_dt * tl.load(A + i_h).to(tl.float32), axis=0)
+    p_C = Cm + i_b64 * T * G * N + o_t[:, None] * G * N + i_g * N + o_n[None, :]
+    b_C = tl.load(p_C, mask=m_t[:, None] & m_n[None, :], other=0.0).to(tl.float32)
+    p_dy = dy + i_b64 * T * H * P + o_t[:, None] * H * P + i_h * P + o_p[None, :]
+    b_dy = tl.load(p_dy, mask=m_t[:, None] & m_p[None, :], other=0.0).to(tl.float32)
+    # (BLOCK_N, BT) @ (BT, BLOCK_P) -> (BLOCK_N, BLOCK_P)
+    b_dh = tl.dot(tl.trans(b_C * tl.exp(b_cs)[:, None]), b_dy, input_precision=DOT_PREC)
+    i_bch = ((i_b64 * NC + i_c) * H + i_h) * N * P
+    tl.store(dh + i_bch + o_n[:, None] * P + o_p[None, :], b_dh, mask=m_n[:, None] & m_p[None, :])
+
+
+@triton.jit
+def ssd_state_passing_bwd_kernel(
+    dh,
+    a_last,
+    d_final,
+    NC,
+    H: tl.constexpr,
+    NP: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
+    # Reverse of the forward state passing, in place: reads each chunk's own (C exp(a))^T dy from dh
+    # and overwrites it with d_s[c], the gradient of the state after chunk c (= entering c + 1):
+    # d_s[NC-1] = d_final, d_s[c-1] = dh_own[c] + exp(total_c) d_s[c].
+    i_bh, i_k = tl.program_id(0), tl.program_id(1)
+    i_b, i_h = i_bh // H, i_bh % H
+    i_b64 = i_b.to(tl.int64)
+    o_k = i_k * BLOCK + tl.arange(0, BLOCK)
+    m_k = o_k < NP
+    b_ds = tl.load(d_final + (i_b64 * H + i_h) * NP + o_k, mask=m_k, other=0.0)
+    for i_r in range(0, NC):
+        i_c = NC - 1 - i_r
+        i_bch = ((i_b64 * NC + i_c) * H + i_h) * NP
+        b_own = tl.load(dh + i_bch + o_k, mask=m_k, other=0.0)
+        tl.store(dh + i_bch + o_k, b_ds, mask=m_k)
+        b_decay = tl.exp(tl.load(a_last + (i_b64 * H + i_h) * NC + i_c))
+        b_ds = b_own + b_decay * b_ds
+
+
+@triton.jit
+def ssd_chunk_scan_bwd_kernel(
+    x,
+    dt,
+    A,
+    Bm,
+    Cm,
+    D,
+    h_in,
+    d_s,
+    dy,
+    dx,
+    ddt,
+    dB_h,
+    dC_h,
+    dA_part,
+    dD_part,
+    T,
+    H: tl.constexpr,
+    G: tl.constexpr,
+    P: tl.constexpr,
+    N: tl.constexpr,
+    BT: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_P: tl.constexpr,
+    DOT_PREC: tl.constexpr,
+):
+    # Every input gradient of one chunk of one head, given the state entering it (h_in) and the
+    # gradient of the state leaving it (d_s). dB, dC per head (summed over the group by the caller);
+    # dA, dD as per-chunk partial sums. With W = (C B^T) * exp(segsum a) (causal), Gm = dy x^T:
+    #   dx_s = dt_s (W^T dy)_s + exp(L - a_s) dt_s dS^T B_s + D dy_s
+    #   dB_s = sum_t Gm_ts exp(a_t - a_s) dt_s C_t + exp(L - a_s) dt_s dS x_s
+    #   dC_t = exp(a_t) H dy_t + sum_s Gm_ts exp(a_t - a_s) dt_s B_s
+    # and a (in-chunk cumsum of dt A, L its total) gets d(a_t) from exp(a_t) in the state term, from
+    # both ends of every W entry and from exp(L - a_s) in the state update; d(L) also from exp(L) H.
+    i_c, i_bh = tl.program_id(0), tl.program_id(1)
+    i_b, i_h = i_bh // H, i_bh % H
+    i_g = i_h // (H // G)
+    NC = tl.cdiv(T, BT)
+    o_i = tl.arange(0, BT)
+    o_t = (i_c * BT + o_i).to(tl.int64)
+    o_n = tl.arange(0, BLOCK_N)
+    o_p = tl.arange(0, BLOCK_P)
+    m_t = o_t < T
+    m_n = o_n < N
+    m_p = o_p < P
+    i_b64 = i_b.to(tl.int64)
+
+    o_dt = i_b64 * T * H + o_t * H + i_h
+    b_dt = tl.load(dt + o_dt, mask=m_t, other=0.0).to(tl.float32)
+    b_A = tl.load(A + i_h).to(tl.float32)
+    b_cs = tl.cumsum(b_dt * b_A, axis=0)
+    # Padding past T has dt = 0, so the chunk total is the sum over the valid positions.
+    b_last = tl.sum(b_dt * b_A, axis=0)
+
+    o_bc = i_b64 * T * G * N + o_t[:, None] * G * N + i_g * N + o_n[None, :]
+    m_tn = m_t[:, None] & m_n[None, :]
+    b_B = tl.load(Bm + o_bc, mask=m_tn, other=0.0).to(tl.float32)
+    b_C = tl.load(Cm + o_bc, mask=m_tn, other=0.0).to(tl.float32)
+    o_x = i_b64 * T * H * P + o_t[:, None] * H * P + i_h * P + o_p[None, :]
+    m_tp = m_t[:, None] & m_p[None, :]
+    b_x = tl.load(x + o_x, mask=m_tp, other=0.0).to(tl.float32)
+    b_dy = tl.load(dy + o_x, mask=m_tp, other=0.0).to(tl.float32)
+    i_bch = ((i_b64 * NC + i_c) * H + i_h) * N * P
+    o_np = o_n[:, None] * P + o_p[None, :]
+    m_np = m_n[:, None] & m_p[None, :]
+    b_h = tl.load(h_in + i_bch + o_np, mask=m_np, other=0.0)
+    b_ds = tl.load(d_s + i_bch + o_np, mask=m_np, other=0.0)
+
+    # Rows t (output), columns s (source); -inf above the diagonal gives exact zeros.
+    m_causal = o_i[:, None] >= o_i[None, :]
+    b_e = tl.exp(tl.where(m_causal, b_cs[:, None] - b_cs[None, :], float("-inf")))
+    # (BT, BLOCK_N) @ (BLOCK_N, BT) -> (BT, BT)
+    b_w = tl.dot(b_C, tl.trans(b_B), input_precision=DOT_PREC) * b_e
+    # (BT, BLOCK_P) @ (BLOCK_P, BT) -> (BT, BT)
+    b_gm = tl.dot(b_dy, tl.trans(b_x), input_precision=DOT_PREC)
+    b_q = b_gm * b_e * b_dt[None, :]
+    b_to_end = tl.exp(b_last - b_cs)
+
+    # (BLOCK_N, BLOCK_P) products of the states with the chunk's rows.
+    # (BT, BLOCK_N) @ (BLOCK_N, BLOCK_P) -> (BT, BLOCK_P)
+    b_bds = tl.dot(b_B, b_ds, input_precision=DOT_PREC)
+    # (BT, BLOCK_P) @ (BLOCK_P, BLOCK_N) -> (BT, BLOCK_N)
+    b_xds = tl.dot(b_x, tl.trans(b_ds), input_precision=DOT_PREC)
+    b_dyh = tl.dot(b_dy, tl.trans(b_h), input_precision=DOT_PREC)
+
+    # (BT, BT) @ (BT, BLOCK_P) -> (BT, BLOCK_P)
+    b_dx = tl.dot(tl.trans(b_w), b_dy, input_precision=DOT_PREC) + b_to_end[:, None] * b_bds
+    b_dx = b_dt[:, None] * b_dx + tl.load(D + i_h).to(tl.float32) * b_dy
+    tl.store(dx + o_x, b_dx.to(dx.dtype.element_ty), mask=m_tp)
+
+    # (BT, BT) @ (BT, BLOCK_N) -> (BT, BLOCK_N)
+    b_dB = tl.dot(tl.trans(b_q), b_C, input_precision=DOT_PREC) + (b_to_end * b_dt)[:, None] * b_xds
+    b_dC = tl.dot(b_q, b_B, input_precision=DOT_PREC) + tl.exp(b_cs)[:, None] * b_dyh
+    o_bch = i_b64 * T * H * N + o_t[:, None] * H * N + i_h * N + o_n[None, :]
+    tl.store(dB_h + o_bch, b_dB, mask=m_tn)
+    tl.store(dC_h + o_bch, b_dC, mask=m_tn)
+
+    # dt as the input scale (W dt_s x_s and exp(L - a_s) dt_s B_s x_s^T).
+    b_r = b_to_end * tl.sum(b_B * b_xds, axis=1)
+    b_ddt = tl.sum(b_gm * b_w, axis=0) + b_r
+    # Gradient of the cumulative decays, then d(a_t) = sum_{i >= t} d(a_cs_i) + d(L).
+    b_wq = b_gm * b_w * b_dt[None, :]
+    b_dcs = tl.exp(b_cs) * tl.sum(b_C * b_dyh, axis=1) + tl.sum(b_wq, axis=1) - tl.sum(b_wq, axis=0)
+    b_dcs -= b_r * b_dt
+    b_dlast = tl.sum(b_r * b_dt, axis=0) + tl.exp(b_last) * tl.sum(tl.sum(b_h * b_ds, axis=1), axis=0)
+    b_da = tl.cumsum(b_dcs, axis=0, reverse=True) + b_dlast
+    b_ddt += b_A * b_da
+    tl.store(ddt + o_dt, b_ddt.to(ddt.dtype.element_ty), mask=m_t)
+    i_part = (i_b64 * H + i_h) * NC + i_c
+    tl.store(dA_part + i_part, tl.sum(b_dt * b_da, axis=0))
+    tl.store(dD_part + i_part, tl.sum(tl.sum(b_dy * b_x, axis=1), axis=0))
+
+
 def _block(d: int) -> int:
     # tl.dot needs every dimension >= 16.
     return max(16, triton.next_power_of_2(d))
 
 
-def ssd_fwd(x, dt, A, Bm, Cm, D, chunk_size: int):
-    """Contiguous, checked inputs -> (y (B, T, H, P) in x's dtype, final state (B, H, N, P) float32)."""
-    b, t, h, p = x.shape
+def _meta(x, Bm, chunk_size: int) -> dict:
+    h, p = x.shape[2], x.shape[3]
     g, n = Bm.shape[2], Bm.shape[3]
+    # float32 inputs get IEEE float32 products (TF32 would cost ~1e-3 relative); 16-bit inputs are
+    # upcast on load and the dots run in TF32, finer than their own rounding.
+    prec = "ieee" if x.dtype == torch.float32 else "tf32"
+    return dict(H=h, G=g, P=p, N=n, BT=chunk_size, BLOCK_N=_block(n), BLOCK_P=_block(p), DOT_PREC=prec)
+
+
+def _state_block(n: int, p: int) -> int:
+    return min(BLOCK_STATE, triton.next_power_of_2(n * p))
+
+
+def ssd_fwd(x, dt, A, Bm, Cm, D, chunk_size: int):
+    """Contiguous, checked inputs -> (y (B, T, H, P) in x's dtype, final state (B, H, N, P) float32,
+    and for the backward the states entering every chunk (B, NC, H, N, P) and the chunk totals of
+    dt A (B, H, NC), float32)."""
+    b, t, h, p = x.shape
+    n = Bm.shape[3]
     nc = triton.cdiv(t, chunk_size)
     dev = x.device
     states = torch.empty(b, nc, h, n, p, dtype=torch.float32, device=dev)
@@ -188,43 +395,79 @@ def ssd_fwd(x, dt, A, Bm, Cm, D, chunk_size: int):
     h_in = torch.empty(b, nc, h, n, p, dtype=torch.float32, device=dev)
     final = torch.empty(b, h, n, p, dtype=torch.float32, device=dev)
     y = torch.empty_like(x)
-    # float32 inputs get IEEE float32 products (TF32 would cost ~1e-3 relative); 16-bit inputs are
-    # upcast on load and the dots run in TF32, finer than their own rounding.
-    prec = "ieee" if x.dtype == torch.float32 else "tf32"
-    meta = dict(H=h, G=g, P=p, N=n, BT=chunk_size, BLOCK_N=_block(n), BLOCK_P=_block(p), DOT_PREC=prec)
+    meta = _meta(x, Bm, chunk_size)
     ssd_chunk_state_fwd_kernel[(nc, b * h)](x, dt, A, Bm, states, a_last, t, **meta, num_warps=NUM_WARPS)
-    block = min(BLOCK_STATE, triton.next_power_of_2(n * p))
+    block = _state_block(n, p)
     ssd_state_passing_fwd_kernel[(b * h, triton.cdiv(n * p, block))](
         states, a_last, h_in, final, nc, H=h, NP=n * p, BLOCK=block, num_warps=NUM_WARPS
     )
     ssd_chunk_scan_fwd_kernel[(nc, b * h)](x, dt, A, Bm, Cm, D, h_in, y, t, **meta, num_warps=NUM_WARPS)
-    return y, final
+    return y, final, h_in, a_last
+
+
+def ssd_bwd(x, dt, A, Bm, Cm, D, h_in, a_last, d_y, d_final, chunk_size: int):
+    """The forward's contiguous inputs, its h_in and a_last, and the output gradients (d_y like
+    x, d_final (B, H, N, P)) -> (dx, ddt, dA, dBm, dCm, dD), each in its input's dtype."""
+    b, t, h, p = x.shape
+    g, n = Bm.shape[2], Bm.shape[3]
+    nc = triton.cdiv(t, chunk_size)
+    dev = x.device
+    d_y, d_final = d_y.contiguous(), d_final.float().contiguous()
+    meta = _meta(x, Bm, chunk_size)
+    # 1. each chunk's own gradient to its entering state; 2. reverse state passing turns it, in
+    # place, into d_s, the gradient of the state leaving each chunk.
+    d_s = torch.empty(b, nc, h, n, p, dtype=torch.float32, device=dev)
+    ssd_chunk_dstate_bwd_kernel[(nc, b * h)](dt, A, Cm, d_y, d_s, t, **meta, num_warps=NUM_WARPS)
+    block = _state_block(n, p)
+    ssd_state_passing_bwd_kernel[(b * h, triton.cdiv(n * p, block))](
+        d_s, a_last, d_final, nc, H=h, NP=n * p, BLOCK=block, num_warps=NUM_WARPS
+    )
+    # 3. all input gradients, chunk by chunk.
+    dx, ddt = torch.empty_like(x), torch.empty_like(dt)
+    db_h = torch.empty(b, t, h, n, dtype=torch.float32, device=dev)
+    dc_h = torch.empty(b, t, h, n, dtype=torch.float32, device=dev)
+    da_part = torch.empty(b, h, nc, dtype=torch.float32, device=dev)
+    dd_part = torch.empty(b, h, nc, dtype=torch.float32, device=dev)
+    ssd_chunk_scan_bwd_kernel[(nc, b * h)](
+        x,
+        dt,
+        A,
+        Bm,
+        Cm,
+        D,
+        h_in,
+        d_s,
+        d_y,
+        dx,
+        ddt,
+        db_h,
+        dc_h,
+        da_part,
+        dd_part,
+        t,
+        **meta,
+        num_warps=BWD_SCAN_WARPS,
+    )
+    # Heads of a group share B and C: their per-head gradients add up.
+    db = db_h.view(b, t, g, h // g, n).sum(3).to(Bm.dtype)
+    dc = dc_h.view(b, t, g, h // g, n).sum(3).to(Cm.dtype)
+    da = da_part.sum((0, 2)).to(A.dtype)
+    dd = dd_part.sum((0, 2)).to(D.dtype)
+    return dx, ddt, da, db, dc, dd
 
 
 class SSDFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, dt, A, Bm, Cm, D, chunk_size):
-        y, final = ssd_fwd(x, dt, A, Bm, Cm, D, chunk_size)
-        ctx.save_for_backward(x, dt, A, Bm, Cm, D)
+        y, final, h_in, a_last = ssd_fwd(x, dt, A, Bm, Cm, D, chunk_size)
+        ctx.save_for_backward(x, dt, A, Bm, Cm, D, h_in, a_last)
         ctx.chunk_size = chunk_size
         return y, final
 
     @staticmethod
     def backward(ctx, d_y, d_final):
-        # Recomputation through the differentiable PyTorch chunked path, in float32.
-        inputs = ctx.saved_tensors
-        leaves = [t.detach().float().requires_grad_() for t in inputs]
-        with torch.enable_grad():
-            y, final = ssd_chunked(*leaves, chunk_size=ctx.chunk_size, return_final_state=True)
-            outs, grads_out = [y], [d_y.float() if d_y is not None else torch.zeros_like(y)]
-            if d_final is not None:
-                outs.append(final)
-                grads_out.append(d_final.float())
-            grads = torch.autograd.grad(outs, leaves, grads_out, allow_unused=True)
-        grads = [
-            torch.zeros_like(t) if g is None else g.to(t.dtype) for g, t in zip(grads, inputs, strict=True)
-        ]
-        return (*grads, None)
+        # Autograd materializes an unused output's gradient as zeros, so both are tensors here.
+        return (*ssd_bwd(*ctx.saved_tensors, d_y, d_final, ctx.chunk_size), None)
 
 
 def check_ssd_args(x, dt, A, Bm, Cm, D, chunk_size) -> None:
@@ -274,8 +517,8 @@ def ssd(
     D: (H,) skip. float16/bfloat16/float32, one device; made contiguous here. Math in float32.
     chunk_size: a power of two >= 16 (64 default); T need not be a multiple of it.
     Returns y (B, T, H, P) in x's dtype, and with return_final_state the state after the last token,
-    (B, H, N, P) float32. Differentiable in all six tensors (backward recomputes through the PyTorch
-    chunked path; see the module doc).
+    (B, H, N, P) float32. Differentiable in all six tensors and the final state (Triton backward; see
+    the module doc); gradients come in each input's dtype.
     """
     check_ssd_args(x, dt, A, Bm, Cm, D, chunk_size)
     args = [v.contiguous() for v in (x, dt, A, Bm, Cm, D)]

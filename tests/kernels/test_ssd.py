@@ -1,4 +1,5 @@
-"""Mamba-2 SSD: scan vs quadratic form, the PyTorch chunked path and the Triton forward against them."""
+"""Mamba-2 SSD: scan vs quadratic form, the PyTorch chunked path, its hand-written backward and the
+Triton forward and backward against them."""
 
 from __future__ import annotations
 
@@ -7,12 +8,21 @@ import torch
 import torch.nn.functional as F
 
 from redpajama.kernels._testing import poisoned_allocations, rel_rms, unit_randn
-from redpajama.kernels.ssd import naive, ssd
-from redpajama.kernels.ssd.chunked import ssd_chunked
+from redpajama.kernels.ssd import chunked, naive, ssd
+from redpajama.kernels.ssd.chunked import ssd_chunked, ssd_chunked_bwd
 
 NAMES = ("x", "dt", "A", "Bm", "Cm", "D")
 # (B, T, H, G, P, N): T=1, 63 and 130 straddle chunk boundaries; P, N not powers of two.
 SHAPES = [(2, 1, 4, 4, 8, 16), (1, 63, 4, 2, 12, 8), (2, 130, 4, 4, 16, 10), (1, 130, 4, 2, 8, 16)]
+# For the Triton kernels in the (slow) interpreter with chunk 16: T = 1, 63, 64, 65 and 200 around
+# the chunk boundaries, G < H, P and N not powers of two.
+TRITON_SHAPES = [
+    (2, 1, 4, 2, 12, 10),
+    (1, 63, 4, 2, 12, 8),
+    (2, 64, 4, 4, 8, 16),
+    (2, 65, 2, 1, 5, 10),
+    (1, 200, 2, 1, 12, 10),
+]
 
 
 def make_inputs(b, t, h, g, p, n, dtype=torch.float64, device="cpu", seed=0):
@@ -27,7 +37,7 @@ def make_inputs(b, t, h, g, p, n, dtype=torch.float64, device="cpu", seed=0):
 
 def assert_close(ref, out, tol, name=""):
     """rel_rms(ref, out) < tol; where the reference is exactly zero (dA at T = 1: a single token never
-    decays), the output must be zero to within tol."""
+    decays; dC, dD when only the final state has a gradient), the output must be zero to within tol."""
     if ref.abs().max() == 0:
         assert out.abs().max().item() < tol, name
     else:
@@ -82,8 +92,37 @@ def test_chunked_float32_and_final_state():
     assert rel_rms(ref_final, final) < 1e-5
 
 
-@pytest.mark.parametrize("chunk_size", [16, 64])
-@pytest.mark.parametrize("shape", [*SHAPES, (1, 500, 4, 2, 16, 16)])
+def loss_with_final(fn, inputs, d_y, d_final, **kwargs):
+    """Forward + backward of sum(y * d_y) + sum(final * d_final) (d_y None: the final state alone).
+    Returns (y, final, gradients); an input the loss does not reach (C, D without d_y) gets zeros."""
+    leaves = [v.detach().clone().requires_grad_() for v in inputs]
+    y, final = fn(*leaves, return_final_state=True, **kwargs)
+    loss = (final * d_final).sum()
+    if d_y is not None:
+        loss = loss + (y * d_y).sum()
+    loss.backward()
+    grads = [torch.zeros_like(v) if v.grad is None else v.grad for v in leaves]
+    return y.detach(), final.detach(), grads
+
+
+@pytest.mark.parametrize("shape", [*SHAPES, (2, 65, 6, 2, 5, 7)])
+@pytest.mark.parametrize("with_final", [False, True])
+def test_chunked_bwd_equals_autograd_float64(shape, with_final):
+    # The hand-written backward (the formulas of the Triton backward) against autograd.
+    inputs = make_inputs(*shape)
+    b, _, h, _, p, n = shape
+    d_y = unit_randn(*inputs[0].shape, seed=9).double()
+    d_final = unit_randn(b, h, n, p, seed=10).double() if with_final else torch.zeros(b, h, n, p).double()
+    _, _, ref_grads = loss_with_final(naive.ssd_recurrent, inputs, d_y, d_final)
+    grads = ssd_chunked_bwd(*inputs, d_y, d_final if with_final else None, chunk_size=16)
+    for name, r, g in zip(NAMES, ref_grads, grads, strict=True):
+        assert_close(r, g, 1e-12, name)
+
+
+@pytest.mark.parametrize(
+    "shape, chunk_size",
+    [*((s, 16) for s in TRITON_SHAPES), ((2, 130, 4, 4, 16, 10), 64), ((1, 300, 2, 1, 16, 16), 64)],
+)
 def test_triton_matches_naive_float32(shape, chunk_size, device):
     inputs = make_inputs(*shape)
     d_y = unit_randn(*inputs[0].shape, seed=9).double()
@@ -99,37 +138,62 @@ def test_triton_matches_naive_float32(shape, chunk_size, device):
         assert_close(r, g, 1e-5, name)
 
 
-def test_triton_final_state_and_its_gradient(device):
-    inputs = make_inputs(1, 63, 4, 2, 8, 16)
-    d_y = unit_randn(*inputs[0].shape, seed=9).double()
-    d_final = unit_randn(1, 4, 16, 8, seed=10).double()
+@pytest.mark.parametrize("shape", [TRITON_SHAPES[0], TRITON_SHAPES[3], TRITON_SHAPES[4]])
+@pytest.mark.parametrize("with_d_y", [True, False])
+def test_triton_final_state_and_its_gradient(shape, with_d_y, device):
+    # The final state's gradient enters the reverse state passing; without d_y it is the only one.
+    inputs = make_inputs(*shape)
+    b, _, h, _, p, n = shape
+    d_y = unit_randn(*inputs[0].shape, seed=9).double() if with_d_y else None
+    d_final = unit_randn(b, h, n, p, seed=10).double()
+    ref, ref_final, ref_grads = loss_with_final(naive.ssd_recurrent, inputs, d_y, d_final)
 
-    def loss_ref(*v):
-        y, final = naive.ssd_recurrent(*v, return_final_state=True)
-        return (y * d_y).sum() + (final * d_final).sum()
+    def on_device(v):
+        return None if v is None else v.float().to(device)
 
-    leaves = [v.clone().requires_grad_() for v in inputs]
-    loss_ref(*leaves).backward()
-    ref_final = naive.ssd_recurrent(*inputs, return_final_state=True)[1]
-
-    f32 = [v.float().to(device).requires_grad_() for v in inputs]
     with poisoned_allocations():
-        y, final = ssd(*f32, chunk_size=16, return_final_state=True)
-    assert final.shape == (1, 4, 16, 8) and final.dtype == torch.float32
-    assert rel_rms(ref_final, final.detach().cpu()) < 1e-5
-    ((y * d_y.float().to(device)).sum() + (final * d_final.float().to(device)).sum()).backward()
-    for name, r, v in zip(NAMES, leaves, f32, strict=True):
-        assert rel_rms(r.grad, v.grad.cpu()) < 1e-5, name
+        y, final, grads = loss_with_final(
+            ssd, [on_device(v) for v in inputs], on_device(d_y), on_device(d_final), chunk_size=16
+        )
+    assert final.shape == (b, h, n, p) and final.dtype == torch.float32
+    assert rel_rms(ref, y.cpu()) < 1e-5
+    assert rel_rms(ref_final, final.cpu()) < 1e-5
+    for name, r, g in zip(NAMES, ref_grads, grads, strict=True):
+        assert_close(r, g.cpu(), 1e-5, name)
+
+
+def test_triton_backward_does_not_recompute(monkeypatch, device):
+    # The backward is the Triton kernels: the PyTorch chunked path, autograd.grad (the old
+    # recomputation differentiated through it) and einsum (every PyTorch path's workhorse) must not run.
+    def fail(*args, **kwargs):
+        raise AssertionError("the SSD backward went through PyTorch")
+
+    inputs = [v.float().to(device) for v in make_inputs(1, 40, 4, 2, 8, 16)]
+    d_y = unit_randn(*inputs[0].shape, seed=9).to(device)
+    ref = fwd_bwd(naive.ssd_quadratic, inputs, d_y)[1]
+    for module, name in ((chunked, "ssd_chunked"), (chunked, "ssd_chunked_bwd"), (torch, "einsum")):
+        monkeypatch.setattr(module, name, fail)
+    monkeypatch.setattr(torch.autograd, "grad", fail)
+    grads = fwd_bwd(ssd, inputs, d_y, chunk_size=16)[1]
+    monkeypatch.undo()
+    for name, r, g in zip(NAMES, ref, grads, strict=True):
+        assert_close(r, g.cpu(), 1e-5, name)
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_triton_half_precision_inputs(dtype, device):
-    # Inputs rounded to 16 bits, math in float32: error about the dtype's epsilon, dtype preserved.
+    # Inputs rounded to 16 bits, math in float32: error about the dtype's epsilon, dtypes preserved.
     inputs = [v.to(dtype).double() for v in make_inputs(1, 63, 4, 2, 8, 16)]
-    ref = naive.ssd_quadratic(*inputs)
-    out = ssd(*[v.to(device=device, dtype=dtype) for v in inputs], chunk_size=16)
+    d_y = unit_randn(*inputs[0].shape, seed=9).to(dtype).double()
+    ref, ref_grads = fwd_bwd(naive.ssd_quadratic, inputs, d_y)
+    out, grads = fwd_bwd(
+        ssd, [v.to(device=device, dtype=dtype) for v in inputs], d_y.to(device, dtype), chunk_size=16
+    )
     assert out.dtype == dtype
     assert rel_rms(ref, out.cpu()) < 1e-2
+    for name, r, g in zip(NAMES, ref_grads, grads, strict=True):
+        assert g.dtype == dtype, name
+        assert rel_rms(r, g.cpu()) < 1e-2, name
 
 
 def test_triton_non_contiguous_inputs(device):

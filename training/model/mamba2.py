@@ -92,9 +92,10 @@ class Mamba2Mixer(nn.Module):
 
     def scan(self, x, dt, a, bm, cm, d) -> torch.Tensor:
         """The SSD: the Triton forward on CUDA when no gradient is wanted (evaluation), else the chunked
-        PyTorch path in float32. The Triton op's backward recomputes through that same path, so in
-        training it costs more than the path alone: 30.9 vs 14.6 ms forward+backward on an H200 at
-        B=4, T=8192, H=32, P=64, N=128 (benchmarks/sequence_mixers.py), for 1.1 vs 4.5 ms forward."""
+        PyTorch path in float32. With its earlier backward (recomputation through the chunked path)
+        the Triton op cost 30.9 vs 14.6 ms forward+backward on an H200 at B=4, T=8192, H=32, P=64,
+        N=128 (benchmarks/sequence_mixers.py), for 1.1 vs 4.5 ms forward. Its Triton backward is
+        tested in the interpreter but not yet timed on a GPU: training switches once it is."""
         if self.kernels and x.is_cuda and not torch.is_grad_enabled():
             return ssd(x, dt, a, bm, cm, d, chunk_size=self.chunk)
         y = ssd_chunked(x.float(), dt, a, bm.float(), cm.float(), d, chunk_size=self.chunk)
