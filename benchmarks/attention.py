@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
+import functools
 import json
 import sys
 from pathlib import Path
@@ -182,15 +184,93 @@ def gqa_overhead(shape) -> tuple[dict, bool]:
     return row, True
 
 
+# Tiles tried by --sweep: (bt, bs, warps, stages) of one pass; backward tiles are square.
+SWEEP_FWD = [
+    (128, 64, 4, 3),
+    (128, 64, 8, 2),
+    (128, 64, 8, 3),
+    (128, 128, 8, 2),
+    (64, 64, 4, 3),
+    (128, 32, 4, 3),
+]
+SWEEP_BWD = [
+    (64, 64, 4, 2),
+    (64, 64, 8, 2),
+    (64, 64, 8, 3),
+    (32, 32, 4, 2),
+    (32, 32, 4, 3),
+    (32, 32, 8, 2),
+    (64, 64, 4, 3),
+]
+
+
+def sweep(name, shape) -> list[dict]:
+    """Time our forward and backward passes alone at each candidate tile config (checked first
+    against the default config's outputs); returns rows sorted by time per pass."""
+    from triton.testing import do_bench
+
+    from redpajama.kernels._testing import rel_rms
+    from redpajama.kernels.attention.flash import config_for, flash_attn_bwd, flash_attn_fwd
+
+    b, t, h, d = shape
+    p = make_problem(b, t, h, h, d)
+    q, k, v, do = p["q"], p["k"], p["v"], p["do"]
+    default = config_for(q.device, d)
+    o, lse = flash_attn_fwd(q, k, v)
+    ref_grads = flash_attn_bwd(do, q, k, v, o, lse)
+    rows = []
+    for kind, candidates in (("fwd", SWEEP_FWD), ("bwd", SWEEP_BWD)):
+        for bt, bs, warps, stages in candidates:
+            if kind == "fwd":
+                cfg = dataclasses.replace(default, fwd_bt=bt, fwd_bs=bs, fwd_warps=warps, fwd_stages=stages)
+                run = functools.partial(flash_attn_fwd, q, k, v, None, cfg)
+            else:
+                cfg = dataclasses.replace(default, bwd_bt=bt, bwd_bs=bs, bwd_warps=warps, bwd_stages=stages)
+                run = functools.partial(flash_attn_bwd, do, q, k, v, o, lse, None, cfg)
+            row = dict(shape=name, pass_=kind, bt=bt, bs=bs, warps=warps, stages=stages)
+            try:
+                out = run()
+            except Exception as err:  # noqa: BLE001 - a config the GPU cannot run (shared memory)
+                rows.append(dict(row, error=str(err)[:120]))
+                continue
+            want = (o,) if kind == "fwd" else ref_grads
+            row["rel_diff_to_default"] = max(
+                rel_rms(w.float(), g.float()) for w, g in zip(want, out[: len(want)], strict=True)
+            )
+            row["ms"] = do_bench(run, return_mode="median")
+            row["default"] = (bt, bs, warps, stages) == (
+                (default.fwd_bt, default.fwd_bs, default.fwd_warps, default.fwd_stages)
+                if kind == "fwd"
+                else (default.bwd_bt, default.bwd_bs, default.bwd_warps, default.bwd_stages)
+            )
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    return sorted(rows, key=lambda r: (r["pass_"], r.get("ms", float("inf"))))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--output", type=Path, default=Path(__file__).parent / "results" / "attention.json")
+    parser.add_argument(
+        "--sweep", action="store_true", help="time our passes at candidate tile configs instead"
+    )
     args = parser.parse_args()
     if not torch.cuda.is_available():
         print("attention: needs a CUDA GPU (none found); nothing timed.", file=sys.stderr)
         return 2
+    if args.sweep:
+        rows = [row for name, shape in SHAPES.items() for row in sweep(name, shape)]
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.with_name("attention_sweep.json").write_text(json.dumps(rows, indent=2))
+        for row in rows:
+            if "ms" in row:
+                flag = " (default)" if row["default"] else ""
+                print(
+                    f"{row['shape']} {row['pass_']} bt={row['bt']} bs={row['bs']} w={row['warps']} s={row['stages']}: {row['ms']:.3f} ms{flag}"
+                )
+        return 0
 
     rows, ok = {}, True
     for name, shape in SHAPES.items():

@@ -415,10 +415,15 @@ def _grid_rows(cu_seqlens: torch.Tensor | None, batch: int, seqlen: int, block: 
 
 
 def flash_attn_fwd(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_seqlens: torch.Tensor | None = None
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    cu_seqlens: torch.Tensor | None = None,
+    cfg: Config | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """q (B, T, H, K), k (B, T, G, K), v (B, T, G, V) -> (o (B, T, H, V) in q's dtype, lse (B, H, T)
-    float32). Arguments are assumed checked; inputs are made contiguous."""
+    float32). Arguments are assumed checked; inputs are made contiguous. `cfg` overrides the tiles
+    (benchmarks/attention.py --sweep); None takes `config_for`."""
     q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
     b, t, h, dk = q.shape
     g, dv = k.shape[2], v.shape[3]
@@ -426,7 +431,7 @@ def flash_attn_fwd(
     lse = torch.empty((b, h, t), dtype=torch.float32, device=q.device)
     if t == 0 or b == 0:
         return o, lse
-    cfg = config_for(q.device, max(dk, dv))
+    cfg = cfg or config_for(q.device, max(dk, dv))
     nt, table = _grid_rows(cu_seqlens, b, t, cfg.fwd_bt)
     flash_attn_fwd_kernel[(nt, b * h)](
         q,
@@ -462,8 +467,10 @@ def flash_attn_bwd(
     o: torch.Tensor,
     lse: torch.Tensor,
     cu_seqlens: torch.Tensor | None = None,
+    cfg: Config | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """dO (B, T, H, V) and the forward's tensors -> (dq, dk, dv) in the dtypes of q, k, v."""
+    """dO (B, T, H, V) and the forward's tensors -> (dq, dk, dv) in the dtypes of q, k, v. `cfg`
+    overrides the tiles (the backward's must have bwd_bt == bwd_bs); None takes `config_for`."""
     do, q, k, v, o = do.contiguous(), q.contiguous(), k.contiguous(), v.contiguous(), o.contiguous()
     b, t, h, dk = q.shape
     g, dv = k.shape[2], v.shape[3]
@@ -472,7 +479,7 @@ def flash_attn_bwd(
     dv_out = torch.empty_like(v)
     if t == 0 or b == 0:
         return dq, dk_out, dv_out
-    cfg = config_for(q.device, max(dk, dv))
+    cfg = cfg or config_for(q.device, max(dk, dv))
     bk, bv = head_block(dk), head_block(dv)
     delta = torch.empty((b, h, t), dtype=torch.float32, device=q.device)
     flash_attn_bwd_preprocess_kernel[(triton.cdiv(t, cfg.bwd_bt), b * h)](
