@@ -304,15 +304,101 @@ def run_rounding(name, shape, mode: str = "nearest") -> tuple[dict, bool]:
     return row, ok
 
 
+# Tiles tried by --sweep at MoE-B (one config for every kernel of a pass): (block_m, block_n,
+# block_k, warps, stages[, down_bwd_block_n]). block_m is also the token-rounding tile.
+SWEEP = [
+    (128, 128, 64, 8, 3),
+    (128, 128, 64, 8, 3, 64),
+    (128, 128, 64, 4, 3),
+    (128, 128, 64, 8, 4),
+    (128, 64, 64, 4, 4),
+    (128, 256, 64, 8, 3),
+    (128, 128, 32, 4, 4),
+    (64, 128, 64, 4, 4),
+    (64, 64, 64, 4, 4),
+]
+
+
+def sweep(name, shape) -> list[dict]:
+    """Our forward and backward passes alone (no autograd) at each candidate config, checked first
+    against the default config's results."""
+    import dataclasses
+
+    from triton.testing import do_bench
+
+    from redpajama.kernels._testing import rel_rms
+    from redpajama.kernels.moe.experts import GPU_CONFIG, moe_experts_bwd, moe_experts_fwd
+
+    t, d, n, e, k = shape
+    p = make_problem(t, d, n, e, k)
+    args = (p["x"], p["w1"], p["w2"], p["tokens"], p["offsets"], p["scores"])
+    out, h = moe_experts_fwd(*args)
+    grads = moe_experts_bwd(p["d_out"], p["x"], p["w1"], p["w2"], h, *args[3:])
+    rows = []
+    for bm, bn, bk, warps, stages, *down_bn in SWEEP:
+        cfg = dataclasses.replace(
+            GPU_CONFIG,
+            block_m=bm,
+            block_n=bn,
+            block_k=bk,
+            num_warps=warps,
+            num_stages=stages,
+            down_bwd_block_n=down_bn[0] if down_bn else None,
+        )
+        row = dict(
+            shape=name,
+            block_m=bm,
+            block_n=bn,
+            block_k=bk,
+            warps=warps,
+            stages=stages,
+            down_bwd_block_n=cfg.down_bwd_block_n,
+            default=cfg == GPU_CONFIG,
+        )
+        try:
+            o2, h2 = moe_experts_fwd(*args, cfg=cfg)
+            g2 = moe_experts_bwd(p["d_out"], p["x"], p["w1"], p["w2"], h, *args[3:], cfg=cfg)
+        except Exception as err:  # noqa: BLE001 - a config the GPU cannot run (shared memory)
+            rows.append(dict(row, error=str(err)[:120]))
+            continue
+        row["rel_diff_to_default"] = max(
+            rel_rms(a.float(), b.float()) for a, b in zip((out, *grads), (o2, *g2), strict=True)
+        )
+        row["fwd_ms"] = do_bench(lambda cfg=cfg: moe_experts_fwd(*args, cfg=cfg), return_mode="median")
+        row["bwd_ms"] = do_bench(
+            lambda cfg=cfg: moe_experts_bwd(p["d_out"], p["x"], p["w1"], p["w2"], h, *args[3:], cfg=cfg),
+            return_mode="median",
+        )
+        row["fwd_bwd_tflops"] = 18 * t * k * d * n / (row["fwd_ms"] + row["bwd_ms"]) / 1e9
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return sorted(rows, key=lambda r: r.get("fwd_ms", float("inf")) + r.get("bwd_ms", float("inf")))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--output", type=Path, default=Path(__file__).parent / "results" / "moe_experts.json")
+    parser.add_argument(
+        "--sweep", action="store_true", help="time our passes at candidate tile configs (MoE-B)"
+    )
     args = parser.parse_args()
     if not torch.cuda.is_available():
         print("moe_experts: needs a CUDA GPU (none found); nothing timed.", file=sys.stderr)
         return 2
+    if args.sweep:
+        rows = sweep("MoE-B", SHAPES["MoE-B"])
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.with_name("moe_experts_sweep.json").write_text(json.dumps(rows, indent=2))
+        for r in rows:
+            if "fwd_ms" in r:
+                print(
+                    f"m{r['block_m']} n{r['block_n']} k{r['block_k']} w{r['warps']} s{r['stages']} "
+                    f"down-bwd n{r['down_bwd_block_n']}: fwd {r['fwd_ms']:.3f} "
+                    f"bwd {r['bwd_ms']:.3f} ms, {r['fwd_bwd_tflops']:.0f} TFLOP/s{' (default)' if r['default'] else ''}"
+                )
+        return 0
 
     dense = dense_tflops()
     print(f"dense bf16 matmul 8192^3: {dense:.0f} TFLOP/s", flush=True)

@@ -51,7 +51,9 @@ DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 class Config:
     """One tile configuration (no autotuning). block_m: rows of a GEMM tile (assignments in the
     row-tile kernels, weight rows in the weight-gradient kernels); block_n: output columns;
-    block_k: the reduction step; block_d: columns per program of the combine kernel."""
+    block_k: the reduction step; block_d: columns per program of the combine kernel;
+    down_bwd_block_n: output columns of the down projection's backward, whose SwiGLU-backward
+    epilogue holds several float32 tiles at once (None: block_n)."""
 
     block_m: int
     block_n: int
@@ -60,6 +62,7 @@ class Config:
     num_stages: int
     block_d: int
     combine_warps: int
+    down_bwd_block_n: int | None = None
 
 
 # H100/H200 class GPUs: 128 x 128 output tiles, 64-wide reduction steps, 3 pipeline stages (the up
@@ -135,8 +138,10 @@ def moe_experts_fwd(
     token_indices: torch.Tensor,
     expert_offsets: torch.Tensor,
     scores: torch.Tensor,
+    cfg: Config | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(out (T, d), H (M, 2n)), both x's dtype. Arguments are assumed checked (see `moe_experts`)."""
+    """(out (T, d), H (M, 2n)), both x's dtype. Arguments are assumed checked (see `moe_experts`).
+    `cfg` overrides the tiles (benchmarks/moe_experts.py --sweep); None takes `config_for`."""
     t, d = x.shape
     e, _, n2 = w1.shape
     n = n2 // 2
@@ -148,7 +153,7 @@ def moe_experts_fwd(
         return out, h
     if m == 0:
         return out.zero_(), h
-    cfg = config_for(dev)
+    cfg = cfg or config_for(dev)
     prec = _precision(x.dtype)
     tile_expert, tile_row = tile_map(expert_offsets, m, cfg.block_m)
     num_tiles = tile_expert.shape[0]
@@ -185,10 +190,12 @@ def moe_experts_bwd(
     token_indices: torch.Tensor,
     expert_offsets: torch.Tensor,
     scores: torch.Tensor,
+    cfg: Config | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(dx (T, d), dw1 (E, d, 2n), dw2 (E, n, d), dscores (M,)) from d_out (T, d) and the saved tensors.
 
-    d_out is made contiguous in x's dtype (on the training path it already is).
+    d_out is made contiguous in x's dtype (on the training path it already is). `cfg` as in
+    `moe_experts_fwd`.
     """
     t, d = x.shape
     e, _, n2 = w1.shape
@@ -201,7 +208,7 @@ def moe_experts_bwd(
     dw2 = torch.empty(w2.shape, dtype=w2.dtype, device=dev)
     if m == 0:
         return dx.zero_(), dw1.zero_(), dw2.zero_(), torch.zeros_like(scores)
-    cfg = config_for(dev)
+    cfg = cfg or config_for(dev)
     gemm = dict(
         BLOCK_M=cfg.block_m,
         BLOCK_N=cfg.block_n,
@@ -214,7 +221,8 @@ def moe_experts_bwd(
     num_tiles = tile_expert.shape[0]
 
     dh = torch.empty((m, n2), dtype=x.dtype, device=dev)
-    nb_n = triton.cdiv(n, cfg.block_n)
+    bn_down = cfg.down_bwd_block_n or cfg.block_n
+    nb_n = triton.cdiv(n, bn_down)
     ds_part = torch.empty((nb_n, m), dtype=torch.float32, device=dev)
     a = torch.empty((m, n), dtype=x.dtype, device=dev)  # A recomputed once, for dW2 (transient)
     moe_down_bwd_kernel[(num_tiles * nb_n,)](
@@ -234,7 +242,7 @@ def moe_experts_bwd(
         d,
         n,
         nb_n,
-        **gemm,
+        **{**gemm, "BLOCK_N": bn_down},
     )
     d_scores = ds_part.sum(0).to(scores.dtype)  # fixed-order sum over the column blocks
 

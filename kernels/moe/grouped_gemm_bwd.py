@@ -77,10 +77,14 @@ def moe_down_bwd_kernel(
         b_da = tl.dot(b_do, b_wt, b_da, input_precision=PRECISION)
     m_mn = m_m[:, None] & m_n[None, :]
     p_h = h + o_m[:, None] * 2 * N + o_n[None, :]
+    # The epilogue keeps few (BLOCK_M, BLOCK_N) float32 tiles alive at once: each is 64 registers a
+    # thread at 8 warps, and holding g, u, sigmoid, silu, A and dA together spilled (offline ptxas).
     b_g = tl.load(p_h, mask=m_mn, other=0.0).to(tl.float32)
-    b_u = tl.load(p_h + N, mask=m_mn, other=0.0).to(tl.float32)
     b_sig = tl.sigmoid(b_g)
     b_silu = b_g * b_sig
+    # d silu(g)/dg = s + g * s * (1 - s) = s * (1 + g * (1 - s)); g and s are dead after this.
+    b_dsilu = b_sig * (1.0 + b_g * (1.0 - b_sig))
+    b_u = tl.load(p_h + N, mask=m_mn, other=0.0).to(tl.float32)
     b_a = b_silu * b_u
     p_a = a + o_m[:, None] * N + o_n[None, :]
     tl.store(p_a, b_a.to(p_a.dtype.element_ty), mask=m_mn)
@@ -89,12 +93,9 @@ def moe_down_bwd_kernel(
     tl.store(ds_part + i_n.to(tl.int64) * M + o_m, b_ds, mask=m_m)
     b_s = tl.load(scores + o_m, mask=m_m, other=0.0).to(tl.float32)
     b_da = b_da * b_s[:, None]
-    # d silu(g)/dg = s + g * s * (1 - s) = s * (1 + g * (1 - s)).
-    b_dg = b_da * b_u * b_sig * (1.0 + b_g * (1.0 - b_sig))
-    b_du = b_da * b_silu
     p_dh = dh + o_m[:, None] * 2 * N + o_n[None, :]
-    tl.store(p_dh, b_dg.to(p_dh.dtype.element_ty), mask=m_mn)
-    tl.store(p_dh + N, b_du.to(p_dh.dtype.element_ty), mask=m_mn)
+    tl.store(p_dh + N, (b_da * b_silu).to(p_dh.dtype.element_ty), mask=m_mn)
+    tl.store(p_dh, (b_da * b_u * b_dsilu).to(p_dh.dtype.element_ty), mask=m_mn)
 
 
 @triton.jit

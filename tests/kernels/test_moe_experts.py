@@ -90,6 +90,28 @@ def test_matches_naive_float32(case, device):
         assert rel_rms(r, g) < 1e-5, name
 
 
+@pytest.mark.parametrize("down_bwd_block_n", [32, 64])
+def test_tile_overrides_match_naive(down_bwd_block_n, device):
+    """moe_experts_fwd/bwd under a config override (benchmarks/moe_experts.py --sweep), including a
+    down-projection backward whose column tile differs from the other kernels'."""
+    import dataclasses
+
+    from redpajama.kernels.moe.experts import config_for, moe_experts_bwd, moe_experts_fwd
+
+    t, d, n, e, k = 45, 40, 72, 6, 3
+    tokens, experts, offsets, scores = (v.to(device) for v in routing(t, e, k, seed=21))
+    x, w1, w2, d_out = weights(t, d, n, e, seed=22, device=device)
+    ref, ref_grads = fwd_bwd(naive.expert_outputs, x, w1, w2, scores, d_out, tokens, experts)
+    base = config_for(torch.device(device))
+    cfg = dataclasses.replace(base, block_m=2 * base.block_m, down_bwd_block_n=down_bwd_block_n)
+    with poisoned_allocations():
+        out, h = moe_experts_fwd(x, w1, w2, tokens, offsets, scores, cfg=cfg)
+        grads = moe_experts_bwd(d_out, x, w1, w2, h, tokens, offsets, scores, cfg=cfg)
+    assert rel_rms(ref, out) < 1e-5
+    for name, r, g in zip(("x", "w1", "w2", "scores"), ref_grads, grads, strict=True):
+        assert rel_rms(r, g) < 1e-5, name
+
+
 def test_empty_expert_gets_zero_weight_gradient(device):
     # The kernels must write dW of an expert without rows (outputs are NaN-poisoned), as exact zeros.
     t, d, n, e, k = 20, 16, 12, 4, 1
