@@ -45,9 +45,13 @@ INTERPRETER_CONFIG = Config(16, 1, 1)
 
 
 def config_for(device: torch.device, dc: int) -> Config:
+    """GPU tiles by cache width. Above 256 (MLA's 512) a 64-token tile in 2 stages needs 288 KB of
+    shared memory, more than an H100/H200 program may have (227 KB): 32-token tiles fit (216 KB).
+    Offline ptxas (benchmarks/kernel_registers.py) still shows MLA with 128 heads in one group
+    spilling: its (128, 512) float32 accumulator alone is a whole SM's register file."""
     if device.type != "cuda":
         return INTERPRETER_CONFIG
-    return Config(64, 4 if dc <= 128 else 8, 2)
+    return Config(64 if dc <= 256 else 32, 4 if dc <= 128 else 8, 2)
 
 
 @triton.jit

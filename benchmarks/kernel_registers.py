@@ -1,0 +1,328 @@
+"""Registers and spills of our Triton kernels at their production shapes, compiled offline (no GPU).
+
+Each kernel is compiled for a Hopper GPU (sm_90a) with the tile constants and warps its launcher
+picks on CUDA at the benchmark shapes (468m training, REFERENCE C's MoE-B, LL-A and DEC-A), then
+run through ptxas, which reports registers per thread, spill bytes and shared memory. A kernel that
+spills, or that needs so many registers that one program fills an SM, is a place to look before
+spending GPU time; this is not a timing, and the figures belong to the Triton version installed
+here (the GPU machine may run another).
+
+    python benchmarks/kernel_registers.py [--output benchmarks/results/kernel_registers.json]
+
+Uses Triton's compiler entry points (ASTSource, GPUTarget) and the ptxas that ships with Triton.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import versions  # noqa: E402
+
+ARCH = 90
+CUDA = torch.device("cuda")  # a device object only: config_for picks the GPU tiles, nothing runs
+
+
+@dataclass
+class Spec:
+    """One kernel launch as the launcher makes it: pointers default to bf16 tensors."""
+
+    label: str
+    module: str
+    kernel: str
+    constexprs: dict
+    warps: int
+    stages: int = 3
+    fp32_ptrs: tuple[str, ...] = ()
+    i32_ptrs: tuple[str, ...] = ()
+    i64_ptrs: tuple[str, ...] = ()
+    ints: tuple[str, ...] = ()
+    floats: tuple[str, ...] = ()
+    signature: dict = field(default_factory=dict)
+
+    def arg_type(self, name: str) -> str:
+        if name in self.constexprs:
+            return "constexpr"
+        for names, kind in (
+            (self.fp32_ptrs, "*fp32"),
+            (self.i32_ptrs, "*i32"),
+            (self.i64_ptrs, "*i64"),
+            (self.ints, "i32"),
+            (self.floats, "fp32"),
+        ):
+            if name in names:
+                return kind
+        return "*bf16"
+
+
+def flash_specs() -> list[Spec]:
+    from redpajama.kernels.attention.flash import config_for
+
+    specs = []
+    for d in (64, 128):
+        cfg = config_for(CUDA, d)
+        common = dict(H=16, G=16, K=d, V=d, BK=d, BV=d, IS_VARLEN=False, PRECISION="tf32")
+        ptrs = dict(
+            fp32_ptrs=("lse", "delta"),
+            i32_ptrs=("cu_seqlens", "block_indices"),
+            ints=("T",),
+            floats=("scale",),
+        )
+        module = "redpajama.kernels.attention.flash"
+        fwd = dict(common, BT=cfg.fwd_bt, BS=cfg.fwd_bs)
+        bwd = dict(common, BT=cfg.bwd_bt, BS=cfg.bwd_bs)
+        specs += [
+            Spec(
+                f"flash fwd D={d}",
+                module,
+                "flash_attn_fwd_kernel",
+                fwd,
+                cfg.fwd_warps,
+                cfg.fwd_stages,
+                **ptrs,
+            ),
+            Spec(
+                f"flash bwd dk/dv D={d}",
+                module,
+                "flash_attn_bwd_dkdv_kernel",
+                bwd,
+                cfg.bwd_warps,
+                cfg.bwd_stages,
+                **ptrs,
+            ),
+            Spec(
+                f"flash bwd dq D={d}",
+                module,
+                "flash_attn_bwd_dq_kernel",
+                bwd,
+                cfg.bwd_warps,
+                cfg.bwd_stages,
+                **ptrs,
+            ),
+        ]
+    return specs
+
+
+def moe_specs() -> list[Spec]:
+    from redpajama.kernels.moe.experts import GPU_CONFIG as c
+
+    tiles = dict(BLOCK_M=c.block_m, BLOCK_N=c.block_n, BLOCK_K=c.block_k, PRECISION="tf32")
+    idx = ("token_indices", "tile_expert", "tile_row", "expert_offsets", "order", "token_start")
+    ptrs = dict(
+        fp32_ptrs=("scores", "ds_part"), i64_ptrs=idx, ints=("E", "M", "D", "N", "NB_N", "NB_D", "NB_C")
+    )
+    fwd, bwd = "redpajama.kernels.moe.grouped_gemm", "redpajama.kernels.moe.grouped_gemm_bwd"
+    down_bwd = dict(tiles, BLOCK_N=c.down_bwd_block_n or c.block_n)
+    run = dict(warps=c.num_warps, stages=c.num_stages)
+    return [
+        Spec("moe up projection (gather, SwiGLU)", fwd, "moe_up_proj_kernel", tiles, **run, **ptrs),
+        Spec("moe down projection", fwd, "moe_down_proj_kernel", tiles, **run, **ptrs),
+        Spec("moe down backward (dH, dscores)", bwd, "moe_down_bwd_kernel", down_bwd, **run, **ptrs),
+        Spec("moe dW2", bwd, "moe_dw2_kernel", tiles, **run, **ptrs),
+        Spec("moe dW1", bwd, "moe_dw1_kernel", tiles, **run, **ptrs),
+        Spec("moe dX", bwd, "moe_dx_kernel", tiles, **run, **ptrs),
+    ]
+
+
+def ssd_specs() -> list[Spec]:
+    ssd = importlib.import_module("redpajama.kernels.ssd.ssd")
+    meta = dict(H=24, G=1, P=64, N=128, BT=64, BLOCK_N=128, BLOCK_P=64, DOT_PREC="tf32")
+    bf16 = ("x", "Bm", "Cm", "dy", "y", "dx")
+    fp32 = ("dt", "A", "D", "states", "a_last", "h_in", "final", "dh", "d_s", "d_final", "ddt")
+    fp32 += ("dB_h", "dC_h", "dA_part", "dD_part", "lam", "h_lv")
+    out = []
+    for name in dir(ssd):
+        kern = getattr(ssd, name)
+        if not (name.startswith("ssd_chunk") and name.endswith("_kernel") and hasattr(kern, "arg_names")):
+            continue
+        warps = getattr(ssd, "BWD_SCAN_WARPS", ssd.NUM_WARPS) if "scan_bwd" in name else ssd.NUM_WARPS
+        c = {k: v for k, v in meta.items() if k in kern.arg_names}
+        ptrs = tuple(a for a in kern.arg_names if a in fp32 and a not in bf16)
+        out.append(Spec(f"ssd {name[4:-7]}", ssd.__name__, name, c, warps, fp32_ptrs=ptrs, ints=("T",)))
+    return out
+
+
+def elementwise_specs() -> list[Spec]:
+    # The packages export functions of the same names as these modules.
+    rope = importlib.import_module("redpajama.kernels.rope.rope_qkv")
+    swiglu = importlib.import_module("redpajama.kernels.swiglu.swiglu")
+
+    rope_c = dict(N_Q=16, N_KV=16, D=64, BLOCK_T=2, BLOCK_Q=16, BLOCK_KV=16, BLOCK_HALF=32)
+    strides = tuple(f"s_{t}{s}" for t in "qkv" for s in "bth")
+    block = swiglu._block(2816)
+    return [
+        Spec(
+            "rope fwd (468m)",
+            rope.__name__,
+            "rope_qkv_fwd_kernel",
+            rope_c,
+            4,
+            fp32_ptrs=("cos", "sin"),
+            ints=("BT", "T"),
+        ),
+        Spec(
+            "rope bwd (468m)",
+            rope.__name__,
+            "rope_qkv_bwd_kernel",
+            dict(rope_c, s_qd=1, s_kd=1, s_vd=1),
+            4,
+            fp32_ptrs=("cos", "sin"),
+            ints=("BT", "T", *strides),
+        ),
+        Spec(
+            "swiglu fwd (468m)",
+            swiglu.__name__,
+            "swiglu_fwd_kernel",
+            dict(BLOCK=block),
+            swiglu.NUM_WARPS,
+            ints=("H",),
+        ),
+        Spec(
+            "swiglu bwd (468m)",
+            swiglu.__name__,
+            "swiglu_bwd_kernel",
+            dict(BLOCK=block),
+            swiglu.NUM_WARPS,
+            ints=("H",),
+        ),
+    ]
+
+
+def decode_specs() -> list[Spec]:
+    from redpajama.kernels.decode.paged import config_for
+
+    out = []
+    for label, g, ka, dc, dr in (
+        ("GTA-8", 8, 64, 128, 64),
+        ("GLA-2", 2, 256, 256, 64),
+        ("MLA", 1, 512, 512, 64),
+    ):
+        cfg = config_for(CUDA, dc)
+        c = dict(
+            Q=1,
+            H=128,
+            G=g,
+            KA=ka,
+            DC=dc,
+            DR=dr,
+            PS=64,
+            BM=max(16, 128 // g),
+            BS=cfg.bs,
+            BC=dc,
+            BR=dr,
+            PRECISION="tf32",
+        )
+        ints = ("s_qa_t", "s_qa_h", "s_qr_t", "s_qr_h", "max_pages")
+        out.append(
+            Spec(
+                f"decode {label} Q=1",
+                "redpajama.kernels.decode.paged",
+                "paged_decode_kernel",
+                c,
+                cfg.warps,
+                cfg.stages,
+                i32_ptrs=("block_table", "seq_lens"),
+                ints=ints,
+                floats=("scale",),
+            )
+        )
+    return out
+
+
+def compile_spec(spec: Spec) -> dict:
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.backends.nvidia.compiler import get_ptxas
+    from triton.compiler import ASTSource
+
+    kern = getattr(importlib.import_module(spec.module), spec.kernel)
+    names = kern.arg_names
+    signature = {n: spec.arg_type(n) for n in names}
+    # Pointers and integers divisible by 16, as Triton's launcher specializes real launches.
+    attrs = {
+        (names.index(n),): [["tt.divisibility", 16]]
+        for n in names
+        if signature[n] in ("i32",) or signature[n].startswith("*")
+    }
+    source = ASTSource(
+        fn=kern,
+        signature=signature,
+        constexprs={(names.index(k),): v for k, v in spec.constexprs.items()},
+        attrs=attrs,
+    )
+    compiled = triton.compile(
+        source,
+        target=GPUTarget("cuda", ARCH, 32),
+        options={"num_warps": spec.warps, "num_stages": spec.stages},
+    )
+    with tempfile.NamedTemporaryFile("w", suffix=".ptx") as f:
+        f.write(compiled.asm["ptx"])
+        f.flush()
+        report = subprocess.run(
+            [get_ptxas(ARCH).path, f"-arch=sm_{ARCH}a", "-v", f.name, "-o", "/dev/null"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stderr
+    regs = re.search(r"Used (\d+) registers", report)
+    spill = re.search(r"(\d+) bytes spill stores", report)
+    return dict(
+        registers=int(regs.group(1)),
+        spill_store_bytes=int(spill.group(1)) if spill else 0,
+        shared_bytes=compiled.metadata.shared,
+        # Programs an SM can hold by registers (65536 a SM) and shared memory (228 KB).
+        programs_per_sm=min(
+            65536 // (int(regs.group(1)) * 32 * spec.warps), 233472 // max(compiled.metadata.shared, 1)
+        ),
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--output", type=Path, default=Path(__file__).parent / "results" / "kernel_registers.json"
+    )
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+    rows = []
+    for group in (flash_specs, moe_specs, ssd_specs, elementwise_specs, decode_specs):
+        for spec in group():
+            row = dict(kernel=spec.label, triton_kernel=spec.kernel, warps=spec.warps, stages=spec.stages)
+            try:
+                row.update(compile_spec(spec))
+            except Exception as err:  # noqa: BLE001 - report and go on to the next kernel
+                row["error"] = f"{type(err).__name__}: {str(err).splitlines()[-1][:160] if str(err) else ''}"
+            rows.append(row)
+            if "error" in row:
+                print(f"{spec.label:<38} ERROR {row['error']}", flush=True)
+            else:
+                print(
+                    f"{spec.label:<38} w{spec.warps} s{spec.stages}  regs {row['registers']:>3}  "
+                    f"spill {row['spill_store_bytes']:>5} B  smem {row['shared_bytes'] // 1024:>4} KB  "
+                    f"programs/SM {row['programs_per_sm']}",
+                    flush=True,
+                )
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(
+        json.dumps(dict(arch=f"sm_{ARCH}a", versions=versions("triton", "torch"), rows=rows), indent=2)
+    )
+    print(f"wrote {args.output}")
+    return 0 if all("error" not in r for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
