@@ -141,7 +141,7 @@ def ssd_specs() -> list[Spec]:
     meta = dict(H=24, G=1, P=64, N=128, BT=64, BLOCK_N=128, BLOCK_P=64, DOT_PREC="tf32")
     bf16 = ("x", "Bm", "Cm", "dy", "y", "dx")
     fp32 = ("dt", "A", "D", "states", "a_last", "h_in", "final", "dh", "d_s", "d_final", "ddt")
-    fp32 += ("dB_h", "dC_h", "dA_part", "dD_part", "lam", "h_lv")
+    fp32 += ("dB_h", "dC_h", "dA_part", "dD_part", "lam", "h_lv", "r_state", "dcs_state", "dlast_state")
     out = []
     for name in dir(ssd):
         kern = getattr(ssd, name)

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from redpajama.kernels._testing import poisoned_allocations, rel_rms, unit_randn
 from redpajama.kernels.ssd import chunked, naive, ssd
 from redpajama.kernels.ssd.chunked import ssd_chunked, ssd_chunked_bwd
+from redpajama.kernels.ssd.ssd import BWD_DBC_BLOCK_N, BWD_SCAN_BLOCK_N
 
 NAMES = ("x", "dt", "A", "Bm", "Cm", "D")
 # (B, T, H, G, P, N): T=1, 63 and 130 straddle chunk boundaries; P, N not powers of two.
@@ -194,6 +195,21 @@ def test_triton_half_precision_inputs(dtype, device):
     for name, r, g in zip(NAMES, ref_grads, grads, strict=True):
         assert g.dtype == dtype, name
         assert rel_rms(r, g.cpu()) < 1e-2, name
+
+
+def test_triton_backward_walks_the_state_in_blocks(device):
+    # N = 72: the backward kernels walk N in blocks (BWD_DBC_BLOCK_N, BWD_SCAN_BLOCK_N), the last
+    # one part-masked; the sums over N (C B^T, dS^T B, the d(a) terms) cross the blocks.
+    shape = (1, 40, 2, 1, 12, 72)
+    blocks = (BWD_DBC_BLOCK_N.value, BWD_SCAN_BLOCK_N.value)
+    assert all(shape[-1] > nb and shape[-1] % nb for nb in blocks)
+    inputs = make_inputs(*shape)
+    d_y = unit_randn(*inputs[0].shape, seed=9).double()
+    ref, ref_grads = fwd_bwd(naive.ssd_quadratic, inputs, d_y)
+    with poisoned_allocations():
+        _, grads = fwd_bwd(ssd, [v.float().to(device) for v in inputs], d_y.float().to(device), chunk_size=16)
+    for name, r, g in zip(NAMES, ref_grads, grads, strict=True):
+        assert_close(r, g.cpu(), 1e-5, name)
 
 
 def test_triton_non_contiguous_inputs(device):
