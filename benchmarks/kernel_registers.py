@@ -218,7 +218,7 @@ def decode_specs() -> list[Spec]:
             DC=dc,
             DR=dr,
             PS=64,
-            BM=max(16, 128 // g),
+            BM=max(16, min(128 // g, cfg.max_rows)),
             BS=cfg.bs,
             BC=dc,
             BR=dr,

@@ -10,12 +10,15 @@ R (num_pages, page_size, Dr): scores = qa . C[:, :Ka] + qr . R, values = C (all 
 GTA: C = kv (Dc = D), Ka = D/2, qa = q[:D/2], qr = q[D/2:], Dr = D/2. GLA: C = latent (Dc = Dl),
 Ka = Dl, qa = q_latent, qr = q_rope.
 
-One program per (sequence, group): it serves all H/G heads of the group and all Q query positions
-as the BM = Q*H/G rows of its tiles, so each cache tile is read from memory once per group (not
-once per head: the arithmetic intensity of GTA/GLA decode). The same loaded tile C[BS, Dc] feeds the
-score product (qa zero-padded beyond Ka) and the value product. Tiles of BS tokens may span pages:
-each token's physical row is looked up in the block table. Online softmax in base 2, float32
-accumulation. No split over the sequence (split-K): B*G programs must fill the device.
+One program per (sequence, group) serves all H/G heads of the group and all Q query positions as
+the Q*H/G rows of its tiles, so each cache tile is read from memory once per group (not once per
+head: the arithmetic intensity of GTA/GLA decode). Where those rows would not fit one program's
+registers (MLA: 128 heads on a 512-wide latent), they are split into blocks of `max_rows`, one
+program each; the blocks of a group read the same cache tiles, mostly from L2. The same loaded tile
+C[BS, Dc] feeds the score product (qa zero-padded beyond Ka) and the value product. Tiles of BS
+tokens may span pages: each token's physical row is looked up in the block table. Online softmax in
+base 2, float32 accumulation. No split over the sequence (split-K): the programs must fill the
+device.
 """
 
 from __future__ import annotations
@@ -33,25 +36,34 @@ MAX_DIM = 576  # DeepSeek's MLA latent + RoPE width; the (BM, Dc) accumulator li
 
 @dataclass(frozen=True)
 class Config:
-    """bs: tokens of a cache tile; warps, stages: the launch."""
+    """bs: tokens of a cache tile; warps, stages: the launch; max_rows: query rows (query positions
+    x heads of the group) one program takes at most, its (rows, Dc) float32 accumulator living in
+    registers; a group with more rows is split over several programs."""
 
     bs: int
     warps: int
     stages: int
+    max_rows: int
 
 
-# The interpreter (tests): 16-token tiles, so the tiny test pages (size 8, 5, 1) span tiles and pages.
-INTERPRETER_CONFIG = Config(16, 1, 1)
+# The interpreter (tests): 16-token tiles, so the tiny test pages (size 8, 5, 1) span tiles and pages;
+# 8 rows, so the tests' groups of up to 12 rows are split over programs.
+INTERPRETER_CONFIG = Config(16, 1, 1, 8)
 
 
 def config_for(device: torch.device, dc: int) -> Config:
-    """GPU tiles by cache width. Above 256 (MLA's 512) a 64-token tile in 2 stages needs 288 KB of
-    shared memory, more than an H100/H200 program may have (227 KB): 32-token tiles fit (216 KB).
-    Offline ptxas (benchmarks/kernel_registers.py) still shows MLA with 128 heads in one group
-    spilling: its (128, 512) float32 accumulator alone is a whole SM's register file."""
+    """GPU tiles by cache width (figures: offline ptxas for sm_90a, benchmarks/kernel_registers.py).
+
+    Up to 256 (GTA, GLA-2) a group's 128 rows fit one program. MLA's 512-wide latent shared by 128
+    heads does not: a (128, 512) float32 accumulator alone is a whole SM's register file (255
+    registers and 3 KB of spills a thread), and 64-token tiles in 2 stages need 288 KB of shared
+    memory where a program may have 227 KB. 64 rows and 32-token tiles: no spills, 147 KB.
+    """
     if device.type != "cuda":
         return INTERPRETER_CONFIG
-    return Config(64 if dc <= 256 else 32, 4 if dc <= 128 else 8, 2)
+    if dc <= 256:
+        return Config(64, 4 if dc <= 128 else 8, 2, 128)
+    return Config(32, 8, 2, 64)
 
 
 @triton.jit
@@ -82,13 +94,14 @@ def paged_decode_kernel(
     BR: tl.constexpr,
     PRECISION: tl.constexpr,
 ):
-    i_bg = tl.program_id(0)
+    i_bg, i_m = tl.program_id(0), tl.program_id(1)
     i_b, i_g = i_bg // G, i_bg % G
     HG: tl.constexpr = H // G
     qk_scale = scale * 1.4426950408889634  # base 2: exp(x) = exp2(x * log2(e))
 
-    # Row m of the tiles: query position i_q = m // HG, head i_g * HG + m % HG.
-    o_m = tl.arange(0, BM)
+    # Row m of the group (this program's block i_m of BM rows): query position i_q = m // HG,
+    # head i_g * HG + m % HG.
+    o_m = i_m * BM + tl.arange(0, BM)
     m_m = o_m < Q * HG
     o_q = o_m // HG
     o_h = i_g * HG + o_m % HG
@@ -153,8 +166,12 @@ def paged_decode_fwd(
     _, page_size, g, dc = cache.shape
     dr = rope.shape[2]
     cfg = config_for(cache.device, dc)
+    rows = nq * (h // g)
+    bm = min(triton.next_power_of_2(rows), cfg.max_rows)
+    if cache.device.type == "cuda":
+        bm = max(16, bm)  # tl.dot on a GPU needs M >= 16
     o = torch.empty((b, nq, h, dc), dtype=q_a.dtype, device=q_a.device)
-    paged_decode_kernel[(b * g,)](
+    paged_decode_kernel[(b * g, triton.cdiv(rows, bm))](
         q_a,
         q_r,
         cache,
@@ -175,7 +192,7 @@ def paged_decode_fwd(
         DC=dc,
         DR=dr,
         PS=page_size,
-        BM=max(16, triton.next_power_of_2(nq * (h // g))),
+        BM=bm,
         BS=cfg.bs,
         BC=max(16, triton.next_power_of_2(dc)),
         BR=max(16, triton.next_power_of_2(dr)),
