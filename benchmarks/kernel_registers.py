@@ -154,6 +154,29 @@ def ssd_specs() -> list[Spec]:
     return out
 
 
+def log_linear_specs() -> list[Spec]:
+    # LL-A's shape: the SSD one plus lam with 16 levels in the tile (BLOCK_L), chunk 64 (LOG2_BT 6).
+    ll = importlib.import_module("redpajama.kernels.log_linear.log_linear")
+    meta = dict(
+        H=24, G=1, P=64, N=128, BT=64, LOG2_BT=6, BLOCK_N=128, BLOCK_P=64, BLOCK_L=16, DOT_PREC="tf32"
+    )
+    fp32 = ("dt", "A", "D", "lam", "states", "a_last", "h_lv", "d_hlv", "d_st", "d_tot", "dlam", "ddt")
+    fp32 += ("dB_h", "dC_h", "dA_part", "dD_part", "r_state", "dcs_state", "dlast_state")
+    out = []
+    for name in dir(ll):
+        kern = getattr(ll, name)
+        if not (
+            name.startswith("log_linear_chunk") and name.endswith("_kernel") and hasattr(kern, "arg_names")
+        ):
+            continue
+        warps = ll.BWD_SCAN_WARPS if "scan_bwd" in name else ll.NUM_WARPS
+        c = {k: v for k, v in meta.items() if k in kern.arg_names}
+        ptrs = tuple(a for a in kern.arg_names if a in fp32)
+        label = f"log-linear {name[len('log_linear_chunk_') : -7]}"
+        out.append(Spec(label, ll.__name__, name, c, warps, fp32_ptrs=ptrs, ints=("T", "L", "J")))
+    return out
+
+
 def elementwise_specs() -> list[Spec]:
     # The packages export functions of the same names as these modules.
     rope = importlib.import_module("redpajama.kernels.rope.rope_qkv")
@@ -299,7 +322,7 @@ def main() -> int:
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     rows = []
-    for group in (flash_specs, moe_specs, ssd_specs, elementwise_specs, decode_specs):
+    for group in (flash_specs, moe_specs, ssd_specs, log_linear_specs, elementwise_specs, decode_specs):
         for spec in group():
             row = dict(kernel=spec.label, triton_kernel=spec.kernel, warps=spec.warps, stages=spec.stages)
             try:

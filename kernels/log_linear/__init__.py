@@ -1,6 +1,6 @@
 """Log-linear attention / log-linear Mamba-2 (Guo et al. 2025): Fenwick level masks, a quadratic
 reference, the chunked O(T log T) PyTorch path (`log_linear_chunked`, differentiable by autograd), and a
-Triton forward (`log_linear`, backward by recomputation through the chunked path)."""
+Triton forward and backward (`log_linear`)."""
 
 from redpajama.kernels.log_linear.chunked import log_linear_chunked
 from redpajama.kernels.log_linear.log_linear import log_linear

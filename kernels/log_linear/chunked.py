@@ -18,6 +18,8 @@ Levels split at the chunk boundary: for t, s in chunks ct, cs at offsets i, j,
 4. y_t += sum_j lam_t^(k+j) exp(a_t) C_t . state_j(c) for t in chunk c.
 Decays are sums of dt A over bounded or same-sign ranges (no difference of two long prefix sums).
 Computes in float32, or float64 if an input is float64; returns x's dtype.
+`log_linear_chunked_bwd` writes out the backward that the Triton backward in `log_linear.py`
+implements (autograd only over the small bucket-state segment tree).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from redpajama.kernels.log_linear.masks import num_levels, weighted_mask
+from redpajama.kernels.log_linear.masks import level_matrix, num_levels, weighted_mask
 from redpajama.kernels.ssd.naive import expand_groups, segsum
 
 
@@ -149,3 +151,110 @@ def log_linear_chunked(
         y = y + y_off
     y = y.reshape(b, nc * chunk_size, h, p)[:, :t] + D.to(ctype)[:, None] * x.to(ctype)
     return y.to(x.dtype)
+
+
+def _chunk_views(v: torch.Tensor, nc: int, cl: int) -> torch.Tensor:
+    """(B, T, ...) -> (B, NC, C, ...), zero-padded at the end of T."""
+    return _pad_time(v, nc * cl - v.shape[1]).reshape(v.shape[0], nc, cl, *v.shape[2:])
+
+
+def bucket_states_bwd(states, totals, levels, d_buckets):
+    """The bucket states (`_bucket_states`) and their backward on those small tensors only:
+    states (B, NC, H, N, P), totals (B, H, NC), d_buckets like the output (B, NC, J, H, N, P) or None
+    -> (buckets, d_states, d_totals). Autograd over the segment tree: O(NC) states, no tokens."""
+    with torch.enable_grad():
+        s = states.detach().requires_grad_()
+        tot = totals.detach().requires_grad_()
+        out = _bucket_states(s, tot, levels)
+        if d_buckets is None:
+            return out.detach(), None, None
+        d_s, d_tot = torch.autograd.grad(out, (s, tot), d_buckets)
+    return out.detach(), d_s, d_tot
+
+
+def log_linear_chunked_bwd(x, dt, A, Bm, Cm, D, lam, d_y, chunk_size: int = 64):
+    """The log-linear backward written out by hand, chunk by chunk: the formulas the Triton backward in
+    `log_linear.py` implements, in PyTorch so they are checked against autograd on their own. Only the
+    small bucket-state segment tree (`bucket_states_bwd`) goes through autograd. Returns
+    (dx, ddt, dA, dBm, dCm, dD, dlam), computed in the inputs' dtype.
+
+    Per head and chunk c (in-chunk cumsum a of dt A, total L, Lam[t, s] = lam_t^level(t, s) causal,
+    W = (C B^T) * exp(segsum a) * Lam, Gm = dy x^T, w_j[t] = lam_t^(k+1+j), H_j the level-j bucket
+    state entering c, S_c the chunk's own end state):
+    - dH_j = sum_t w_j[t] exp(a_t) C_t dy_t^T, turned by the segment tree's backward into dS_c and
+      d(L_c) (the decays between half-blocks);
+    - dlam_t^l = sum_{s: level(t, s) = l} Gm (C B^T) exp(segsum a) dt_s (l <= k),
+      dlam_t^(k+1+j) = exp(a_t) C_t . (H_j dy_t);
+    - dC_t = sum_s Q_ts B_s + exp(a_t) sum_j w_j[t] H_j dy_t with Q = Gm * exp(segsum a) * Lam * dt_s;
+    - the rest is SSD's chunk-local backward (`ssd_chunked_bwd`) with W reweighted by Lam, the
+      state-to-output term of d(a_t) reweighted by w_j, and dS_c in place of SSD's passed state.
+    """
+    b, t, h, p = x.shape
+    g = Bm.shape[2]
+    cl = chunk_size
+    k = cl.bit_length() - 1
+    nc = -(-t // cl)
+    nl = lam.shape[-1]
+    levels = (nc - 1).bit_length()
+    lam = F.pad(lam, (0, max(0, k + levels + 1 - nl)))
+    xc, dtc, dyc, lamc = (_chunk_views(v, nc, cl) for v in (x, dt, d_y, lam))
+    bc, cc = _chunk_views(expand_groups(Bm, h), nc, cl), _chunk_views(expand_groups(Cm, h), nc, cl)
+    a_cs = torch.cumsum(dtc * A, dim=2)  # (B, NC, C, H)
+    last = a_cs[:, :, -1]  # (B, NC, H); padding has dt = 0
+    to_end = torch.exp(last[:, :, None] - a_cs)
+    ea = torch.exp(a_cs)
+    s_loc = torch.einsum("bclhn,bclh,bclhp->bchnp", bc, to_end * dtc, xc)
+
+    lev = level_matrix(cl, device=x.device)
+    onehot = F.one_hot(lev.clamp(min=0), k + 1).to(x.dtype) * (lev >= 0)[..., None].to(x.dtype)
+    lam_in = torch.einsum("bcthl,tsl->bctsh", lamc[..., : k + 1], onehot)  # Lam (B, NC, Ct, Cs, H)
+    causal = lev >= 0
+    seg = (a_cs[:, :, :, None] - a_cs[:, :, None, :]).masked_fill(~causal[:, :, None], float("-inf"))
+    e = torch.exp(seg)
+    cb = torch.einsum("bcthn,bcshn->bctsh", cc, bc)
+    w = cb * e * lam_in
+    gm = torch.einsum("bcthp,bcshp->bctsh", dyc, xc)
+
+    if levels:
+        hl, _, _ = bucket_states_bwd(s_loc, last.transpose(1, 2), levels, None)  # (B, NC, J, H, N, P)
+        wl = lamc[..., k + 1 : k + 1 + levels]  # (B, NC, C, H, J)
+        dyh = torch.einsum("bcthp,bcjhnp->bcthjn", dyc, hl)  # H_j dy_t
+        u = torch.einsum("bcthn,bcthjn->bcthj", cc, dyh)
+        dlam_off = ea[..., None] * u
+        dc_off = ea[..., None] * torch.einsum("bcthj,bcthjn->bcthn", wl, dyh)
+        dcs_off = (wl * dlam_off).sum(-1)
+        d_hl = torch.einsum("bcthn,bcthj,bcthp->bcjhnp", cc * ea[..., None], wl, dyc)
+        _, d_st, d_tot = bucket_states_bwd(s_loc, last.transpose(1, 2), levels, d_hl)
+        d_tot = d_tot.transpose(1, 2)  # (B, NC, H)
+    else:
+        dlam_off = lamc.new_zeros(b, nc, cl, h, 0)
+        dc_off = dcs_off = 0.0
+        d_st, d_tot = torch.zeros_like(s_loc), torch.zeros_like(last)
+
+    x_ds = torch.einsum("bcshp,bchnp->bcshn", xc, d_st)  # dS x_s
+    b_ds = torch.einsum("bcshn,bchnp->bcshp", bc, d_st)  # B_s^T dS
+    dx = dtc[..., None] * (torch.einsum("bctsh,bcthp->bcshp", w, dyc) + to_end[..., None] * b_ds)
+    dx = dx + D[:, None] * dyc
+    q = gm * e * lam_in * dtc[:, :, None]
+    db = torch.einsum("bctsh,bcthn->bcshn", q, cc) + (to_end * dtc)[..., None] * x_ds
+    dc = torch.einsum("bctsh,bcshn->bcthn", q, bc) + dc_off
+    r = to_end * (bc * x_ds).sum(-1)
+    ddt = (gm * w).sum(2) + r
+    wq = gm * w * dtc[:, :, None]
+    d_cs = dcs_off + wq.sum(3) - wq.sum(2) - r * dtc
+    d_last = (r * dtc).sum(2) + d_tot
+    d_a = torch.flip(torch.cumsum(torch.flip(d_cs, [2]), 2), [2]) + d_last[:, :, None]
+    ddt = ddt + A * d_a
+    da = (dtc * d_a).sum((0, 1, 2))
+    dd = (dyc * xc).sum((0, 1, 2, 4))
+    dlam_in = torch.einsum("bctsh,tsl->bcthl", gm * cb * e * dtc[:, :, None], onehot)
+    dlam = torch.cat([dlam_in, dlam_off], dim=-1)
+    dlam = F.pad(dlam, (0, max(0, nl - dlam.shape[-1])))[..., :nl]
+
+    def unchunk(v):
+        return v.reshape(b, nc * cl, *v.shape[3:])[:, :t]
+
+    def per_group(v):
+        return unchunk(v).reshape(b, t, g, h // g, -1).sum(3)
+
+    return unchunk(dx), unchunk(ddt), da, per_group(db), per_group(dc), dd, unchunk(dlam)

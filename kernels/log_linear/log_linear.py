@@ -1,16 +1,30 @@
-"""Log-linear Mamba-2 forward in Triton (two kernels plus the per-level states in PyTorch), backward by
-recomputation through the PyTorch chunked path. The layout of `redpajama.kernels.ssd.ssd`:
+"""Log-linear Mamba-2 in Triton: a two-kernel forward and a three-kernel backward, the per-level bucket
+states (a segment tree over the chunk states: O(NC) small (N, P) tensors) in PyTorch between them.
+The layout of `redpajama.kernels.ssd.ssd`.
+
+Forward, one program per (chunk, batch * head):
 1. `ssd_chunk_state_fwd_kernel` (SSD's, reused): each chunk's own state S_c and its dt A total;
 2. PyTorch (`chunked._bucket_states`): for every chunk c and chunk-level j = 1..J the state of c's
    level-j Fenwick bucket, decayed to c's start (a segment tree over the S_c: O(NC) states plus
    NC * J outputs, small next to the tokens);
-3. `log_linear_chunk_scan_fwd_kernel`: one program per (chunk, batch * head): the intra-chunk block
+3. `log_linear_chunk_scan_fwd_kernel`: the intra-chunk block
    ((C B^T) * exp(segsum a) * lam_t^level(t, s) * dt) x, with level = bit_length(i xor j) computed in
    the kernel, plus sum_j lam_t^(k+j) exp(a_t) C_t . state_j + D x.
-T need not be a multiple of the chunk: loads past T are masked to zero, stores past T masked off.
+The forward saves its inputs, the chunk states S_c and the chunk totals.
 
-Backward: NOT in Triton. `LogLinearFunction.backward` recomputes the forward with
-`redpajama.kernels.log_linear.chunked.log_linear_chunked` under autograd (float32) and differentiates it.
+Backward (the formulas, in PyTorch and checked against autograd, are
+`redpajama.kernels.log_linear.chunked.log_linear_chunked_bwd`):
+1. `log_linear_chunk_dstate_bwd_kernel`: each chunk's gradient to its J incoming bucket states,
+   dH_j = (C * exp(a) * lam^(k+j))^T dy, (N, P) each;
+2. PyTorch (`chunked.bucket_states_bwd`): the bucket states again and the segment tree's backward by
+   autograd on those small tensors only: the gradient dS_c of each chunk's own end state and of its
+   total (the decays between chunks);
+3. `log_linear_chunk_scan_bwd_dbc_kernel`: dB, dC per head (summed over each group's heads
+   afterwards), the chunk-level lam gradients and the state-side terms of d(dt), d(a);
+4. `log_linear_chunk_scan_bwd_kernel`: dx, d(dt), the intra-chunk levels' lam gradients, dA and dD
+   as per-chunk partial sums (summed afterwards).
+Kernels 3 and 4 walk N in blocks in a fixed order (no atomics: deterministic), as SSD's do.
+T need not be a multiple of the chunk: loads past T are masked to zero, stores past T masked off.
 """
 
 from __future__ import annotations
@@ -19,9 +33,18 @@ import torch
 import triton
 import triton.language as tl
 
-from redpajama.kernels.log_linear.chunked import _bucket_states, log_linear_chunked
+from redpajama.kernels.log_linear.chunked import _bucket_states, bucket_states_bwd
 from redpajama.kernels.log_linear.masks import num_levels
-from redpajama.kernels.ssd.ssd import DTYPES, NUM_WARPS, _block, check_ssd_args, ssd_chunk_state_fwd_kernel
+from redpajama.kernels.ssd.ssd import (
+    BWD_DBC_BLOCK_N,
+    BWD_SCAN_BLOCK_N,
+    BWD_SCAN_WARPS,
+    DTYPES,
+    NUM_WARPS,
+    _meta,
+    check_ssd_args,
+    ssd_chunk_state_fwd_kernel,
+)
 
 
 @triton.jit
@@ -51,7 +74,7 @@ def log_linear_chunk_scan_fwd_kernel(
     i_c, i_bh = tl.program_id(0), tl.program_id(1)
     i_b, i_h = i_bh // H, i_bh % H
     i_g = i_h // (H // G)
-    NC = tl.cdiv(T, BT)
+    NC = (T + BT - 1) // BT
     o_i = tl.arange(0, BT)
     o_t = (i_c * BT + o_i).to(tl.int64)
     o_n = tl.arange(0, BLOCK_N)
@@ -105,18 +128,318 @@ def log_linear_chunk_scan_fwd_kernel(
     tl.store(y + o_x, b_y.to(y.dtype.element_ty), mask=m_tp)
 
 
-def log_linear_fwd(x, dt, A, Bm, Cm, D, lam, chunk_size: int) -> torch.Tensor:
-    """Contiguous, checked inputs -> y (B, T, H, P) in x's dtype."""
+@triton.jit
+def log_linear_chunk_dstate_bwd_kernel(
+    dt,
+    A,
+    Cm,
+    lam,
+    dy,
+    d_hlv,
+    T,
+    L,
+    J,
+    H: tl.constexpr,
+    G: tl.constexpr,
+    P: tl.constexpr,
+    N: tl.constexpr,
+    BT: tl.constexpr,
+    LOG2_BT: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_P: tl.constexpr,
+    DOT_PREC: tl.constexpr,
+):
+    # The gradient the chunk's outputs send to each of its incoming bucket states:
+    # dH_j = (C * exp(a) * lam^(log2 BT + 1 + j))^T dy, (N, P) per chunk-level j.
+    i_c, i_bh = tl.program_id(0), tl.program_id(1)
+    i_b, i_h = i_bh // H, i_bh % H
+    i_g = i_h // (H // G)
+    NC = (T + BT - 1) // BT
+    o_t = (i_c * BT + tl.arange(0, BT)).to(tl.int64)
+    o_n = tl.arange(0, BLOCK_N)
+    o_p = tl.arange(0, BLOCK_P)
+    m_t = o_t < T
+    m_n = o_n < N
+    m_p = o_p < P
+    i_b64 = i_b.to(tl.int64)
+
+    b_dt = tl.load(dt + i_b64 * T * H + o_t * H + i_h, mask=m_t, other=0.0).to(tl.float32)
+    b_cs = tl.cumsum(b_dt * tl.load(A + i_h).to(tl.float32), axis=0)
+    p_C = Cm + i_b64 * T * G * N + o_t[:, None] * G * N + i_g * N + o_n[None, :]
+    b_Ce = tl.load(p_C, mask=m_t[:, None] & m_n[None, :], other=0.0).to(tl.float32) * tl.exp(b_cs)[:, None]
+    p_dy = dy + i_b64 * T * H * P + o_t[:, None] * H * P + i_h * P + o_p[None, :]
+    b_dy = tl.load(p_dy, mask=m_t[:, None] & m_p[None, :], other=0.0).to(tl.float32)
+    p_lam = lam + i_b64 * T * H * L + o_t * H * L + i_h * L
+    m_np = m_n[:, None] & m_p[None, :]
+    for j in range(0, J):
+        i_lv = tl.minimum(LOG2_BT + 1 + j, L - 1)  # as in the forward
+        b_l = tl.load(p_lam + i_lv, mask=m_t, other=0.0).to(tl.float32)
+        # (BLOCK_N, BT) @ (BT, BLOCK_P) -> (BLOCK_N, BLOCK_P)
+        b_dh = tl.dot(tl.trans(b_Ce * b_l[:, None]), b_dy, input_precision=DOT_PREC)
+        i_s = (((i_b64 * NC + i_c) * J + j) * H + i_h) * N * P
+        tl.store(d_hlv + i_s + o_n[:, None] * P + o_p[None, :], b_dh, mask=m_np)
+
+
+@triton.jit
+def log_linear_chunk_scan_bwd_dbc_kernel(
+    x,
+    dt,
+    A,
+    Bm,
+    Cm,
+    lam,
+    a_last,
+    h_lv,
+    d_st,
+    d_tot,
+    dy,
+    dB_h,
+    dC_h,
+    dlam,
+    r_state,
+    dcs_state,
+    dlast_state,
+    T,
+    L,
+    J,
+    H: tl.constexpr,
+    G: tl.constexpr,
+    P: tl.constexpr,
+    N: tl.constexpr,
+    BT: tl.constexpr,
+    LOG2_BT: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_P: tl.constexpr,
+    BLOCK_L: tl.constexpr,
+    DOT_PREC: tl.constexpr,
+):
+    # dB, dC of one chunk of one head (per head; the caller sums each group's heads), the gradient of
+    # the chunk-level weights lam^(log2 BT + 1 + j) (written to dlam, float32, the intra-chunk levels
+    # as zeros: `log_linear_chunk_scan_bwd_kernel` adds those), and the state-side terms of d(dt) and
+    # d(a). With Q = Gm * exp(segsum a) * Lam * dt_s (Gm = dy x^T, Lam_ts = lam_t^level(t, s)), dS the
+    # gradient of the chunk's own end state, H_j its level-j bucket states, w_j = lam^(log2 BT + 1 + j):
+    #   dB_s = sum_t Q_ts C_t + exp(L - a_s) dt_s dS x_s
+    #   dC_t = sum_s Q_ts B_s + exp(a_t) sum_j w_j[t] H_j dy_t
+    #   dlam_t^(log2 BT + 1 + j) = exp(a_t) C_t . (H_j dy_t); d(a_t) += sum_j w_j[t] dlam_t^(...)
+    # r_s = exp(L - a_s) B_s . (dS x_s), d(a_t) -= r_t dt_t, d(L) = sum_s r_s dt_s + d_tot (from the
+    # bucket tree). N is walked in blocks of NB in a fixed order, worked transposed as in SSD's.
+    NB: tl.constexpr = BLOCK_N if BLOCK_N < BWD_DBC_BLOCK_N else BWD_DBC_BLOCK_N
+    i_c, i_bh = tl.program_id(0), tl.program_id(1)
+    i_b, i_h = i_bh // H, i_bh % H
+    i_g = i_h // (H // G)
+    NC = (T + BT - 1) // BT
+    o_i = tl.arange(0, BT)
+    o_t = (i_c * BT + o_i).to(tl.int64)
+    o_nb = tl.arange(0, NB)
+    o_p = tl.arange(0, BLOCK_P)
+    o_l = tl.arange(0, BLOCK_L)
+    m_t = o_t < T
+    m_p = o_p < P
+    m_tl = m_t[:, None] & (o_l < L)[None, :]
+    i_b64 = i_b.to(tl.int64)
+
+    b_A = tl.load(A + i_h).to(tl.float32)
+    b_dt = tl.load(dt + i_b64 * T * H + o_t * H + i_h, mask=m_t, other=0.0).to(tl.float32)
+    b_cs = tl.cumsum(b_dt * b_A, axis=0)
+    i_part = (i_b64 * H + i_h) * NC + i_c
+    b_last = tl.load(a_last + i_part)  # the chunk total, from the forward's chunk-state kernel
+    b_to_end = tl.exp(b_last - b_cs)
+    b_exp_cs = tl.exp(b_cs)
+
+    o_x = i_b64 * T * H * P + o_t[:, None] * H * P + i_h * P + o_p[None, :]
+    m_tp = m_t[:, None] & m_p[None, :]
+    b_x = tl.load(x + o_x, mask=m_tp, other=0.0).to(tl.float32)
+    b_dy = tl.load(dy + o_x, mask=m_tp, other=0.0).to(tl.float32)
+    p_lam = lam + i_b64 * T * H * L + o_t * H * L + i_h * L
+    o_lam = p_lam[:, None] + o_l[None, :]
+    b_lam = tl.load(o_lam, mask=m_tl, other=0.0).to(tl.float32)  # (BT, BLOCK_L)
+    # level(t, s) = bit_length(i xor j) within one chunk.
+    xor = o_i[:, None] ^ o_i[None, :]
+    level = tl.zeros([BT, BT], dtype=tl.int32)
+    for k in tl.static_range(LOG2_BT):
+        level += ((xor >> k) != 0).to(tl.int32)
+    m_causal = (o_i[:, None] >= o_i[None, :]) & m_t[:, None]
+    b_lw = tl.load(p_lam[:, None] + level, mask=m_causal, other=0.0).to(tl.float32)
+    b_e = tl.exp(tl.where(m_causal, b_cs[:, None] - b_cs[None, :], float("-inf")))
+    # (BT, BLOCK_P) @ (BLOCK_P, BT) -> (BT, BT)
+    b_q = tl.dot(b_dy, tl.trans(b_x), input_precision=DOT_PREC) * b_e * b_lw * b_dt[None, :]
+
+    b_rb = tl.zeros([BT], dtype=tl.float32)
+    b_u = tl.zeros([BT, BLOCK_L], dtype=tl.float32)
+    i_bch = ((i_b64 * NC + i_c) * H + i_h) * N * P
+    for i_n in tl.range(0, N, NB, num_stages=1):
+        o_n = i_n + o_nb
+        m_n = o_n < N
+        m_nt = m_n[:, None] & m_t[None, :]
+        m_np = m_n[:, None] & m_p[None, :]
+        o_bc = i_b64 * T * G * N + o_t[None, :] * G * N + i_g * N + o_n[:, None]
+        b_Bt = tl.load(Bm + o_bc, mask=m_nt, other=0.0).to(tl.float32)
+        b_Ct = tl.load(Cm + o_bc, mask=m_nt, other=0.0).to(tl.float32)
+        b_ds = tl.load(d_st + i_bch + o_n[:, None] * P + o_p[None, :], mask=m_np, other=0.0)
+        # (NB, BLOCK_P) @ (BLOCK_P, BT) -> (NB, BT): (x dS^T)^T
+        b_xds = tl.dot(b_ds, tl.trans(b_x), input_precision=DOT_PREC)
+        b_rb += tl.sum(b_Bt * b_xds, axis=0)
+        b_dCo = tl.zeros([NB, BT], dtype=tl.float32)
+        for j in range(0, J):
+            i_lv = tl.minimum(LOG2_BT + 1 + j, L - 1)  # as in the forward
+            b_l = tl.load(p_lam + i_lv, mask=m_t, other=0.0).to(tl.float32)
+            i_s = (((i_b64 * NC + i_c) * J + j) * H + i_h) * N * P
+            b_hj = tl.load(h_lv + i_s + o_n[:, None] * P + o_p[None, :], mask=m_np, other=0.0)
+            # (NB, BLOCK_P) @ (BLOCK_P, BT) -> (NB, BT): (dy H_j^T)^T
+            b_dyh = tl.dot(b_hj, tl.trans(b_dy), input_precision=DOT_PREC)
+            b_dCo += b_l[None, :] * b_dyh
+            b_u += tl.where(o_l[None, :] == i_lv, tl.sum(b_Ct * b_dyh, axis=0)[:, None], 0.0)
+        # (NB, BT) @ (BT, BT) -> (NB, BT): dB^T and dC^T
+        b_dB = tl.dot(b_Ct, b_q, input_precision=DOT_PREC) + (b_to_end * b_dt)[None, :] * b_xds
+        b_dC = tl.dot(b_Bt, tl.trans(b_q), input_precision=DOT_PREC) + b_exp_cs[None, :] * b_dCo
+        o_bch = i_b64 * T * H * N + o_t[None, :] * H * N + i_h * N + o_n[:, None]
+        tl.store(dB_h + o_bch, b_dB, mask=m_nt)
+        tl.store(dC_h + o_bch, b_dC, mask=m_nt)
+
+    b_dlo = b_exp_cs[:, None] * b_u  # zero in the intra-chunk levels' columns
+    o_dl = i_b64 * T * H * L + o_t[:, None] * H * L + i_h * L + o_l[None, :]
+    tl.store(dlam + o_dl, b_dlo, mask=m_tl)
+    b_r = b_to_end * b_rb
+    o_bht = (i_b64 * H + i_h) * T + o_t
+    tl.store(r_state + o_bht, b_r, mask=m_t)
+    tl.store(dcs_state + o_bht, tl.sum(b_lam * b_dlo, axis=1) - b_r * b_dt, mask=m_t)
+    tl.store(dlast_state + i_part, tl.sum(b_r * b_dt, axis=0) + tl.load(d_tot + i_part))
+
+
+@triton.jit
+def log_linear_chunk_scan_bwd_kernel(
+    x,
+    dt,
+    A,
+    Bm,
+    Cm,
+    D,
+    lam,
+    a_last,
+    d_st,
+    dy,
+    r_state,
+    dcs_state,
+    dlast_state,
+    dx,
+    ddt,
+    dlam,
+    dA_part,
+    dD_part,
+    T,
+    L,
+    H: tl.constexpr,
+    G: tl.constexpr,
+    P: tl.constexpr,
+    N: tl.constexpr,
+    BT: tl.constexpr,
+    LOG2_BT: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_P: tl.constexpr,
+    BLOCK_L: tl.constexpr,
+    DOT_PREC: tl.constexpr,
+):
+    # dx and d(dt) of one chunk of one head, the intra-chunk levels' dlam (added to what
+    # `log_linear_chunk_scan_bwd_dbc_kernel` wrote), dA and dD as per-chunk partial sums. With
+    # W = (C B^T) * exp(segsum a) * Lam (causal), Gm = dy x^T, dS the chunk end state's gradient:
+    #   dx_s = dt_s (W^T dy)_s + exp(L - a_s) dt_s dS^T B_s + D dy_s
+    #   dlam_t^l = sum_{s: level(t, s) = l} Gm_ts (C B^T)_ts exp(a_t - a_s) dt_s,  l <= log2 BT
+    # and a gets d(a_t) from both ends of every W entry. C B^T and dS^T B are sums over N, accumulated
+    # in blocks of NB in a fixed order.
+    NB: tl.constexpr = BLOCK_N if BLOCK_N < BWD_SCAN_BLOCK_N else BWD_SCAN_BLOCK_N
+    i_c, i_bh = tl.program_id(0), tl.program_id(1)
+    i_b, i_h = i_bh // H, i_bh % H
+    i_g = i_h // (H // G)
+    NC = (T + BT - 1) // BT
+    o_i = tl.arange(0, BT)
+    o_t = (i_c * BT + o_i).to(tl.int64)
+    o_nb = tl.arange(0, NB)
+    o_p = tl.arange(0, BLOCK_P)
+    o_l = tl.arange(0, BLOCK_L)
+    m_t = o_t < T
+    m_p = o_p < P
+    i_b64 = i_b.to(tl.int64)
+
+    o_dt = i_b64 * T * H + o_t * H + i_h
+    b_dt = tl.load(dt + o_dt, mask=m_t, other=0.0).to(tl.float32)
+    b_A = tl.load(A + i_h).to(tl.float32)
+    b_cs = tl.cumsum(b_dt * b_A, axis=0)
+    i_part = (i_b64 * H + i_h) * NC + i_c
+    b_last = tl.load(a_last + i_part)  # the chunk total, from the forward's chunk-state kernel
+
+    b_cb = tl.zeros([BT, BT], dtype=tl.float32)
+    b_bds = tl.zeros([BT, BLOCK_P], dtype=tl.float32)
+    i_bch = ((i_b64 * NC + i_c) * H + i_h) * N * P
+    for i_n in tl.range(0, N, NB, num_stages=1):
+        o_n = i_n + o_nb
+        m_n = o_n < N
+        o_bc = i_b64 * T * G * N + o_t[:, None] * G * N + i_g * N + o_n[None, :]
+        m_tn = m_t[:, None] & m_n[None, :]
+        b_B = tl.load(Bm + o_bc, mask=m_tn, other=0.0).to(tl.float32)
+        b_C = tl.load(Cm + o_bc, mask=m_tn, other=0.0).to(tl.float32)
+        b_ds = tl.load(
+            d_st + i_bch + o_n[:, None] * P + o_p[None, :], mask=m_n[:, None] & m_p[None, :], other=0.0
+        )
+        # (BT, NB) @ (NB, BT) -> (BT, BT); (BT, NB) @ (NB, BLOCK_P) -> (BT, BLOCK_P)
+        b_cb += tl.dot(b_C, tl.trans(b_B), input_precision=DOT_PREC)
+        b_bds += tl.dot(b_B, b_ds, input_precision=DOT_PREC)
+
+    o_x = i_b64 * T * H * P + o_t[:, None] * H * P + i_h * P + o_p[None, :]
+    m_tp = m_t[:, None] & m_p[None, :]
+    b_x = tl.load(x + o_x, mask=m_tp, other=0.0).to(tl.float32)
+    b_dy = tl.load(dy + o_x, mask=m_tp, other=0.0).to(tl.float32)
+    p_lam = lam + i_b64 * T * H * L + o_t * H * L + i_h * L
+    # level(t, s) = bit_length(i xor j) within one chunk.
+    xor = o_i[:, None] ^ o_i[None, :]
+    level = tl.zeros([BT, BT], dtype=tl.int32)
+    for k in tl.static_range(LOG2_BT):
+        level += ((xor >> k) != 0).to(tl.int32)
+    # Rows t (output), columns s (source); -inf above the diagonal gives exact zeros.
+    m_causal = (o_i[:, None] >= o_i[None, :]) & m_t[:, None]
+    b_lw = tl.load(p_lam[:, None] + level, mask=m_causal, other=0.0).to(tl.float32)
+    b_ce = b_cb * tl.exp(tl.where(m_causal, b_cs[:, None] - b_cs[None, :], float("-inf")))
+    b_w = b_ce * b_lw
+    # (BT, BT) @ (BT, BLOCK_P) -> (BT, BLOCK_P)
+    b_dx = tl.dot(tl.trans(b_w), b_dy, input_precision=DOT_PREC) + tl.exp(b_last - b_cs)[:, None] * b_bds
+    b_dx = b_dt[:, None] * b_dx + tl.load(D + i_h).to(tl.float32) * b_dy
+    tl.store(dx + o_x, b_dx.to(dx.dtype.element_ty), mask=m_tp)
+
+    # (BT, BLOCK_P) @ (BLOCK_P, BT) -> (BT, BT)
+    b_gm = tl.dot(b_dy, tl.trans(b_x), input_precision=DOT_PREC)
+    # Intra-chunk levels: dLam_ts = Gm (C B^T) exp(segsum a) dt_s, summed per level of each row.
+    b_dlw = b_gm * b_ce * b_dt[None, :]
+    o_dl = i_b64 * T * H * L + o_t[:, None] * H * L + i_h * L + o_l[None, :]
+    m_tl = m_t[:, None] & (o_l < L)[None, :]
+    b_dlam = tl.load(dlam + o_dl, mask=m_tl, other=0.0)
+    for lv in tl.static_range(LOG2_BT + 1):
+        b_row = tl.sum(tl.where(level == lv, b_dlw, 0.0), axis=1)
+        b_dlam += tl.where(o_l[None, :] == lv, b_row[:, None], 0.0)
+    tl.store(dlam + o_dl, b_dlam, mask=m_tl)
+
+    o_bht = (i_b64 * H + i_h) * T + o_t
+    # dt as the input scale (W dt_s x_s here, the state update's r_s from the first kernel).
+    b_ddt = tl.sum(b_gm * b_w, axis=0) + tl.load(r_state + o_bht, mask=m_t, other=0.0)
+    # Gradient of the cumulative decays, then d(a_t) = sum_{i >= t} d(a_cs_i) + d(L).
+    b_wq = b_gm * b_w * b_dt[None, :]
+    b_dcs = tl.sum(b_wq, axis=1) - tl.sum(b_wq, axis=0) + tl.load(dcs_state + o_bht, mask=m_t, other=0.0)
+    b_da = tl.cumsum(b_dcs, axis=0, reverse=True) + tl.load(dlast_state + i_part)
+    b_ddt += b_A * b_da
+    tl.store(ddt + o_dt, b_ddt.to(ddt.dtype.element_ty), mask=m_t)
+    tl.store(dA_part + i_part, tl.sum(b_dt * b_da, axis=0))
+    tl.store(dD_part + i_part, tl.sum(b_dy * b_x))
+
+
+def log_linear_fwd(x, dt, A, Bm, Cm, D, lam, chunk_size: int):
+    """Contiguous, checked inputs -> (y (B, T, H, P) in x's dtype, and for the backward each chunk's
+    own end state (B, NC, H, N, P) and dt A total (B, H, NC), float32)."""
     b, t, h, p = x.shape
-    g, n = Bm.shape[2], Bm.shape[3]
+    n = Bm.shape[3]
     nc = triton.cdiv(t, chunk_size)
     dev = x.device
     states = torch.empty(b, nc, h, n, p, dtype=torch.float32, device=dev)
     a_last = torch.empty(b, h, nc, dtype=torch.float32, device=dev)
     y = torch.empty_like(x)
-    # As in SSD: IEEE float32 products for float32 inputs, TF32 for 16-bit ones.
-    prec = "ieee" if x.dtype == torch.float32 else "tf32"
-    meta = dict(H=h, G=g, P=p, N=n, BT=chunk_size, BLOCK_N=_block(n), BLOCK_P=_block(p), DOT_PREC=prec)
+    meta = _meta(x, Bm, chunk_size)
     ssd_chunk_state_fwd_kernel[(nc, b * h)](x, dt, A, Bm, states, a_last, t, **meta, num_warps=NUM_WARPS)
     levels = (nc - 1).bit_length()
     if levels:
@@ -140,29 +463,117 @@ def log_linear_fwd(x, dt, A, Bm, Cm, D, lam, chunk_size: int) -> torch.Tensor:
         **meta,
         num_warps=NUM_WARPS,
     )
-    return y
+    return y, states, a_last
+
+
+def log_linear_bwd(x, dt, A, Bm, Cm, D, lam, states, a_last, d_y, chunk_size: int):
+    """The forward's contiguous inputs, its chunk states and totals, and d_y (like x) ->
+    (dx, ddt, dA, dBm, dCm, dD, dlam), each in its input's dtype. See the module doc."""
+    b, t, h, p = x.shape
+    g, n = Bm.shape[2], Bm.shape[3]
+    nl = lam.shape[-1]
+    nc = triton.cdiv(t, chunk_size)
+    dev = x.device
+    d_y = d_y.contiguous()
+    meta = _meta(x, Bm, chunk_size)
+    log2_bt = chunk_size.bit_length() - 1
+    levels = (nc - 1).bit_length()
+    if levels:
+        # 1. each chunk's gradient to its incoming bucket states; 2. the segment tree's backward (small
+        # tensors, autograd) turns it into the gradient of each chunk's own end state and total.
+        d_hlv = torch.empty(b, nc, levels, h, n, p, dtype=torch.float32, device=dev)
+        log_linear_chunk_dstate_bwd_kernel[(nc, b * h)](
+            dt, A, Cm, lam, d_y, d_hlv, t, nl, levels, LOG2_BT=log2_bt, **meta, num_warps=NUM_WARPS
+        )
+        h_lv, d_st, d_tot = bucket_states_bwd(states, a_last, levels, d_hlv)
+        h_lv, d_st, d_tot = h_lv.contiguous(), d_st.contiguous(), d_tot.contiguous()
+    else:
+        h_lv = states  # never read (J = 0)
+        d_st = torch.zeros_like(states)
+        d_tot = torch.zeros_like(a_last)
+    # 3. dB, dC, the chunk-level dlam and the state-side terms of d(dt), d(a); 4. dx, d(dt), the
+    # intra-chunk dlam, dA and dD partials.
+    db_h = torch.empty(b, t, h, n, dtype=torch.float32, device=dev)
+    dc_h = torch.empty(b, t, h, n, dtype=torch.float32, device=dev)
+    dlam = torch.empty(b, t, h, nl, dtype=torch.float32, device=dev)
+    r_state = torch.empty(b, h, t, dtype=torch.float32, device=dev)
+    dcs_state = torch.empty(b, h, t, dtype=torch.float32, device=dev)
+    dlast_state = torch.empty(b, h, nc, dtype=torch.float32, device=dev)
+    block_l = triton.next_power_of_2(nl)
+    log_linear_chunk_scan_bwd_dbc_kernel[(nc, b * h)](
+        x,
+        dt,
+        A,
+        Bm,
+        Cm,
+        lam,
+        a_last,
+        h_lv,
+        d_st,
+        d_tot,
+        d_y,
+        db_h,
+        dc_h,
+        dlam,
+        r_state,
+        dcs_state,
+        dlast_state,
+        t,
+        nl,
+        levels,
+        LOG2_BT=log2_bt,
+        BLOCK_L=block_l,
+        **meta,
+        num_warps=BWD_SCAN_WARPS,
+    )
+    dx, ddt = torch.empty_like(x), torch.empty_like(dt)
+    da_part = torch.empty(b, h, nc, dtype=torch.float32, device=dev)
+    dd_part = torch.empty(b, h, nc, dtype=torch.float32, device=dev)
+    log_linear_chunk_scan_bwd_kernel[(nc, b * h)](
+        x,
+        dt,
+        A,
+        Bm,
+        Cm,
+        D,
+        lam,
+        a_last,
+        d_st,
+        d_y,
+        r_state,
+        dcs_state,
+        dlast_state,
+        dx,
+        ddt,
+        dlam,
+        da_part,
+        dd_part,
+        t,
+        nl,
+        LOG2_BT=log2_bt,
+        BLOCK_L=block_l,
+        **meta,
+        num_warps=BWD_SCAN_WARPS,
+    )
+    # Heads of a group share B and C: their per-head gradients add up.
+    db = db_h.view(b, t, g, h // g, n).sum(3).to(Bm.dtype)
+    dc = dc_h.view(b, t, g, h // g, n).sum(3).to(Cm.dtype)
+    da = da_part.sum((0, 2)).to(A.dtype)
+    dd = dd_part.sum((0, 2)).to(D.dtype)
+    return dx, ddt, da, db, dc, dd, dlam.to(lam.dtype)
 
 
 class LogLinearFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, dt, A, Bm, Cm, D, lam, chunk_size):
-        y = log_linear_fwd(x, dt, A, Bm, Cm, D, lam, chunk_size)
-        ctx.save_for_backward(x, dt, A, Bm, Cm, D, lam)
+        y, states, a_last = log_linear_fwd(x, dt, A, Bm, Cm, D, lam, chunk_size)
+        ctx.save_for_backward(x, dt, A, Bm, Cm, D, lam, states, a_last)
         ctx.chunk_size = chunk_size
         return y
 
     @staticmethod
     def backward(ctx, d_y):
-        # Recomputation through the differentiable PyTorch chunked path, in float32.
-        inputs = ctx.saved_tensors
-        leaves = [t.detach().float().requires_grad_() for t in inputs]
-        with torch.enable_grad():
-            y = log_linear_chunked(*leaves, chunk_size=ctx.chunk_size)
-            grads = torch.autograd.grad(y, leaves, d_y.float(), allow_unused=True)
-        grads = [
-            torch.zeros_like(t) if g is None else g.to(t.dtype) for g, t in zip(grads, inputs, strict=True)
-        ]
-        return (*grads, None)
+        return (*log_linear_bwd(*ctx.saved_tensors, d_y, ctx.chunk_size), None)
 
 
 def check_lam(x, lam) -> None:
@@ -196,7 +607,7 @@ def log_linear(
     Arguments as `redpajama.kernels.ssd.ssd` plus lam (B, T, H, L) >= 0, L >= num_levels(T) (extra
     levels are ignored); float16/bfloat16/float32, one device; made contiguous here; math in float32.
     chunk_size: a power of two >= 16. Returns y (B, T, H, P) in x's dtype, differentiable in all seven
-    tensors (backward recomputes through the PyTorch chunked path; see the module doc).
+    tensors (Triton backward; see the module doc); gradients come in each input's dtype.
     """
     check_ssd_args(x, dt, A, Bm, Cm, D, chunk_size)
     check_lam(x, lam)

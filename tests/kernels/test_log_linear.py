@@ -3,6 +3,7 @@ against it."""
 
 from __future__ import annotations
 
+import importlib
 import math
 
 import pytest
@@ -18,7 +19,9 @@ from redpajama.kernels.log_linear import (
     num_levels,
     weighted_mask,
 )
+from redpajama.kernels.log_linear.chunked import log_linear_chunked_bwd
 from redpajama.kernels.ssd.naive import ssd_quadratic
+from redpajama.kernels.ssd.ssd import BWD_DBC_BLOCK_N, BWD_SCAN_BLOCK_N
 
 
 def make_inputs(b, t, h, g, p, n, seed=0, a_scale=1.0):
@@ -257,3 +260,109 @@ def test_triton_rejects_bad_lam():
         log_linear(*f32, torch.ones(1, 9, 3, 5))
     with pytest.raises(TypeError, match="lam must be float16, bfloat16 or float32"):
         log_linear(*f32, torch.ones(1, 9, 2, 5, dtype=torch.float64))
+
+
+def _fwd_bwd_poisoned(fn, inputs, d_y, **kwargs):
+    # Forward and backward both under NaN-poisoned torch.empty / empty_like.
+    leaves = [v.detach().clone().requires_grad_() for v in inputs]
+    with poisoned_allocations():
+        y = fn(*leaves, **kwargs)
+        grads = torch.autograd.grad(y, leaves, d_y)
+    return y.detach(), list(grads)
+
+
+@pytest.mark.parametrize("t, chunk_size", [(1, 16), (17, 16), (64, 16), (65, 16), (200, 16), (130, 4)])
+def test_chunked_bwd_matches_autograd_float64(t, chunk_size):
+    # The hand-written backward (only the bucket-state segment tree by autograd) against autograd
+    # through log_linear_chunked: G < H, two spare levels, slow decay.
+    inputs = make_inputs(2, t, 4, 2, 5, 3, a_scale=0.01)
+    lam = _lam(2, t, 4, num_levels(t) + 2, seed=7)
+    d_y = unit_randn(2, t, 4, 5, seed=9).double()
+    leaves = [v.clone().requires_grad_() for v in (*inputs, lam)]
+    ref = torch.autograd.grad(log_linear_chunked(*leaves, chunk_size=chunk_size), leaves, d_y)
+    out = log_linear_chunked_bwd(*inputs, lam, d_y, chunk_size=chunk_size)
+    for name, r, g, v in zip(NAMES, ref, out, leaves, strict=True):
+        assert g.shape == v.shape and g.dtype == torch.float64, name
+        _assert_close(r, g, 1e-12, name)
+
+
+@pytest.mark.parametrize("t", [1, 63, 64, 65, 200])
+def test_triton_backward_matches_quadratic_float32(t, device):
+    # All seven gradients against the float64 quadratic reference: chunk 16, G < H, two spare levels
+    # in lam, slow decay so that the far (chunk-level) levels carry weight; NaN-poisoned allocations
+    # in forward and backward.
+    h, g = (2, 1) if t > 100 else (4, 2)
+    inputs = make_inputs(1, t, h, g, 8, 16, a_scale=0.01)
+    lam = _lam(1, t, h, num_levels(t) + 2, seed=7)
+    d_y = unit_randn(1, t, h, 8, seed=9).double()
+    ref, ref_grads = _fwd_bwd(log_linear_quadratic, [*inputs, lam], d_y)
+    f32 = [v.float().to(device) for v in (*inputs, lam)]
+    out, grads = _fwd_bwd_poisoned(log_linear, f32, d_y.float().to(device), chunk_size=16)
+    assert rel_rms(ref, out.cpu()) < 1e-5
+    for name, r, gr, v in zip(NAMES, ref_grads, grads, f32, strict=True):
+        assert gr.shape == v.shape and gr.dtype == torch.float32, name
+        _assert_close(r, gr.cpu(), 1e-5, name)
+
+
+def test_triton_backward_does_not_recompute(monkeypatch, device):
+    # The backward is the Triton kernels plus autograd over the small bucket-state tree: the PyTorch
+    # chunked path (forward or hand-written backward) and einsum must not run, and autograd.grad may
+    # only see chunk-level tensors (chunk states (B, NC, H, N, P), totals (B, H, NC)).
+    def fail(*args, **kwargs):
+        raise AssertionError("the log-linear backward went through the PyTorch chunked path")
+
+    t, h, n, p = 70, 4, 16, 8
+    nc = -(-t // 16)
+    inputs = [v.float().to(device) for v in make_inputs(1, t, h, 2, p, n, a_scale=0.01)]
+    lam = _lam(1, t, h, num_levels(t) + 1, seed=7).float().to(device)
+    d_y = unit_randn(1, t, h, p, seed=9).to(device)
+    ref = _fwd_bwd(log_linear_quadratic, [v.double().cpu() for v in (*inputs, lam)], d_y.double().cpu())[1]
+    ll_module = importlib.import_module("redpajama.kernels.log_linear.log_linear")
+    chunked = importlib.import_module("redpajama.kernels.log_linear.chunked")
+    for name in ("log_linear_chunked", "log_linear_chunked_bwd", "_intra_chunk", "_inter_chunk"):
+        monkeypatch.setattr(chunked, name, fail)
+        monkeypatch.setattr(ll_module, name, fail, raising=False)
+    monkeypatch.setattr(torch, "einsum", fail)
+    grad, seen = torch.autograd.grad, []
+
+    def small_grad(outputs, inputs, *args, **kwargs):
+        seen.extend(tuple(v.shape) for v in inputs)
+        return grad(outputs, inputs, *args, **kwargs)
+
+    monkeypatch.setattr(torch.autograd, "grad", small_grad)
+    leaves = [v.clone().requires_grad_() for v in (*inputs, lam)]
+    log_linear(*leaves, chunk_size=16).backward(d_y)
+    monkeypatch.undo()
+    assert seen and set(seen) <= {(1, nc, h, n, p), (1, h, nc)}
+    for name, r, v in zip(NAMES, ref, leaves, strict=True):
+        _assert_close(r, v.grad.cpu(), 1e-5, name)
+
+
+def test_triton_backward_walks_the_state_in_blocks(device):
+    # N = 72: the backward kernels walk N in blocks (SSD's BWD_DBC_BLOCK_N, BWD_SCAN_BLOCK_N), the
+    # last one part-masked; the sums over N cross the blocks.
+    shape = (1, 40, 2, 1, 12, 72)
+    assert all(shape[-1] > nb and shape[-1] % nb for nb in (BWD_DBC_BLOCK_N.value, BWD_SCAN_BLOCK_N.value))
+    inputs = make_inputs(*shape, a_scale=0.01)
+    lam = _lam(1, 40, 2, num_levels(40), seed=7)
+    d_y = unit_randn(1, 40, 2, 12, seed=9).double()
+    ref, ref_grads = _fwd_bwd(log_linear_quadratic, [*inputs, lam], d_y)
+    f32 = [v.float().to(device) for v in (*inputs, lam)]
+    _, grads = _fwd_bwd_poisoned(log_linear, f32, d_y.float().to(device), chunk_size=16)
+    for name, r, g in zip(NAMES, ref_grads, grads, strict=True):
+        _assert_close(r, g.cpu(), 1e-5, name)
+
+
+def test_triton_backward_bfloat16(device):
+    # 16-bit inputs, math in float32: every gradient in its input's dtype, error about bfloat16's.
+    t = 40
+    inputs = [v.bfloat16().double() for v in make_inputs(1, t, 4, 2, 8, 16, a_scale=0.05)]
+    lam = _lam(1, t, 4, num_levels(t) + 1, seed=7).bfloat16().double()
+    d_y = unit_randn(1, t, 4, 8, seed=9).bfloat16().double()
+    ref, ref_grads = _fwd_bwd(log_linear_quadratic, [*inputs, lam], d_y)
+    b16 = [v.to(device=device, dtype=torch.bfloat16) for v in (*inputs, lam)]
+    out, grads = _fwd_bwd_poisoned(log_linear, b16, d_y.to(device, torch.bfloat16), chunk_size=16)
+    assert rel_rms(ref, out.cpu()) < 1e-2
+    for name, r, g in zip(NAMES, ref_grads, grads, strict=True):
+        assert g.dtype == torch.bfloat16, name
+        assert rel_rms(r, g.cpu()) < 1e-2, name
