@@ -43,6 +43,7 @@ from redpajama.kernels.ssd.ssd import (
     NUM_WARPS,
     _meta,
     check_ssd_args,
+    chunk_cb_and_b_dstate,
     ssd_chunk_state_fwd_kernel,
 )
 
@@ -353,7 +354,6 @@ def log_linear_chunk_scan_bwd_kernel(
     NC = (T + BT - 1) // BT
     o_i = tl.arange(0, BT)
     o_t = (i_c * BT + o_i).to(tl.int64)
-    o_nb = tl.arange(0, NB)
     o_p = tl.arange(0, BLOCK_P)
     o_l = tl.arange(0, BLOCK_L)
     m_t = o_t < T
@@ -367,22 +367,9 @@ def log_linear_chunk_scan_bwd_kernel(
     i_part = (i_b64 * H + i_h) * NC + i_c
     b_last = tl.load(a_last + i_part)  # the chunk total, from the forward's chunk-state kernel
 
-    b_cb = tl.zeros([BT, BT], dtype=tl.float32)
-    b_bds = tl.zeros([BT, BLOCK_P], dtype=tl.float32)
-    i_bch = ((i_b64 * NC + i_c) * H + i_h) * N * P
-    for i_n in tl.range(0, N, NB, num_stages=1):
-        o_n = i_n + o_nb
-        m_n = o_n < N
-        o_bc = i_b64 * T * G * N + o_t[:, None] * G * N + i_g * N + o_n[None, :]
-        m_tn = m_t[:, None] & m_n[None, :]
-        b_B = tl.load(Bm + o_bc, mask=m_tn, other=0.0).to(tl.float32)
-        b_C = tl.load(Cm + o_bc, mask=m_tn, other=0.0).to(tl.float32)
-        b_ds = tl.load(
-            d_st + i_bch + o_n[:, None] * P + o_p[None, :], mask=m_n[:, None] & m_p[None, :], other=0.0
-        )
-        # (BT, NB) @ (NB, BT) -> (BT, BT); (BT, NB) @ (NB, BLOCK_P) -> (BT, BLOCK_P)
-        b_cb += tl.dot(b_C, tl.trans(b_B), input_precision=DOT_PREC)
-        b_bds += tl.dot(b_B, b_ds, input_precision=DOT_PREC)
+    b_cb, b_bds = chunk_cb_and_b_dstate(
+        Bm, Cm, d_st, i_b64, i_c, i_h, i_g, o_t, m_t, o_p, m_p, T, NC, H, G, P, N, BT, BLOCK_P, NB, DOT_PREC
+    )
 
     o_x = i_b64 * T * H * P + o_t[:, None] * H * P + i_h * P + o_p[None, :]
     m_tp = m_t[:, None] & m_p[None, :]

@@ -365,6 +365,54 @@ def ssd_chunk_scan_bwd_dbc_kernel(
 
 
 @triton.jit
+def chunk_cb_and_b_dstate(
+    Bm,
+    Cm,
+    d_s,
+    i_b64,
+    i_c,
+    i_h,
+    i_g,
+    o_t,
+    m_t,
+    o_p,
+    m_p,
+    T,
+    NC,
+    H: tl.constexpr,
+    G: tl.constexpr,
+    P: tl.constexpr,
+    N: tl.constexpr,
+    BT: tl.constexpr,
+    BLOCK_P: tl.constexpr,
+    NB: tl.constexpr,
+    DOT_PREC: tl.constexpr,
+):
+    """(C B^T (BT, BT), B dS (BT, BLOCK_P)) of chunk i_c of head i_h: sums over the state dimension N
+    taken in blocks of NB, in a fixed order, so that no (N, P) tile is whole in registers. d_s holds
+    the gradient of the state leaving each chunk, (B, NC, H, N, P) float32. Shared by the SSD and the
+    log-linear chunk-scan backward kernels."""
+    o_nb = tl.arange(0, NB)
+    b_cb = tl.zeros([BT, BT], dtype=tl.float32)
+    b_bds = tl.zeros([BT, BLOCK_P], dtype=tl.float32)
+    i_bch = ((i_b64 * NC + i_c) * H + i_h) * N * P
+    for i_n in tl.range(0, N, NB, num_stages=1):
+        o_n = i_n + o_nb
+        m_n = o_n < N
+        o_bc = i_b64 * T * G * N + o_t[:, None] * G * N + i_g * N + o_n[None, :]
+        m_tn = m_t[:, None] & m_n[None, :]
+        b_B = tl.load(Bm + o_bc, mask=m_tn, other=0.0).to(tl.float32)
+        b_C = tl.load(Cm + o_bc, mask=m_tn, other=0.0).to(tl.float32)
+        b_ds = tl.load(
+            d_s + i_bch + o_n[:, None] * P + o_p[None, :], mask=m_n[:, None] & m_p[None, :], other=0.0
+        )
+        # (BT, NB) @ (NB, BT) -> (BT, BT); (BT, NB) @ (NB, BLOCK_P) -> (BT, BLOCK_P)
+        b_cb += tl.dot(b_C, tl.trans(b_B), input_precision=DOT_PREC)
+        b_bds += tl.dot(b_B, b_ds, input_precision=DOT_PREC)
+    return b_cb, b_bds
+
+
+@triton.jit
 def ssd_chunk_scan_bwd_kernel(
     x,
     dt,
@@ -404,7 +452,6 @@ def ssd_chunk_scan_bwd_kernel(
     NC = tl.cdiv(T, BT)
     o_i = tl.arange(0, BT)
     o_t = (i_c * BT + o_i).to(tl.int64)
-    o_nb = tl.arange(0, NB)
     o_p = tl.arange(0, BLOCK_P)
     m_t = o_t < T
     m_p = o_p < P
@@ -416,22 +463,9 @@ def ssd_chunk_scan_bwd_kernel(
     b_cs = tl.cumsum(b_dt * b_A, axis=0)
     b_last = tl.sum(b_dt * b_A, axis=0)
 
-    b_cb = tl.zeros([BT, BT], dtype=tl.float32)
-    b_bds = tl.zeros([BT, BLOCK_P], dtype=tl.float32)
-    i_bch = ((i_b64 * NC + i_c) * H + i_h) * N * P
-    for i_n in tl.range(0, N, NB, num_stages=1):
-        o_n = i_n + o_nb
-        m_n = o_n < N
-        o_bc = i_b64 * T * G * N + o_t[:, None] * G * N + i_g * N + o_n[None, :]
-        m_tn = m_t[:, None] & m_n[None, :]
-        b_B = tl.load(Bm + o_bc, mask=m_tn, other=0.0).to(tl.float32)
-        b_C = tl.load(Cm + o_bc, mask=m_tn, other=0.0).to(tl.float32)
-        b_ds = tl.load(
-            d_s + i_bch + o_n[:, None] * P + o_p[None, :], mask=m_n[:, None] & m_p[None, :], other=0.0
-        )
-        # (BT, NB) @ (NB, BT) -> (BT, BT); (BT, NB) @ (NB, BLOCK_P) -> (BT, BLOCK_P)
-        b_cb += tl.dot(b_C, tl.trans(b_B), input_precision=DOT_PREC)
-        b_bds += tl.dot(b_B, b_ds, input_precision=DOT_PREC)
+    b_cb, b_bds = chunk_cb_and_b_dstate(
+        Bm, Cm, d_s, i_b64, i_c, i_h, i_g, o_t, m_t, o_p, m_p, T, NC, H, G, P, N, BT, BLOCK_P, NB, DOT_PREC
+    )
 
     o_x = i_b64 * T * H * P + o_t[:, None] * H * P + i_h * P + o_p[None, :]
     m_tp = m_t[:, None] & m_p[None, :]
