@@ -75,7 +75,7 @@ def _half_block_states(states, totals, levels):
         yield g, tot
 
 
-def _bucket_states(states, totals, levels):
+def bucket_states(states, totals, levels):
     """(B, NC, J, H, N, P): for chunk c and level j = 1..J, the state of c's level-j bucket decayed to
     c's start, zero where the bucket is empty. states (B, NC, H, N, P), totals (B, H, NC)."""
     b, nc, h = states.shape[:3]
@@ -104,7 +104,7 @@ def _inter_chunk(cc, states, totals, a_cs, lam_c, k):
     levels = (cc.shape[1] - 1).bit_length()
     if levels == 0:
         return None
-    s = _bucket_states(states, totals, levels)
+    s = bucket_states(states, totals, levels)
     w = lam_c[..., k + 1 : k + 1 + levels] * torch.exp(a_cs).permute(0, 2, 3, 1)[..., None]
     # One contraction over (level, state) per (batch, chunk, head): a bmm with K = J N.
     return torch.einsum("bclhjn,bcjhnp->bclhp", cc[..., None, :] * w[..., None], s)
@@ -159,13 +159,13 @@ def _chunk_views(v: torch.Tensor, nc: int, cl: int) -> torch.Tensor:
 
 
 def bucket_states_bwd(states, totals, levels, d_buckets):
-    """The bucket states (`_bucket_states`) and their backward on those small tensors only:
+    """The bucket states (`bucket_states`) and their backward on those small tensors only:
     states (B, NC, H, N, P), totals (B, H, NC), d_buckets like the output (B, NC, J, H, N, P) or None
     -> (buckets, d_states, d_totals). Autograd over the segment tree: O(NC) states, no tokens."""
     with torch.enable_grad():
         s = states.detach().requires_grad_()
         tot = totals.detach().requires_grad_()
-        out = _bucket_states(s, tot, levels)
+        out = bucket_states(s, tot, levels)
         if d_buckets is None:
             return out.detach(), None, None
         d_s, d_tot = torch.autograd.grad(out, (s, tot), d_buckets)

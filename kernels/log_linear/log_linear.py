@@ -4,7 +4,7 @@ The layout of `redpajama.kernels.ssd.ssd`.
 
 Forward, one program per (chunk, batch * head):
 1. `ssd_chunk_state_fwd_kernel` (SSD's, reused): each chunk's own state S_c and its dt A total;
-2. PyTorch (`chunked._bucket_states`): for every chunk c and chunk-level j = 1..J the state of c's
+2. PyTorch (`chunked.bucket_states`): for every chunk c and chunk-level j = 1..J the state of c's
    level-j Fenwick bucket, decayed to c's start (a segment tree over the S_c: O(NC) states plus
    NC * J outputs, small next to the tokens);
 3. `log_linear_chunk_scan_fwd_kernel`: the intra-chunk block
@@ -33,7 +33,7 @@ import torch
 import triton
 import triton.language as tl
 
-from redpajama.kernels.log_linear.chunked import _bucket_states, bucket_states_bwd
+from redpajama.kernels.log_linear.chunked import bucket_states, bucket_states_bwd
 from redpajama.kernels.log_linear.masks import num_levels
 from redpajama.kernels.ssd.ssd import (
     BWD_DBC_BLOCK_N,
@@ -41,9 +41,9 @@ from redpajama.kernels.ssd.ssd import (
     BWD_SCAN_WARPS,
     DTYPES,
     NUM_WARPS,
-    _meta,
     check_ssd_args,
     chunk_cb_and_b_dstate,
+    scan_meta,
     ssd_chunk_state_fwd_kernel,
 )
 
@@ -426,11 +426,11 @@ def log_linear_fwd(x, dt, A, Bm, Cm, D, lam, chunk_size: int):
     states = torch.empty(b, nc, h, n, p, dtype=torch.float32, device=dev)
     a_last = torch.empty(b, h, nc, dtype=torch.float32, device=dev)
     y = torch.empty_like(x)
-    meta = _meta(x, Bm, chunk_size)
+    meta = scan_meta(x, Bm, chunk_size)
     ssd_chunk_state_fwd_kernel[(nc, b * h)](x, dt, A, Bm, states, a_last, t, **meta, num_warps=NUM_WARPS)
     levels = (nc - 1).bit_length()
     if levels:
-        h_lv = _bucket_states(states, a_last, levels).contiguous()  # (B, NC, J, H, N, P)
+        h_lv = bucket_states(states, a_last, levels).contiguous()  # (B, NC, J, H, N, P)
     else:
         h_lv = states  # never read: no chunk-level with a single chunk
     log_linear_chunk_scan_fwd_kernel[(nc, b * h)](
@@ -462,7 +462,7 @@ def log_linear_bwd(x, dt, A, Bm, Cm, D, lam, states, a_last, d_y, chunk_size: in
     nc = triton.cdiv(t, chunk_size)
     dev = x.device
     d_y = d_y.contiguous()
-    meta = _meta(x, Bm, chunk_size)
+    meta = scan_meta(x, Bm, chunk_size)
     log2_bt = chunk_size.bit_length() - 1
     levels = (nc - 1).bit_length()
     if levels:

@@ -500,7 +500,7 @@ def _block(d: int) -> int:
     return max(16, triton.next_power_of_2(d))
 
 
-def _meta(x, Bm, chunk_size: int) -> dict:
+def scan_meta(x, Bm, chunk_size: int) -> dict:
     h, p = x.shape[2], x.shape[3]
     g, n = Bm.shape[2], Bm.shape[3]
     # float32 inputs get IEEE float32 products (TF32 would cost ~1e-3 relative); 16-bit inputs are
@@ -526,7 +526,7 @@ def ssd_fwd(x, dt, A, Bm, Cm, D, chunk_size: int):
     h_in = torch.empty(b, nc, h, n, p, dtype=torch.float32, device=dev)
     final = torch.empty(b, h, n, p, dtype=torch.float32, device=dev)
     y = torch.empty_like(x)
-    meta = _meta(x, Bm, chunk_size)
+    meta = scan_meta(x, Bm, chunk_size)
     ssd_chunk_state_fwd_kernel[(nc, b * h)](x, dt, A, Bm, states, a_last, t, **meta, num_warps=NUM_WARPS)
     block = _state_block(n, p)
     ssd_state_passing_fwd_kernel[(b * h, triton.cdiv(n * p, block))](
@@ -544,7 +544,7 @@ def ssd_bwd(x, dt, A, Bm, Cm, D, h_in, a_last, d_y, d_final, chunk_size: int):
     nc = triton.cdiv(t, chunk_size)
     dev = x.device
     d_y, d_final = d_y.contiguous(), d_final.float().contiguous()
-    meta = _meta(x, Bm, chunk_size)
+    meta = scan_meta(x, Bm, chunk_size)
     # 1. each chunk's own gradient to its entering state; 2. reverse state passing turns it, in
     # place, into d_s, the gradient of the state leaving each chunk.
     d_s = torch.empty(b, nc, h, n, p, dtype=torch.float32, device=dev)
