@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -50,7 +50,6 @@ class Spec:
     i64_ptrs: tuple[str, ...] = ()
     ints: tuple[str, ...] = ()
     floats: tuple[str, ...] = ()
-    signature: dict = field(default_factory=dict)
 
     def arg_type(self, name: str) -> str:
         if name in self.constexprs:
@@ -277,7 +276,7 @@ def compile_spec(spec: Spec) -> dict:
     attrs = {
         (names.index(n),): [["tt.divisibility", 16]]
         for n in names
-        if signature[n] in ("i32",) or signature[n].startswith("*")
+        if signature[n] == "i32" or signature[n].startswith("*")
     }
     source = ASTSource(
         fn=kern,
