@@ -184,29 +184,30 @@ def gqa_overhead(shape) -> tuple[dict, bool]:
     return row, True
 
 
-# Tiles tried by --sweep: (bt, bs, warps, stages) of one pass; backward tiles are square.
-SWEEP_FWD = [
-    (128, 64, 4, 3),
-    (128, 64, 8, 2),
-    (128, 64, 8, 3),
-    (128, 128, 8, 2),
-    (64, 64, 4, 3),
-    (128, 32, 4, 3),
-]
-SWEEP_BWD = [
-    (64, 64, 4, 2),
-    (64, 64, 8, 2),
-    (64, 64, 8, 3),
-    (32, 32, 4, 2),
-    (32, 32, 4, 3),
-    (32, 32, 8, 2),
-    (64, 64, 4, 3),
-]
+# Tiles tried by --sweep: (bt, bs, warps, stages) of one kernel, the others at their default.
+# Forward and dQ hold bt query rows and stream bs keys; dK/dV holds bs keys and streams bt queries.
+SWEEP = {
+    "fwd": [(64, 64, 4, 3), (64, 64, 4, 4), (64, 64, 4, 2), (64, 32, 4, 3), (128, 64, 4, 3), (128, 64, 8, 3), (64, 64, 8, 3)],
+    "dkdv": [(64, 64, 4, 2), (64, 64, 4, 3), (32, 64, 4, 2), (32, 32, 4, 2), (32, 128, 4, 2), (16, 64, 4, 3), (64, 64, 8, 2)],
+    "dq": [(64, 64, 4, 2), (64, 64, 4, 3), (64, 32, 4, 2), (32, 32, 4, 2), (128, 64, 4, 2), (64, 16, 4, 3), (64, 64, 8, 2)],
+}  # fmt: skip
+
+
+def _with_tiles(cfg, kernel: str, tiles):
+    bt, bs, warps, stages = tiles
+    return dataclasses.replace(
+        cfg, **{f"{kernel}_bt": bt, f"{kernel}_bs": bs, f"{kernel}_warps": warps, f"{kernel}_stages": stages}
+    )
+
+
+def _tiles(cfg, kernel: str):
+    return tuple(getattr(cfg, f"{kernel}_{field}") for field in ("bt", "bs", "warps", "stages"))
 
 
 def sweep(name, shape) -> list[dict]:
-    """Time our forward and backward passes alone at each candidate tile config (checked first
-    against the default config's outputs); returns rows sorted by time per pass."""
+    """Time our forward and backward passes alone at each candidate tile config of one kernel
+    (checked first against the default config's outputs), then the backward with the fastest dK/dV
+    and dQ tiles together; returns rows sorted by pass and time."""
     from triton.testing import do_bench
 
     from redpajama.kernels._testing import rel_rms
@@ -218,33 +219,39 @@ def sweep(name, shape) -> list[dict]:
     default = config_for(q.device, d)
     o, lse = flash_attn_fwd(q, k, v)
     ref_grads = flash_attn_bwd(do, q, k, v, o, lse)
+
+    def measure(kernel, cfg, row):
+        if kernel == "fwd":
+            run, want = functools.partial(flash_attn_fwd, q, k, v, None, cfg), (o,)
+        else:
+            run, want = functools.partial(flash_attn_bwd, do, q, k, v, o, lse, None, cfg), ref_grads
+        try:
+            out = run()
+        except Exception as err:  # noqa: BLE001 - a config the GPU cannot run (shared memory)
+            return dict(row, error=str(err)[:120])
+        row["rel_diff_to_default"] = max(
+            rel_rms(w.float(), g.float()) for w, g in zip(want, out[: len(want)], strict=True)
+        )
+        row["ms"] = do_bench(run, return_mode="median")
+        print(json.dumps(row), flush=True)
+        return row
+
     rows = []
-    for kind, candidates in (("fwd", SWEEP_FWD), ("bwd", SWEEP_BWD)):
-        for bt, bs, warps, stages in candidates:
-            if kind == "fwd":
-                cfg = dataclasses.replace(default, fwd_bt=bt, fwd_bs=bs, fwd_warps=warps, fwd_stages=stages)
-                run = functools.partial(flash_attn_fwd, q, k, v, None, cfg)
-            else:
-                cfg = dataclasses.replace(default, bwd_bt=bt, bwd_bs=bs, bwd_warps=warps, bwd_stages=stages)
-                run = functools.partial(flash_attn_bwd, do, q, k, v, o, lse, None, cfg)
-            row = dict(shape=name, pass_=kind, bt=bt, bs=bs, warps=warps, stages=stages)
-            try:
-                out = run()
-            except Exception as err:  # noqa: BLE001 - a config the GPU cannot run (shared memory)
-                rows.append(dict(row, error=str(err)[:120]))
-                continue
-            want = (o,) if kind == "fwd" else ref_grads
-            row["rel_diff_to_default"] = max(
-                rel_rms(w.float(), g.float()) for w, g in zip(want, out[: len(want)], strict=True)
-            )
-            row["ms"] = do_bench(run, return_mode="median")
-            row["default"] = (bt, bs, warps, stages) == (
-                (default.fwd_bt, default.fwd_bs, default.fwd_warps, default.fwd_stages)
-                if kind == "fwd"
-                else (default.bwd_bt, default.bwd_bs, default.bwd_warps, default.bwd_stages)
-            )
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+    for kernel, candidates in SWEEP.items():
+        for tiles in candidates:
+            bt, bs, warps, stages = tiles
+            row = dict(shape=name, kernel=kernel, pass_="fwd" if kernel == "fwd" else "bwd", bt=bt, bs=bs)
+            row.update(warps=warps, stages=stages, default=tiles == _tiles(default, kernel))
+            rows.append(measure(kernel, _with_tiles(default, kernel, tiles), row))
+
+    def fastest(kernel):
+        timed = [r for r in rows if r["kernel"] == kernel and "ms" in r]
+        best = min(timed, key=lambda r: r["ms"])
+        return best["bt"], best["bs"], best["warps"], best["stages"]
+
+    best = _with_tiles(_with_tiles(default, "dkdv", fastest("dkdv")), "dq", fastest("dq"))
+    row = dict(shape=name, kernel="dkdv+dq", pass_="bwd", dkdv=_tiles(best, "dkdv"), dq=_tiles(best, "dq"))
+    rows.append(measure("bwd", best, dict(row, default=best == default)))
     return sorted(rows, key=lambda r: (r["pass_"], r.get("ms", float("inf"))))
 
 
@@ -267,9 +274,10 @@ def main() -> int:
         for row in rows:
             if "ms" in row:
                 flag = " (default)" if row["default"] else ""
-                print(
-                    f"{row['shape']} {row['pass_']} bt={row['bt']} bs={row['bs']} w={row['warps']} s={row['stages']}: {row['ms']:.3f} ms{flag}"
+                tiles = " ".join(
+                    f"{key}={row[key]}" for key in ("bt", "bs", "warps", "stages", "dkdv", "dq") if key in row
                 )
+                print(f"{row['shape']} {row['pass_']} {row['kernel']} {tiles}: {row['ms']:.3f} ms{flag}")
         return 0
 
     rows, ok = {}, True

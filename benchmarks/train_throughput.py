@@ -175,7 +175,7 @@ def main() -> None:
     parser.add_argument(
         "--variants",
         default="ours,baseline",
-        help="comma list: ours, ours-flash, ours-full-loss, ours-gta, baseline, baseline-eager",
+        help="comma list: ours, ours-flash, ours-triton-attn, ours-full-loss, ours-gta, baseline, baseline-eager",
     )
     parser.add_argument(
         "--output", type=Path, default=Path(__file__).parent / "results" / "train_throughput.json"
@@ -207,6 +207,7 @@ def main() -> None:
         "ours-no-kernels": lambda: run_ours(args, batches, kernels=False),
         "ours-profile": lambda: run_ours(args, batches, profile=True),
         "ours-flash": lambda: run_ours(args, batches, attention_backend="flash"),
+        "ours-triton-attn": lambda: run_ours(args, batches, attention_backend="triton"),
         "ours-full-loss": lambda: run_ours(args, batches, loss="full"),
         "ours-gta": lambda: run_ours(args, batches, attention="gta", n_kv_heads=4),
         "ours-gqa4": lambda: run_ours(args, batches, n_kv_heads=4),

@@ -32,32 +32,53 @@ LOG2E = 1.4426950408889634
 
 @dataclass(frozen=True)
 class Config:
-    """Tiles of one run (no autotuning). fwd_bt/fwd_bs: query/key rows of a forward tile (fwd_bt a
-    multiple of fwd_bs); bwd_bt/bwd_bs: query/key rows of a backward tile (equal, so that the
-    diagonal of either backward kernel is one tile pair)."""
+    """Tiles of one run (no autotuning), per kernel: query rows (bt), key rows (bs), warps, stages.
+
+    forward: one program holds fwd_bt query rows and streams key blocks of fwd_bs.
+    dK/dV backward: one program holds dkdv_bs key rows and streams query blocks of dkdv_bt.
+    dQ backward: one program holds dq_bt query rows and streams key blocks of dq_bs.
+    The held block must be a multiple of the streamed one, so that the causal diagonal of a held
+    block is a whole number of streamed blocks (the only ones that need a mask).
+    """
 
     fwd_bt: int
     fwd_bs: int
     fwd_warps: int
     fwd_stages: int
-    bwd_bt: int
-    bwd_bs: int
-    bwd_warps: int
-    bwd_stages: int
+    dkdv_bt: int
+    dkdv_bs: int
+    dkdv_warps: int
+    dkdv_stages: int
+    dq_bt: int
+    dq_bs: int
+    dq_warps: int
+    dq_stages: int
+
+    def __post_init__(self):
+        for name, held, streamed in (
+            ("fwd_bt/fwd_bs", self.fwd_bt, self.fwd_bs),
+            ("dkdv_bs/dkdv_bt", self.dkdv_bs, self.dkdv_bt),
+            ("dq_bt/dq_bs", self.dq_bt, self.dq_bs),
+        ):
+            if streamed < 1 or held % streamed:
+                raise ValueError(
+                    f"attention tiles {name} = {held}/{streamed}: the first must be a multiple of the second"
+                )
 
 
 # Triton's CPU interpreter (tests): 16-row tiles so tiny awkward shapes span several tiles.
-INTERPRETER_CONFIG = Config(16, 16, 1, 1, 16, 16, 1, 1)
+INTERPRETER_CONFIG = Config(16, 16, 1, 1, 16, 16, 1, 1, 16, 16, 1, 1)
 
 
 def config_for(device: torch.device, head_dim: int) -> Config:
-    """FA2's H100-class tiles: 128 x 64 forward, 64 x 64 backward; 8 warps (and 2 stages of shared
-    memory) for head dims above 64, where a (128, 128) float32 accumulator needs the registers."""
+    """H100-class tiles, picked by `benchmarks/attention.py --sweep` on an H200 (docs/benchmarks.md):
+    64 x 64 tiles at 4 warps for every kernel, at head dims 64 and 128 alike; 3 shared-memory stages,
+    except the backward above 64 where a third stage measured 10-20% slower. 8 warps, 128-row held
+    blocks and (32, 128) backward tiles all measured slower (up to 2.1x in the backward)."""
     if device.type != "cuda":
         return INTERPRETER_CONFIG
-    if head_dim <= 64:
-        return Config(128, 64, 4, 3, 64, 64, 4, 2)
-    return Config(128, 64, 8, 2, 64, 64, 8, 2)
+    bwd_stages = 3 if head_dim <= 64 else 2
+    return Config(64, 64, 4, 3, 64, 64, 4, bwd_stages, 64, 64, 4, bwd_stages)
 
 
 def _precision(dtype: torch.dtype) -> str:
@@ -470,7 +491,7 @@ def flash_attn_bwd(
     cfg: Config | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """dO (B, T, H, V) and the forward's tensors -> (dq, dk, dv) in the dtypes of q, k, v. `cfg`
-    overrides the tiles (the backward's must have bwd_bt == bwd_bs); None takes `config_for`."""
+    overrides the tiles (its dkdv_* and dq_* fields); None takes `config_for`."""
     do, q, k, v, o = do.contiguous(), q.contiguous(), k.contiguous(), v.contiguous(), o.contiguous()
     b, t, h, dk = q.shape
     g, dv = k.shape[2], v.shape[3]
@@ -482,32 +503,23 @@ def flash_attn_bwd(
     cfg = cfg or config_for(q.device, max(dk, dv))
     bk, bv = head_block(dk), head_block(dv)
     delta = torch.empty((b, h, t), dtype=torch.float32, device=q.device)
-    flash_attn_bwd_preprocess_kernel[(triton.cdiv(t, cfg.bwd_bt), b * h)](
-        o, do, delta, t, H=h, V=dv, BT=cfg.bwd_bt, BV=bv, num_warps=cfg.bwd_warps
+    flash_attn_bwd_preprocess_kernel[(triton.cdiv(t, cfg.dq_bt), b * h)](
+        o, do, delta, t, H=h, V=dv, BT=cfg.dq_bt, BV=bv, num_warps=cfg.dq_warps
     )
     common = dict(
-        H=h,
-        G=g,
-        K=dk,
-        V=dv,
-        BT=cfg.bwd_bt,
-        BS=cfg.bwd_bs,
-        BK=bk,
-        BV=bv,
-        IS_VARLEN=cu_seqlens is not None,
-        PRECISION=_precision(q.dtype),
-        num_warps=cfg.bwd_warps,
-        num_stages=cfg.bwd_stages,
+        H=h, G=g, K=dk, V=dv, BK=bk, BV=bv, IS_VARLEN=cu_seqlens is not None, PRECISION=_precision(q.dtype)
     )
     scale = 1.0 / math.sqrt(dk)
-    ns, table_s = _grid_rows(cu_seqlens, b, t, cfg.bwd_bs)
+    ns, table_s = _grid_rows(cu_seqlens, b, t, cfg.dkdv_bs)
     flash_attn_bwd_dkdv_kernel[(ns, b * g)](
-        q, k, v, lse, delta, do, dk_out, dv_out, cu_seqlens, table_s, scale, t, **common
-    )
-    nt, table_t = _grid_rows(cu_seqlens, b, t, cfg.bwd_bt)
+        q, k, v, lse, delta, do, dk_out, dv_out, cu_seqlens, table_s, scale, t,
+        BT=cfg.dkdv_bt, BS=cfg.dkdv_bs, num_warps=cfg.dkdv_warps, num_stages=cfg.dkdv_stages, **common,
+    )  # fmt: skip
+    nt, table_t = _grid_rows(cu_seqlens, b, t, cfg.dq_bt)
     flash_attn_bwd_dq_kernel[(nt, b * h)](
-        q, k, v, lse, delta, do, dq, cu_seqlens, table_t, scale, t, **common
-    )
+        q, k, v, lse, delta, do, dq, cu_seqlens, table_t, scale, t,
+        BT=cfg.dq_bt, BS=cfg.dq_bs, num_warps=cfg.dq_warps, num_stages=cfg.dq_stages, **common,
+    )  # fmt: skip
     return dq, dk_out, dv_out
 
 

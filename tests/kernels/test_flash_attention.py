@@ -3,12 +3,20 @@ causality, custom ops, torch.compile. float32 in the CPU interpreter (its bf16 t
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
 from redpajama.kernels._testing import poisoned_allocations, rel_rms, unit_randn
 from redpajama.kernels.attention import attention_naive, flash_attention
-from redpajama.kernels.attention.flash import INTERPRETER_CONFIG, block_table
+from redpajama.kernels.attention.flash import (
+    INTERPRETER_CONFIG,
+    Config,
+    block_table,
+    flash_attn_bwd,
+    flash_attn_fwd,
+)
 from redpajama.kernels.attention.naive import attention_naive_with_lse
 
 # T: a single token, one short of 4 interpreter tiles, and not a multiple of the 16-row tiles.
@@ -91,6 +99,41 @@ def test_varlen_matches_naive(lengths, device):
         start += length
 
 
+# Backward tiles of unequal sides, as GPUs use them: the dK/dV kernel holds 32 keys and streams
+# 16 queries, the dQ kernel holds 32 queries and streams 16 keys (the forward: 32 x 16).
+UNEQUAL = Config(32, 16, 1, 1, 16, 32, 1, 1, 32, 16, 1, 1)
+
+
+@pytest.mark.parametrize("lengths", [(100,), (5, 40, 0, 33)])
+def test_unequal_backward_tiles(lengths, device):
+    # T = 100 and segments of 5, 40 and 33 rows: partial held blocks whose causal diagonal spans
+    # two streamed blocks, one of them past the end.
+    cu = None
+    if len(lengths) > 1:
+        cu = torch.tensor([0, *torch.tensor(lengths).cumsum(0).tolist()], dtype=torch.int32, device=device)
+    q, k, v, do = _inputs(1, sum(lengths), 4, 2, 32, 16, device, seed=20)
+    ref_out, ref_grads = _fwd_bwd(attention_naive, q, k, v, do, cu_seqlens=cu)
+    with poisoned_allocations():
+        out, lse = flash_attn_fwd(q, k, v, cu, UNEQUAL)
+        grads = flash_attn_bwd(do, q, k, v, out, lse, cu, UNEQUAL)
+    _assert_close(ref_out, out, "o")
+    for name, ref, grad in zip(("dq", "dk", "dv"), ref_grads, grads, strict=True):
+        _assert_close(ref, grad, name)
+
+
+@pytest.mark.parametrize(
+    "fields, match",
+    [
+        (dict(fwd_bt=64, fwd_bs=128), "fwd_bt/fwd_bs = 64/128"),
+        (dict(dkdv_bt=32, dkdv_bs=16), "dkdv_bs/dkdv_bt = 16/32"),
+        (dict(dq_bt=16, dq_bs=48), "dq_bt/dq_bs = 16/48"),
+    ],
+)
+def test_config_rejects_tiles_whose_diagonal_splits_a_block(fields, match):
+    with pytest.raises(ValueError, match=match):
+        dataclasses.replace(INTERPRETER_CONFIG, **fields)
+
+
 def test_block_table():
     cu = torch.tensor([0, 5, 5, 22, 31], dtype=torch.int32)
     table = block_table(cu, 31, 8)
@@ -165,7 +208,7 @@ def test_bf16_close_to_float32_reference(dims, device):
 
 def test_interpreter_tiles_are_small():
     # The grids above rely on 16-row tiles to span several tiles per sequence.
-    assert INTERPRETER_CONFIG.fwd_bt == INTERPRETER_CONFIG.bwd_bs == 16
+    assert INTERPRETER_CONFIG.fwd_bt == INTERPRETER_CONFIG.dkdv_bs == INTERPRETER_CONFIG.dq_bt == 16
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from redpajama.kernels.attention import flash_attention
 from redpajama.kernels.rope import rope_qkv
 from redpajama.training.model.config import ModelConfig
 from redpajama.training.model.layers import apply_rope
@@ -34,8 +35,12 @@ def causal_attention(
     """Causal softmax attention. q (B, T, H, Dqk), k (B, T, G, Dqk), v (B, T, G, Dv), H % G == 0.
 
     Returns (B, T, H, Dv). `auto` prefers cuDNN's fused attention on CUDA (about 1.6x FlashAttention-2
-    on an H200, REFERENCE C.1) and lets PyTorch choose elsewhere.
+    on an H200, REFERENCE C.1) and lets PyTorch choose elsewhere. `triton` is this project's flash
+    kernel (`redpajama.kernels.attention`), which takes grouped K/V and the (B, T, H, D) layout as
+    they are: no repeat of K/V and no transposes.
     """
+    if backend == "triton":
+        return flash_attention(q, k, v)
     q, k, v = (t.transpose(1, 2) for t in (q, k, v))
     groups = q.shape[1] // k.shape[1]
     if backend == "auto":

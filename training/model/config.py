@@ -15,7 +15,7 @@ from typing import Literal
 from redpajama.errors import UserError
 
 AttentionKind = Literal["gqa", "gta"]
-AttentionBackend = Literal["auto", "sdpa", "cudnn", "flash", "math"]
+AttentionBackend = Literal["auto", "sdpa", "cudnn", "flash", "math", "triton"]
 MoERounding = Literal["topk", "up", "down", "nearest"]
 MoEImpl = Literal["naive", "triton"]
 # Sequence mixers of a block (hybrid.py): attention, Mamba-2, log-linear Mamba-2.
