@@ -14,6 +14,10 @@ writes), matmul by an 8192^3 bf16 product. Bytes: the cache rows every sequence 
 H200 figures (4.8 TB/s, 989 TFLOP/s). The block table is a random permutation of the pages, as a
 serving cache would hold them.
 
+Timed replayed from a CUDA graph (as a serving loop captures its decode steps; the eager time,
+with launch overhead and the public op's value check, is recorded beside it). `--splits` also times
+the launcher at given numbers of key ranges per sequence (flash-decoding split).
+
 Before timing, each variant is checked in bf16 against the float32 reference (`*_decode_naive`)
 on a slice of the problem (4 sequences). Target: >= 80% of roofline.
 
@@ -66,9 +70,31 @@ def make_problem(variant: str, b: int, t: int, h: int, nq: int, page: int, seed:
     return problem
 
 
-def decode_fn(variant: str, naive: bool = False):
+def decode_fn(variant: str, naive: bool = False, splits: int | None = None):
+    """The public op (naive: its reference); with `splits`, the launcher at that many key ranges per
+    sequence, called as the public op calls it."""
     from redpajama.kernels import decode
 
+    if splits is not None:
+        import math
+
+        from redpajama.kernels.decode.paged import paged_decode_fwd
+
+        if variant == "GTA-8":
+
+            def gta(p):
+                q, d = p["q"], p["q"].shape[3]
+                args = (p["cache"], p["rope"], p["block_table"], p["seq_lens"], 1 / math.sqrt(d), d // 2)
+                return paged_decode_fwd(q, q[..., d // 2 :], *args, splits=splits)
+
+            return gta
+
+        def gla(p):
+            dl, dr = p["q_latent"].shape[3], p["q_rope"].shape[3]
+            args = (p["cache"], p["rope"], p["block_table"], p["seq_lens"], 1 / math.sqrt(dl + dr), dl)
+            return paged_decode_fwd(p["q_latent"], p["q_rope"], *args, splits=splits)
+
+        return gla
     if variant == "GTA-8":
         fn = decode.gta_decode_naive if naive else decode.gta_decode
         return lambda p: fn(p["q"], p["cache"], p["rope"], p["block_table"], p["seq_lens"])
@@ -76,13 +102,13 @@ def decode_fn(variant: str, naive: bool = False):
     return lambda p: fn(p["q_latent"], p["q_rope"], p["cache"], p["rope"], p["block_table"], p["seq_lens"])
 
 
-def check(variant: str, t: int, h: int, nq: int, page: int) -> float:
+def check(variant: str, t: int, h: int, nq: int, page: int, splits: int | None = None) -> float:
     """bf16 kernel against the float32 reference on 4 sequences of the same shape (relative RMS)."""
     from redpajama.kernels._testing import rel_rms
 
     p = make_problem(variant, 4, t, h, nq, page, seed=1)
     ref = decode_fn(variant, naive=True)(p).float()
-    return rel_rms(ref, decode_fn(variant)(p).float())
+    return rel_rms(ref, decode_fn(variant, splits=splits)(p).float())
 
 
 def traffic(variant: str, b: int, t: int, h: int, nq: int) -> tuple[int, int]:
@@ -93,6 +119,40 @@ def traffic(variant: str, b: int, t: int, h: int, nq: int) -> tuple[int, int]:
     io_bytes = b * nq * h * (q_width + dc) * 2
     flops = 2 * b * nq * h * t * (ka + dr + dc)
     return cache_bytes + io_bytes, flops
+
+
+def measured(row: dict, ms: float, variant: str, nq: int, args, ceil: dict) -> dict:
+    """row with the call's time, traffic, and its fraction of the roofline (module doc)."""
+    nbytes, flops = traffic(variant, args.batch, args.seq_len, args.heads, nq)
+    memory_s, compute_s = nbytes / ceil["read_bytes_per_s"], flops / ceil["matmul_flops"]
+    roof = max(memory_s, compute_s)
+    nominal = max(nbytes / NOMINAL_BW, flops / NOMINAL_FLOPS)
+    return dict(
+        row,
+        us=ms * 1e3,
+        bytes=nbytes,
+        flops=flops,
+        achieved_tb_s=nbytes / (ms * 1e-3) / 1e12,
+        achieved_tflops=flops / (ms * 1e-3) / 1e12,
+        roofline_us=roof * 1e6,
+        bound="memory" if memory_s >= compute_s else "compute",
+        frac_of_roofline=roof / (ms * 1e-3),
+        frac_of_nominal_roofline=nominal / (ms * 1e-3),
+    )
+
+
+def print_table(rows: list[dict]) -> None:
+    print(
+        f"{'variant':<7} {'Q':>2} {'splits':>6} {'us':>9} {'eager us':>9} {'TB/s':>6} {'TFLOP/s':>8} "
+        f"{'roofline us':>12} {'bound':>8} {'of roofline':>12}"
+    )
+    for r in rows:
+        if "us" in r:
+            print(
+                f"{r['variant']:<7} {r['query_len']:>2} {r['splits']!s:>6} {r['us']:9.1f} {r['eager_us']:9.1f} "
+                f"{r['achieved_tb_s']:6.2f} {r['achieved_tflops']:8.0f} {r['roofline_us']:12.1f} {r['bound']:>8} "
+                f"{r['frac_of_roofline']:12.1%}"
+            )
 
 
 def ceilings() -> dict[str, float]:
@@ -116,13 +176,20 @@ def main() -> int:
     parser.add_argument("--page-size", type=int, default=64)
     parser.add_argument("--query-lens", type=int, nargs="+", default=[1, 2])
     parser.add_argument(
+        "--splits",
+        type=lambda v: None if v == "auto" else int(v),
+        nargs="+",
+        default=[None],
+        help="key ranges per sequence to time: auto (the launcher's choice) and/or numbers",
+    )
+    parser.add_argument(
         "--output", type=Path, default=Path(__file__).parent / "results" / "decode_attention.json"
     )
     args = parser.parse_args()
     if not torch.cuda.is_available():
         print("decode_attention: needs a CUDA GPU (none found); nothing timed.", file=sys.stderr)
         return 2
-    from triton.testing import do_bench
+    from triton.testing import do_bench, do_bench_cudagraph
 
     ceil = ceilings()
     print(
@@ -132,7 +199,7 @@ def main() -> int:
     rows, ok = [], True
     for variant in VARIANTS:
         for nq in args.query_lens:
-            err = check(variant, args.seq_len, args.heads, nq, args.page_size)
+            err = max(check(variant, args.seq_len, args.heads, nq, args.page_size, s) for s in args.splits)
             row = dict(variant=variant, query_len=nq, bf16_rel_rms=err)
             if not err < 2e-2:
                 print(f"{variant} Q={nq}: check FAILED (rel RMS {err:.3g}); not timed", file=sys.stderr)
@@ -140,38 +207,27 @@ def main() -> int:
                 ok = False
                 continue
             p = make_problem(variant, args.batch, args.seq_len, args.heads, nq, args.page_size)
-            fn = decode_fn(variant)
-            fn(p)
-            ms = do_bench(lambda fn=fn, p=p: fn(p), return_mode="median")
-            nbytes, flops = traffic(variant, args.batch, args.seq_len, args.heads, nq)
-            roof = max(nbytes / ceil["read_bytes_per_s"], flops / ceil["matmul_flops"])
-            nominal = max(nbytes / NOMINAL_BW, flops / NOMINAL_FLOPS)
-            row.update(
-                us=ms * 1e3,
-                bytes=nbytes,
-                flops=flops,
-                achieved_tb_s=nbytes / (ms * 1e-3) / 1e12,
-                achieved_tflops=flops / (ms * 1e-3) / 1e12,
-                roofline_us=roof * 1e6,
-                bound="memory"
-                if nbytes / ceil["read_bytes_per_s"] >= flops / ceil["matmul_flops"]
-                else "compute",
-                frac_of_roofline=roof / (ms * 1e-3),
-                frac_of_nominal_roofline=nominal / (ms * 1e-3),
-            )
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+            for splits in args.splits:
+                fn = decode_fn(variant, splits=splits)
+                fn(p)
+                # Replayed from a CUDA graph, as a serving loop runs its decode steps (and as the
+                # public op skips its value check, a device sync, while captured).
+                ms = do_bench_cudagraph(lambda fn=fn, p=p: fn(p), return_mode="median")
+                eager_ms = do_bench(lambda fn=fn, p=p: fn(p), return_mode="median")
+                rows.append(
+                    measured(
+                        dict(row, splits=splits or "auto", eager_us=eager_ms * 1e3),
+                        ms,
+                        variant,
+                        nq,
+                        args,
+                        ceil,
+                    )
+                )
+                print(json.dumps(rows[-1]), flush=True)
             del p
             torch.cuda.empty_cache()
-    print(
-        f"{'variant':<7} {'Q':>2} {'us':>9} {'TB/s':>6} {'TFLOP/s':>8} {'roofline us':>12} {'bound':>8} {'of roofline':>12}"
-    )
-    for r in rows:
-        if "us" in r:
-            print(
-                f"{r['variant']:<7} {r['query_len']:>2} {r['us']:9.1f} {r['achieved_tb_s']:6.2f} {r['achieved_tflops']:8.0f} "
-                f"{r['roofline_us']:12.1f} {r['bound']:>8} {r['frac_of_roofline']:12.1%}"
-            )
+    print_table(rows)
     result = dict(
         device=torch.cuda.get_device_name(),
         versions=versions("torch", "triton"),

@@ -81,7 +81,8 @@ def flash_specs() -> list[Spec]:
         )
         module = "redpajama.kernels.attention.flash"
         fwd = dict(common, BT=cfg.fwd_bt, BS=cfg.fwd_bs)
-        bwd = dict(common, BT=cfg.bwd_bt, BS=cfg.bwd_bs)
+        dkdv = dict(common, BT=cfg.dkdv_bt, BS=cfg.dkdv_bs)
+        dq = dict(common, BT=cfg.dq_bt, BS=cfg.dq_bs)
         specs += [
             Spec(
                 f"flash fwd D={d}",
@@ -96,18 +97,18 @@ def flash_specs() -> list[Spec]:
                 f"flash bwd dk/dv D={d}",
                 module,
                 "flash_attn_bwd_dkdv_kernel",
-                bwd,
-                cfg.bwd_warps,
-                cfg.bwd_stages,
+                dkdv,
+                cfg.dkdv_warps,
+                cfg.dkdv_stages,
                 **ptrs,
             ),
             Spec(
                 f"flash bwd dq D={d}",
                 module,
                 "flash_attn_bwd_dq_kernel",
-                bwd,
-                cfg.bwd_warps,
-                cfg.bwd_stages,
+                dq,
+                cfg.dq_warps,
+                cfg.dq_stages,
                 **ptrs,
             ),
         ]
@@ -223,8 +224,15 @@ def elementwise_specs() -> list[Spec]:
 
 
 def decode_specs() -> list[Spec]:
+    # DEC-A: B = 128 sequences of capacity T = 8192 in pages of 64, H = 128 query heads, Q = 1. Each
+    # cache width as the launcher picks S at that shape (GTA-8's 1024 programs need no split), plus
+    # the split variant of every kernel (fewer sequences split GTA-8 too) and the merge of S partials.
+    import triton
+
     from redpajama.kernels.decode.paged import config_for
 
+    module = "redpajama.kernels.decode.paged"
+    b, h, capacity = 128, 128, 8192
     out = []
     for label, g, ka, dc, dr in (
         ("GTA-8", 8, 64, 128, 64),
@@ -232,32 +240,50 @@ def decode_specs() -> list[Spec]:
         ("MLA", 1, 512, 512, 64),
     ):
         cfg = config_for(CUDA, dc)
+        bm = max(16, min(h // g, cfg.max_rows))
+        row_blocks = triton.cdiv(h // g, bm)
+        splits = min(triton.cdiv(cfg.min_programs, b * g * row_blocks), triton.cdiv(capacity, 2 * cfg.bs))
+        splits = max(1, splits)
         c = dict(
             Q=1,
-            H=128,
+            H=h,
             G=g,
             KA=ka,
             DC=dc,
             DR=dr,
             PS=64,
-            BM=max(16, min(128 // g, cfg.max_rows)),
+            BM=bm,
             BS=cfg.bs,
             BC=dc,
             BR=dr,
             PRECISION="tf32",
         )
-        ints = ("s_qa_t", "s_qa_h", "s_qr_t", "s_qr_h", "max_pages")
+        ints = ("s_qa_t", "s_qa_h", "s_qr_t", "s_qr_h", "max_pages", "chunk", "n_splits")
+        for split in (False, True):
+            out.append(
+                Spec(
+                    f"decode {label} Q=1 S={max(splits, 2) if split else 1}",
+                    module,
+                    "paged_decode_kernel",
+                    dict(c, SPLIT=split),
+                    cfg.warps,
+                    cfg.stages,
+                    fp32_ptrs=("o", "lse") if split else ("lse",),
+                    i32_ptrs=("block_table", "seq_lens"),
+                    ints=ints,
+                    floats=("scale",),
+                )
+            )
         out.append(
             Spec(
-                f"decode {label} Q=1",
-                "redpajama.kernels.decode.paged",
-                "paged_decode_kernel",
-                c,
-                cfg.warps,
-                cfg.stages,
-                i32_ptrs=("block_table", "seq_lens"),
-                ints=ints,
-                floats=("scale",),
+                f"decode combine Dc={dc} S={max(splits, 2)}",
+                module,
+                "paged_decode_combine_kernel",
+                dict(DC=dc, BSP=triton.next_power_of_2(max(splits, 2)), BC=dc),
+                4,
+                1,
+                fp32_ptrs=("o_part", "lse_part"),
+                ints=("n_splits",),
             )
         )
     return out

@@ -17,8 +17,16 @@ registers (MLA: 128 heads on a 512-wide latent), they are split into blocks of `
 program each; the blocks of a group read the same cache tiles, mostly from L2. The same loaded tile
 C[BS, Dc] feeds the score product (qa zero-padded beyond Ka) and the value product. Tiles of BS
 tokens may span pages: each token's physical row is looked up in the block table. Online softmax in
-base 2, float32 accumulation. No split over the sequence (split-K): the programs must fill the
-device.
+base 2, float32 accumulation.
+
+Split over the sequence (flash-decoding): (sequence, group, row block) programs alone are too few to
+fill a GPU (256 at B = 128 with GLA-2 or MLA on a 132-SM H200), so each is split S ways along
+the keys. Split s takes keys s*chunk .. (s+1)*chunk - 1 of its sequence, chunk a whole number of
+tiles sized from the block table's capacity max_pages * page_size (known on the host: seq_lens is
+never read there), and writes a float32 partial: its output normalized over its own keys and the
+base-2 log-sum-exp of its scores (-inf for a split with no visible key: past the sequence's end, or
+beyond a row's causal limit). A second small kernel merges the S partials of each output row,
+weighting each by 2^(lse_s - max lse). S = 1 writes the output directly (no partials, no merge).
 """
 
 from __future__ import annotations
@@ -38,17 +46,24 @@ MAX_DIM = 576  # DeepSeek's MLA latent + RoPE width; the (BM, Dc) accumulator li
 class Config:
     """bs: tokens of a cache tile; warps, stages: the launch; max_rows: query rows (query positions
     x heads of the group) one program takes at most, its (rows, Dc) float32 accumulator living in
-    registers; a group with more rows is split over several programs."""
+    registers; a group with more rows is split over several programs. min_programs: the programs to
+    aim for, reached by splitting each sequence into up to that many key ranges of >= 2 tiles."""
 
     bs: int
     warps: int
     stages: int
     max_rows: int
+    min_programs: int
 
 
 # The interpreter (tests): 16-token tiles, so the tiny test pages (size 8, 5, 1) span tiles and pages;
-# 8 rows, so the tests' groups of up to 12 rows are split over programs.
-INTERPRETER_CONFIG = Config(16, 1, 1, 8)
+# 8 rows, so the tests' groups of up to 12 rows are split over programs; 64 programs, far more than
+# the tests' B*G*row blocks (<= 16), so every sequence of >= 2 tiles' capacity is split too.
+INTERPRETER_CONFIG = Config(16, 1, 1, 8, 64)
+# One program per SM of an H200 (132 SMs): splitting only where the (sequence, group, row block)
+# programs alone would leave SMs idle (small batches). At DEC-A's B = 128 (256-1024 programs) every
+# split measured slower than none (benchmarks/decode_attention.py --splits, docs/benchmarks.md).
+GPU_MIN_PROGRAMS = 132
 
 
 def config_for(device: torch.device, dc: int) -> Config:
@@ -57,13 +72,14 @@ def config_for(device: torch.device, dc: int) -> Config:
     Up to 256 (GTA, GLA-2) a group's 128 rows fit one program. MLA's 512-wide latent shared by 128
     heads does not: a (128, 512) float32 accumulator alone is a whole SM's register file (255
     registers and 3 KB of spills a thread), and 64-token tiles in 2 stages need 288 KB of shared
-    memory where a program may have 227 KB. 64 rows and 32-token tiles: no spills, 147 KB.
+    memory where a program may have 227 KB. 64 rows and 32-token tiles: 147 KB, no spills when split
+    (4 bytes unsplit).
     """
     if device.type != "cuda":
         return INTERPRETER_CONFIG
     if dc <= 256:
-        return Config(64, 4 if dc <= 128 else 8, 2, 128)
-    return Config(32, 8, 2, 64)
+        return Config(64, 4 if dc <= 128 else 8, 2, 128, GPU_MIN_PROGRAMS)
+    return Config(32, 8, 2, 64, GPU_MIN_PROGRAMS)
 
 
 @triton.jit
@@ -73,6 +89,7 @@ def paged_decode_kernel(
     c,
     r,
     o,
+    lse,
     block_table,
     seq_lens,
     scale,
@@ -81,6 +98,8 @@ def paged_decode_kernel(
     s_qr_t,
     s_qr_h,
     max_pages,
+    chunk,
+    n_splits,
     Q: tl.constexpr,
     H: tl.constexpr,
     G: tl.constexpr,
@@ -92,9 +111,10 @@ def paged_decode_kernel(
     BS: tl.constexpr,
     BC: tl.constexpr,
     BR: tl.constexpr,
+    SPLIT: tl.constexpr,
     PRECISION: tl.constexpr,
 ):
-    i_bg, i_m = tl.program_id(0), tl.program_id(1)
+    i_bg, i_m, i_sp = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     i_b, i_g = i_bg // G, i_bg % G
     HG: tl.constexpr = H // G
     qk_scale = scale * 1.4426950408889634  # base 2: exp(x) = exp2(x * log2(e))
@@ -116,15 +136,20 @@ def paged_decode_kernel(
     b_qr = tl.load(p_qr, mask=m_m[:, None] & m_r[None, :], other=0.0)
 
     seq_len = tl.load(seq_lens + i_b)
+    if SPLIT:
+        start = i_sp * chunk
+        end = tl.minimum(start + chunk, seq_len)
+    else:
+        start = 0
+        end = seq_len
     # Position of each row's query; padding rows (m >= Q*HG) get >= seq_len: every key is visible.
     pos = seq_len - Q + o_q
     b_m = tl.full([BM], float("-inf"), dtype=tl.float32)
     b_l = tl.zeros([BM], dtype=tl.float32)
     b_acc = tl.zeros([BM, BC], dtype=tl.float32)
-    # The first tile holds key 0, visible to every row (seq_len >= Q): b_m is finite after it.
-    for i_s in range(0, seq_len, BS):
+    for i_s in range(start, end, BS):
         o_s = i_s + tl.arange(0, BS)
-        m_s = o_s < seq_len
+        m_s = o_s < end
         b_page = tl.load(block_table + i_b.to(tl.int64) * max_pages + o_s // PS, mask=m_s, other=0)
         o_row = b_page.to(tl.int64) * PS + o_s % PS  # physical token rows
         p_c = c + (o_row[:, None] * G + i_g) * DC + o_c[None, :]
@@ -137,16 +162,55 @@ def paged_decode_kernel(
         b_s = tl.dot(b_qr, tl.trans(b_r), b_s, input_precision=PRECISION) * qk_scale
         b_s = tl.where((o_s[None, :] <= pos[:, None]) & m_s[None, :], b_s, float("-inf"))
         b_mn = tl.maximum(b_m, tl.max(b_s, 1))
-        b_p = tl.exp2(b_s - b_mn[:, None])
-        b_rs = tl.exp2(b_m - b_mn)
+        # A split may start past a row's causal limit: its max stays -inf, and -inf - -inf is NaN.
+        b_mc = tl.where(b_mn == float("-inf"), 0.0, b_mn)
+        b_p = tl.exp2(b_s - b_mc[:, None])
+        b_rs = tl.exp2(b_m - b_mc)
         b_l = b_l * b_rs + tl.sum(b_p, 1)
         # [BM, BS] @ [BS, BC] -> [BM, BC]
         b_acc = tl.dot(b_p.to(b_c.dtype), b_c, b_acc * b_rs[:, None], input_precision=PRECISION)
         b_m = b_mn
 
-    b_o = b_acc / b_l[:, None]
-    p_o = o + (o_tok[:, None] * H + o_h[:, None]) * DC + o_c[None, :]
-    tl.store(p_o, b_o.to(p_o.dtype.element_ty), mask=m_m[:, None] & m_c[None, :])
+    m_o = m_m[:, None] & m_c[None, :]
+    o_row_out = o_tok * H + o_h  # row (b, q, h) of the output
+    if SPLIT:
+        # No visible key (b_l == 0): an empty partial, weight 2^-inf = 0 in the merge.
+        b_seen = b_l > 0
+        b_l = tl.where(b_seen, b_l, 1.0)
+        b_o = b_acc * tl.where(b_seen, 1.0 / b_l, 0.0)[:, None]
+        b_lse = tl.where(b_seen, b_m + tl.log2(b_l), float("-inf"))
+        p_o = o + ((o_row_out * n_splits + i_sp) * DC)[:, None] + o_c[None, :]
+        tl.store(p_o, b_o, mask=m_o)
+        tl.store(lse + o_row_out * n_splits + i_sp, b_lse, mask=m_m)
+    else:
+        # Key 0 is visible to every row (seq_len >= Q): b_l > 0.
+        b_o = b_acc * (1.0 / b_l)[:, None]
+        p_o = o + (o_row_out * DC)[:, None] + o_c[None, :]
+        tl.store(p_o, b_o.to(p_o.dtype.element_ty), mask=m_o)
+
+
+@triton.jit
+def paged_decode_combine_kernel(
+    o_part, lse_part, o, n_splits, DC: tl.constexpr, BSP: tl.constexpr, BC: tl.constexpr
+):
+    # One output row (b, q, h): o = sum_s 2^lse_s o_s / sum_s 2^lse_s, shifted by the max for range.
+    i_row = tl.program_id(0).to(tl.int64)
+    o_sp = tl.arange(0, BSP)
+    o_c = tl.arange(0, BC)
+    m_c = o_c < DC
+    b_lse = tl.load(lse_part + i_row * n_splits + o_sp, mask=o_sp < n_splits, other=float("-inf"))
+    b_max = tl.max(b_lse, 0)
+    # Split 0 holds key 0, visible to every row, so b_max is finite; kept safe all the same.
+    b_max = tl.where(b_max == float("-inf"), 0.0, b_max)
+    b_w = tl.exp2(b_lse - b_max)
+    # One split's row at a time: S rows of Dc at once would not fit registers when S is large
+    # (few sequences); the S log-sum-exps do.
+    b_o = tl.zeros([BC], dtype=tl.float32)
+    for i_sp in range(0, n_splits):
+        w = tl.exp2(tl.load(lse_part + i_row * n_splits + i_sp) - b_max)
+        b_o += w * tl.load(o_part + (i_row * n_splits + i_sp) * DC + o_c, mask=m_c, other=0.0)
+    p_o = o + i_row * DC + o_c
+    tl.store(p_o, (b_o / tl.sum(b_w, 0)).to(p_o.dtype.element_ty), mask=m_c)
 
 
 def paged_decode_fwd(
@@ -158,10 +222,16 @@ def paged_decode_fwd(
     seq_lens: torch.Tensor,
     scale: float,
     ka: int,
+    *,
+    splits: int | None = None,
 ) -> torch.Tensor:
     """Launch over checked arguments: q_a (B, Q, H, >= Ka) and q_r (B, Q, H, Dr) with unit stride in
     the last dim and (B, Q) flattenable; cache (num_pages, page_size, G, Dc), rope (num_pages,
-    page_size, Dr) contiguous. Returns o (B, Q, H, Dc) in q_a's dtype."""
+    page_size, Dr) contiguous. Returns o (B, Q, H, Dc) in q_a's dtype.
+
+    splits: the number S of key ranges per sequence; None picks enough to reach the config's
+    min_programs with >= 2 tiles a range. Ranges past a sequence's end are empty (no NaN, no effect).
+    """
     b, nq, h, _ = q_a.shape
     _, page_size, g, dc = cache.shape
     dr = rope.shape[2]
@@ -170,13 +240,30 @@ def paged_decode_fwd(
     bm = min(triton.next_power_of_2(rows), cfg.max_rows)
     if cache.device.type == "cuda":
         bm = max(16, bm)  # tl.dot on a GPU needs M >= 16
+    row_blocks = triton.cdiv(rows, bm)
+    capacity = block_table.shape[1] * page_size  # >= every seq_len, without reading seq_lens
+    if splits is None:
+        n_splits = min(triton.cdiv(cfg.min_programs, b * g * row_blocks), triton.cdiv(capacity, 2 * cfg.bs))
+        n_splits = max(1, n_splits)
+    elif isinstance(splits, bool) or not isinstance(splits, int) or splits < 1:
+        raise ValueError(f"splits must be a positive int or None, got {splits!r}")
+    else:
+        n_splits = splits
+    chunk = triton.cdiv(triton.cdiv(capacity, n_splits), cfg.bs) * cfg.bs
     o = torch.empty((b, nq, h, dc), dtype=q_a.dtype, device=q_a.device)
-    paged_decode_kernel[(b * g, triton.cdiv(rows, bm))](
+    if n_splits > 1:
+        o_part = torch.empty((b, nq, h, n_splits, dc), dtype=torch.float32, device=q_a.device)
+        lse_part = torch.empty((b, nq, h, n_splits), dtype=torch.float32, device=q_a.device)
+    else:
+        o_part, lse_part = o, o  # lse is never touched without a split
+    bc = max(16, triton.next_power_of_2(dc))
+    paged_decode_kernel[(b * g, row_blocks, n_splits)](
         q_a,
         q_r,
         cache,
         rope,
-        o,
+        o_part,
+        lse_part,
         block_table,
         seq_lens,
         scale,
@@ -185,6 +272,8 @@ def paged_decode_fwd(
         q_r.stride(1),
         q_r.stride(2),
         block_table.shape[1],
+        chunk,
+        n_splits,
         Q=nq,
         H=h,
         G=g,
@@ -194,12 +283,17 @@ def paged_decode_fwd(
         PS=page_size,
         BM=bm,
         BS=cfg.bs,
-        BC=max(16, triton.next_power_of_2(dc)),
+        BC=bc,
         BR=max(16, triton.next_power_of_2(dr)),
+        SPLIT=n_splits > 1,
         PRECISION="ieee" if q_a.dtype == torch.float32 else "tf32",
         num_warps=cfg.warps,
         num_stages=cfg.stages,
     )
+    if n_splits > 1:
+        paged_decode_combine_kernel[(b * nq * h,)](
+            o_part, lse_part, o, n_splits, DC=dc, BSP=triton.next_power_of_2(n_splits), BC=bc, num_warps=4
+        )
     return o
 
 

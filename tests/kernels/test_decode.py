@@ -1,7 +1,9 @@
 """Paged decode attention (GTA, GLA) against the plain-PyTorch reference, float32 in the CPU
 interpreter. Caches hold shuffled physical pages, spare pages and unused slots filled with NaN (a
 kernel that reads past a sequence or through an unused block-table entry fails), NaN-poisoned
-outputs, ragged lengths (Q, a non-multiple of the page size, a multiple, several tiles)."""
+outputs, ragged lengths (Q, a non-multiple of the page size, a multiple, several tiles). The
+interpreter config splits every sequence in two (split-K) through the public functions; the launcher's
+splits override covers S = 1, uneven and empty splits."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from redpajama.kernels._testing import poisoned_allocations, rel_rms, unit_randn
 from redpajama.kernels.attention import attention_naive
 from redpajama.kernels.decode import gla_decode, gla_decode_naive, gta_decode, gta_decode_naive
 from redpajama.kernels.decode.naive import gather_pages
+from redpajama.kernels.decode.paged import paged_decode_fwd
 
 PAGE = 8
 HEADS = ((1, 1), (1, 4), (2, 1), (2, 4))  # (G, H/G)
@@ -89,14 +92,58 @@ def test_gla_matches_naive(nq, g, hg, device):
 
 @pytest.mark.parametrize("page_size", (1, 5))
 def test_odd_page_sizes(page_size, device):
-    # Page size 1 (every token its own page) and 5 (pages straddle the 16-token tiles).
-    lengths, g, hg, d = [2, 11, 23], 2, 2, 16
+    # Page size 1 (every token its own page) and 5 (pages straddle the 16-token tiles). 37 tokens:
+    # a capacity of >= 2 tiles a split, so the two splits' boundary (key 32) falls inside a page of 5.
+    lengths, g, hg, d = [2, 11, 37], 2, 2, 16
     (kv, k_rope), table, seq_lens = _paged(lengths, page_size, [(g, d), (d // 2,)], device, seed=3)
     q = unit_randn(len(lengths), 2, g * hg, d, device=device, seed=4)
     ref = gta_decode_naive(q, kv, k_rope, table, seq_lens)
     with poisoned_allocations():
         out = gta_decode(q, kv, k_rope, table, seq_lens)
     _assert_close(ref, out)
+
+
+# Capacity 48 (6 pages of 8), chunks of 16 for S = 3 and 7: S = 7 leaves 4 splits past every
+# sequence; with Q = 2, sequence 17's split 1 holds key 16 only, past query 0's causal limit (15).
+SPLIT_LENGTHS = [2, 17, 37]
+
+
+@pytest.mark.parametrize("splits", (1, 2, 3, 7))
+@pytest.mark.parametrize("nq", (1, 2))
+def test_gta_splits(nq, splits, device):
+    g, hg, d = 2, 3, 16
+    lengths = [max(nq, n) for n in SPLIT_LENGTHS]
+    (kv, k_rope), table, seq_lens = _paged(lengths, PAGE, [(g, d), (d // 2,)], device, seed=31 + nq)
+    q = unit_randn(len(lengths), nq, g * hg, d, device=device, seed=32)
+    ref = gta_decode_naive(q, kv, k_rope, table, seq_lens, scale=0.25)
+    with poisoned_allocations():
+        # As gta_decode maps GTA onto the shared kernel: Ka = D/2 of q scored against kv, the rest
+        # against k_rope.
+        out = paged_decode_fwd(q, q[..., d // 2 :], kv, k_rope, table, seq_lens, 0.25, d // 2, splits=splits)
+    _assert_close(ref, out)
+
+
+@pytest.mark.parametrize("splits", (1, 2, 3, 7))
+@pytest.mark.parametrize("nq", (1, 2))
+def test_gla_splits(nq, splits, device):
+    g, hg, dl, dr = 1, 5, 24, 8
+    lengths = [max(nq, n) for n in SPLIT_LENGTHS]
+    (latent, k_rope), table, seq_lens = _paged(lengths, PAGE, [(g, dl), (dr,)], device, seed=41 + nq)
+    b, h = len(lengths), g * hg
+    q_latent = unit_randn(b, nq, h, dl, device=device, seed=42)
+    q_rope = unit_randn(b, nq, h, dr, device=device, seed=43)
+    ref = gla_decode_naive(q_latent, q_rope, latent, k_rope, table, seq_lens, scale=0.3)
+    with poisoned_allocations():
+        out = paged_decode_fwd(q_latent, q_rope, latent, k_rope, table, seq_lens, 0.3, dl, splits=splits)
+    _assert_close(ref, out)
+
+
+def test_splits_argument_error(device):
+    (kv, k_rope), table, seq_lens = _paged([4, 9], PAGE, [(1, 16), (8,)], device, seed=51)
+    q = unit_randn(2, 1, 2, 16, device=device, seed=52)
+    for bad in (0, -1, 2.0, True):
+        with pytest.raises(ValueError, match=f"splits must be a positive int or None, got {bad!r}"):
+            paged_decode_fwd(q, q[..., 8:], kv, k_rope, table, seq_lens, 0.25, 8, splits=bad)
 
 
 def test_gta_naive_is_the_training_layer_attention():
