@@ -67,9 +67,18 @@ class Config:
 
 # H100/H200 class GPUs: 128 x 128 output tiles, 64-wide reduction steps, 3 pipeline stages (the up
 # projection's two weight blocks and the x block are 48 KB of shared memory per stage in bf16).
+# The down projection's backward takes 64 columns: its epilogue keeps several float32 tiles alive,
+# and `benchmarks/moe_experts.py --sweep` measured its backward 4% faster so (MoE-B, H200).
 # The combine moves 512 columns per program: 8 bf16 values (16 bytes) per thread at 2 warps.
 GPU_CONFIG = Config(
-    block_m=128, block_n=128, block_k=64, num_warps=8, num_stages=3, block_d=512, combine_warps=2
+    block_m=128,
+    block_n=128,
+    block_k=64,
+    num_warps=8,
+    num_stages=3,
+    block_d=512,
+    combine_warps=2,
+    down_bwd_block_n=64,
 )
 # Triton's CPU interpreter (tests): small tiles so that tiny awkward shapes span several tiles.
 INTERPRETER_CONFIG = Config(
