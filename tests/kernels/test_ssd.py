@@ -178,7 +178,7 @@ def test_triton_backward_does_not_recompute(monkeypatch, device):
     grads = fwd_bwd(ssd, inputs, d_y, chunk_size=16)[1]
     monkeypatch.undo()
     for name, r, g in zip(NAMES, ref, grads, strict=True):
-        assert_close(r, g.cpu(), 1e-5, name)
+        assert_close(r.cpu(), g.cpu(), 1e-5, name)
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
