@@ -4,8 +4,8 @@
     in_proj: u -> [z (d_inner), x (d_inner), B (G*N), C (G*N), dt (H)]
     [x, B, C] <- SiLU(causal depthwise conv1d (kernel ssm_conv) over time)
     dt <- softplus(dt + dt_bias);  A = -exp(A_log) per head
-    y = SSD(x, dt, A, B, C) + D x       (`redpajama.kernels.ssd`: Triton forward in evaluation on CUDA,
-                                         the chunked PyTorch path in training and on the CPU; see `scan`)
+    y = SSD(x, dt, A, B, C) + D x       (`redpajama.kernels.ssd`: Triton forward and backward on CUDA,
+                                         the chunked PyTorch path on the CPU; see `scan`)
     out = w_out(RMSNorm(y * silu(z)))   (gated RMSNorm, norm after the gate, one group over d_inner)
 with d_inner = ssm_expand * d_model, H heads of P = d_inner / H channels, N = ssm_state.
 Simplifications: no bias in the projections, the gated norm normalises all of d_inner at once (the
@@ -14,9 +14,9 @@ reference normalises per B/C group), no inference cache.
 `LogLinearMamba2Mixer` adds per-level weights lam = softplus(lam_proj(u) + lam_bias), (B, T, H, L)
 with L = num_levels(max_seq_len), and mixes with `redpajama.kernels.log_linear.log_linear_chunked` in
 chunks of `ssm_chunk` tokens: the chunked PyTorch path (O(T log T) time, O(T) memory plus a (chunk,
-chunk) block per chunk), in float32, on every device. The Triton forward `log_linear.log_linear` is
-not used: its backward recomputes through this same path, so forward+backward costs more than this
-path alone (H200, B=8, T=8192, H=24, P=N=64: 86 ms vs 69 ms).
+chunk) block per chunk), in float32, on every device. The Triton op `log_linear.log_linear` is not
+used: on an H200 at REFERENCE LL-A's shape it takes 11.0 / 38.5 ms forward / forward+backward
+against 11.2 / 26.8 for the compiled chunked path (benchmarks/sequence_mixers.py).
 lam_bias starts at softplus^-1(1), so at init lam ~ 1 and the mixer is close to Mamba-2.
 
 Both take (x, cos, sin) like the attention layers (cos/sin unused) so a block can hold either.
@@ -91,12 +91,11 @@ class Mamba2Mixer(nn.Module):
         return z, (x, dt, a, bm, cm, self.D.float())
 
     def scan(self, x, dt, a, bm, cm, d) -> torch.Tensor:
-        """The SSD: the Triton forward on CUDA when no gradient is wanted (evaluation), else the chunked
-        PyTorch path in float32. With its earlier backward (recomputation through the chunked path)
-        the Triton op cost 30.9 vs 14.6 ms forward+backward on an H200 at B=4, T=8192, H=32, P=64,
-        N=128 (benchmarks/sequence_mixers.py), for 1.1 vs 4.5 ms forward. Its Triton backward is
-        tested in the interpreter but not yet timed on a GPU: training switches once it is."""
-        if self.kernels and x.is_cuda and not torch.is_grad_enabled():
+        """The SSD: our Triton forward and backward on CUDA, the chunked PyTorch path in float32
+        elsewhere (the CPU, and models built with kernels=False). On an H200 at REFERENCE LL-A's
+        shape (B=4, T=8192, H=24, P=64, N=128; benchmarks/sequence_mixers.py) the Triton op takes
+        0.85 / 6.1 ms forward / forward+backward against 3.4 / 11.0 for the compiled chunked path."""
+        if self.kernels and x.is_cuda:
             return ssd(x, dt, a, bm, cm, d, chunk_size=self.chunk)
         y = ssd_chunked(x.float(), dt, a, bm.float(), cm.float(), d, chunk_size=self.chunk)
         return y.to(x.dtype)
