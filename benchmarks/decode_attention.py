@@ -16,7 +16,8 @@ serving cache would hold them.
 
 Timed replayed from a CUDA graph (as a serving loop captures its decode steps; the eager time,
 with launch overhead and the public op's value check, is recorded beside it). `--splits` also times
-the launcher at given numbers of key ranges per sequence (flash-decoding split).
+the launcher at given numbers of key ranges per sequence (flash-decoding split); `--sweep` times
+candidate tile configs (tokens a tile, warps, stages, query rows a program) at Q = 1.
 
 Before timing, each variant is checked in bf16 against the float32 reference (`*_decode_naive`)
 on a slice of the problem (4 sequences). Target: >= 80% of roofline.
@@ -70,12 +71,12 @@ def make_problem(variant: str, b: int, t: int, h: int, nq: int, page: int, seed:
     return problem
 
 
-def decode_fn(variant: str, naive: bool = False, splits: int | None = None):
-    """The public op (naive: its reference); with `splits`, the launcher at that many key ranges per
-    sequence, called as the public op calls it."""
+def decode_fn(variant: str, naive: bool = False, splits: int | None = None, cfg=None):
+    """The public op (naive: its reference); with `splits` or `cfg`, the launcher at that many key
+    ranges per sequence and those tiles, called as the public op calls it."""
     from redpajama.kernels import decode
 
-    if splits is not None:
+    if splits is not None or cfg is not None:
         import math
 
         from redpajama.kernels.decode.paged import paged_decode_fwd
@@ -85,14 +86,14 @@ def decode_fn(variant: str, naive: bool = False, splits: int | None = None):
             def gta(p):
                 q, d = p["q"], p["q"].shape[3]
                 args = (p["cache"], p["rope"], p["block_table"], p["seq_lens"], 1 / math.sqrt(d), d // 2)
-                return paged_decode_fwd(q, q[..., d // 2 :], *args, splits=splits)
+                return paged_decode_fwd(q, q[..., d // 2 :], *args, splits=splits, cfg=cfg)
 
             return gta
 
         def gla(p):
             dl, dr = p["q_latent"].shape[3], p["q_rope"].shape[3]
             args = (p["cache"], p["rope"], p["block_table"], p["seq_lens"], 1 / math.sqrt(dl + dr), dl)
-            return paged_decode_fwd(p["q_latent"], p["q_rope"], *args, splits=splits)
+            return paged_decode_fwd(p["q_latent"], p["q_rope"], *args, splits=splits, cfg=cfg)
 
         return gla
     if variant == "GTA-8":
@@ -119,6 +120,47 @@ def traffic(variant: str, b: int, t: int, h: int, nq: int) -> tuple[int, int]:
     io_bytes = b * nq * h * (q_width + dc) * 2
     flops = 2 * b * nq * h * t * (ka + dr + dc)
     return cache_bytes + io_bytes, flops
+
+
+# Tiles tried by --sweep, per variant: (tokens a tile, warps, stages, query rows a program).
+SWEEP = {
+    "GTA-8": [(64, 4, 2, 128), (64, 4, 3, 128), (128, 4, 2, 128), (128, 8, 2, 128), (128, 8, 3, 128), (32, 4, 3, 128), (64, 8, 2, 128)],
+    "GLA-2": [(64, 8, 2, 128), (32, 8, 2, 128), (32, 4, 2, 128), (64, 4, 2, 128), (32, 8, 3, 128), (64, 8, 2, 32), (32, 4, 3, 32)],
+    "MLA": [(32, 8, 2, 64), (16, 8, 2, 64), (16, 4, 2, 64), (32, 4, 2, 64), (32, 8, 2, 32), (16, 4, 3, 32), (64, 8, 1, 32)],
+}  # fmt: skip
+
+
+def sweep(args, ceil: dict) -> list[dict]:
+    """Each variant at Q = 1 and each candidate tile config (one key range per sequence), checked on
+    4 sequences first; rows sorted by variant and time."""
+    from triton.testing import do_bench_cudagraph
+
+    from redpajama.kernels._testing import rel_rms
+    from redpajama.kernels.decode.paged import GPU_MIN_PROGRAMS, Config
+
+    rows = []
+    for variant, candidates in SWEEP.items():
+        p = make_problem(variant, args.batch, args.seq_len, args.heads, 1, args.page_size)
+        small = make_problem(variant, 4, args.seq_len, args.heads, 1, args.page_size, seed=1)
+        ref = decode_fn(variant, naive=True)(small).float()
+        for bs, warps, stages, max_rows in candidates:
+            cfg = Config(bs, warps, stages, max_rows, GPU_MIN_PROGRAMS)
+            row = dict(variant=variant, query_len=1, bs=bs, warps=warps, stages=stages, max_rows=max_rows)
+            fn = decode_fn(variant, splits=1, cfg=cfg)
+            try:
+                row["bf16_rel_rms"] = rel_rms(ref, fn(small).float())
+                ms = do_bench_cudagraph(lambda fn=fn, p=p: fn(p), return_mode="median")
+            except Exception as err:  # noqa: BLE001 - a config the GPU cannot run (shared memory)
+                rows.append(dict(row, error=str(err)[:120]))
+                continue
+            rows.append(measured(dict(row, splits=1, eager_us=float("nan")), ms, variant, 1, args, ceil))
+            print(
+                f"{variant} bs={bs} w={warps} s={stages} rows={max_rows}: {ms * 1e3:.1f} us, {rows[-1]['frac_of_roofline']:.1%} of roofline",
+                flush=True,
+            )
+        del p, small
+        torch.cuda.empty_cache()
+    return sorted(rows, key=lambda r: (r["variant"], r.get("us", float("inf"))))
 
 
 def measured(row: dict, ms: float, variant: str, nq: int, args, ceil: dict) -> dict:
@@ -185,6 +227,7 @@ def main() -> int:
     parser.add_argument(
         "--output", type=Path, default=Path(__file__).parent / "results" / "decode_attention.json"
     )
+    parser.add_argument("--sweep", action="store_true", help="time candidate tile configs at Q = 1 instead")
     args = parser.parse_args()
     if not torch.cuda.is_available():
         print("decode_attention: needs a CUDA GPU (none found); nothing timed.", file=sys.stderr)
@@ -196,6 +239,11 @@ def main() -> int:
         f"ceilings: read {ceil['read_bytes_per_s'] / 1e12:.2f} TB/s, bf16 matmul {ceil['matmul_flops'] / 1e12:.0f} TFLOP/s",
         flush=True,
     )
+    if args.sweep:
+        rows = sweep(args, ceil)
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.with_name("decode_attention_sweep.json").write_text(json.dumps(rows, indent=2))
+        return 0
     rows, ok = [], True
     for variant in VARIANTS:
         for nq in args.query_lens:

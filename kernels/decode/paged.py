@@ -224,6 +224,7 @@ def paged_decode_fwd(
     ka: int,
     *,
     splits: int | None = None,
+    cfg: Config | None = None,
 ) -> torch.Tensor:
     """Launch over checked arguments: q_a (B, Q, H, >= Ka) and q_r (B, Q, H, Dr) with unit stride in
     the last dim and (B, Q) flattenable; cache (num_pages, page_size, G, Dc), rope (num_pages,
@@ -231,11 +232,12 @@ def paged_decode_fwd(
 
     splits: the number S of key ranges per sequence; None picks enough to reach the config's
     min_programs with >= 2 tiles a range. Ranges past a sequence's end are empty (no NaN, no effect).
+    cfg: tiles other than `config_for`'s (benchmarks/decode_attention.py --sweep).
     """
     b, nq, h, _ = q_a.shape
     _, page_size, g, dc = cache.shape
     dr = rope.shape[2]
-    cfg = config_for(cache.device, dc)
+    cfg = cfg or config_for(cache.device, dc)
     rows = nq * (h // g)
     bm = min(triton.next_power_of_2(rows), cfg.max_rows)
     if cache.device.type == "cuda":

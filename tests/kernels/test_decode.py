@@ -138,6 +138,22 @@ def test_gla_splits(nq, splits, device):
     _assert_close(ref, out)
 
 
+def test_tile_override(device):
+    # A config other than the launcher's (the benchmark's --sweep): 32-token tiles, 2-row programs.
+    from redpajama.kernels.decode.paged import Config, config_for
+
+    g, hg, d = 2, 3, 16
+    lengths = [1, 13, 37]
+    (kv, k_rope), table, seq_lens = _paged(lengths, PAGE, [(g, d), (d // 2,)], device, seed=61)
+    q = unit_randn(len(lengths), 2, g * hg, d, device=device, seed=62)
+    base = config_for(torch.device(device), d)
+    cfg = Config(2 * base.bs, base.warps, base.stages, 2 if device == "cpu" else 16, base.min_programs)
+    ref = gta_decode_naive(q, kv, k_rope, table, seq_lens, scale=0.25)
+    with poisoned_allocations():
+        out = paged_decode_fwd(q, q[..., d // 2 :], kv, k_rope, table, seq_lens, 0.25, d // 2, cfg=cfg)
+    _assert_close(ref, out)
+
+
 def test_splits_argument_error(device):
     (kv, k_rope), table, seq_lens = _paged([4, 9], PAGE, [(1, 16), (8,)], device, seed=51)
     q = unit_randn(2, 1, 2, 16, device=device, seed=52)
