@@ -143,7 +143,7 @@ def test_tile_override(device):
     from redpajama.kernels.decode.paged import Config, config_for
 
     g, hg, d = 2, 3, 16
-    lengths = [1, 13, 37]
+    lengths = [2, 13, 37]  # >= Q = 2
     (kv, k_rope), table, seq_lens = _paged(lengths, PAGE, [(g, d), (d // 2,)], device, seed=61)
     q = unit_randn(len(lengths), 2, g * hg, d, device=device, seed=62)
     base = config_for(torch.device(device), d)
