@@ -28,12 +28,8 @@ import torch
 import torch.nn.functional as F
 
 from redpajama.kernels.log_linear.masks import level_matrix, num_levels, weighted_mask
+from redpajama.kernels.ssd.chunked import chunk_views
 from redpajama.kernels.ssd.naive import expand_groups, segsum
-
-
-def _pad_time(v: torch.Tensor, pad: int) -> torch.Tensor:
-    """Zero-pad dim 1 (time) by `pad` at the end."""
-    return F.pad(v, (0, 0) * (v.dim() - 2) + (0, pad)) if pad else v
 
 
 def _pad_chunks(v: torch.Tensor, dim: int, size: int) -> torch.Tensor:
@@ -131,13 +127,12 @@ def log_linear_chunked(
         ctype = torch.promote_types(ctype, v.dtype)
     k = chunk_size.bit_length() - 1
     nc = -(-t // chunk_size)
-    pad = nc * chunk_size - t
     # Padded queries may index levels up to k + bit_length(NC - 1) that a short T's lam lacks; every
     # real (t, s) pair stays below num_levels(T), so zero weights there change nothing.
     lam = F.pad(lam, (0, max(0, k + (nc - 1).bit_length() + 1 - lam.shape[-1])))
 
     def chunks(v):
-        return _pad_time(v.to(ctype), pad).reshape(b, nc, chunk_size, *v.shape[2:])
+        return chunk_views(v.to(ctype), nc, chunk_size)
 
     xc, dtc, lam_c = chunks(x), chunks(dt), chunks(lam)
     bc, cc = chunks(expand_groups(Bm, h)), chunks(expand_groups(Cm, h))
@@ -151,11 +146,6 @@ def log_linear_chunked(
         y = y + y_off
     y = y.reshape(b, nc * chunk_size, h, p)[:, :t] + D.to(ctype)[:, None] * x.to(ctype)
     return y.to(x.dtype)
-
-
-def _chunk_views(v: torch.Tensor, nc: int, cl: int) -> torch.Tensor:
-    """(B, T, ...) -> (B, NC, C, ...), zero-padded at the end of T."""
-    return _pad_time(v, nc * cl - v.shape[1]).reshape(v.shape[0], nc, cl, *v.shape[2:])
 
 
 def bucket_states_bwd(states, totals, levels, d_buckets):
@@ -197,8 +187,8 @@ def log_linear_chunked_bwd(x, dt, A, Bm, Cm, D, lam, d_y, chunk_size: int = 64):
     nl = lam.shape[-1]
     levels = (nc - 1).bit_length()
     lam = F.pad(lam, (0, max(0, k + levels + 1 - nl)))
-    xc, dtc, dyc, lamc = (_chunk_views(v, nc, cl) for v in (x, dt, d_y, lam))
-    bc, cc = _chunk_views(expand_groups(Bm, h), nc, cl), _chunk_views(expand_groups(Cm, h), nc, cl)
+    xc, dtc, dyc, lamc = (chunk_views(v, nc, cl) for v in (x, dt, d_y, lam))
+    bc, cc = chunk_views(expand_groups(Bm, h), nc, cl), chunk_views(expand_groups(Cm, h), nc, cl)
     a_cs = torch.cumsum(dtc * A, dim=2)  # (B, NC, C, H)
     last = a_cs[:, :, -1]  # (B, NC, H); padding has dt = 0
     to_end = torch.exp(last[:, :, None] - a_cs)

@@ -34,18 +34,8 @@ def ssd_chunked(
         raise ValueError(f"chunk_size must be positive, got {chunk_size}")
     b, t, h, p = x.shape
     bm, cm = expand_groups(Bm, h), expand_groups(Cm, h)
-    n = bm.shape[-1]
-    nc = -(-t // chunk_size)
-    pad = nc * chunk_size - t
-    if pad:
-        x_, dt_ = F.pad(x, (0, 0, 0, 0, 0, pad)), F.pad(dt, (0, 0, 0, pad))
-        bm, cm = F.pad(bm, (0, 0, 0, 0, 0, pad)), F.pad(cm, (0, 0, 0, 0, 0, pad))
-    else:
-        x_, dt_ = x, dt
-    cl = chunk_size
-    xc = x_.reshape(b, nc, cl, h, p)
-    dtc = dt_.reshape(b, nc, cl, h)
-    bc, cc = bm.reshape(b, nc, cl, h, n), cm.reshape(b, nc, cl, h, n)
+    nc, cl = -(-t // chunk_size), chunk_size
+    xc, dtc, bc, cc = (chunk_views(v, nc, cl) for v in (x, dt, bm, cm))
     xdt = xc * dtc[..., None]
     a = (dtc * A).permute(0, 3, 1, 2)  # (B, H, NC, L)
     a_cs = torch.cumsum(a, dim=-1)
@@ -68,8 +58,8 @@ def ssd_chunked(
     return (y, final) if return_final_state else y
 
 
-def _chunk_views(v: torch.Tensor, nc: int, cl: int) -> torch.Tensor:
-    """(B, T, ...) -> (B, NC, L, ...), zero-padded at the end of T."""
+def chunk_views(v: torch.Tensor, nc: int, cl: int) -> torch.Tensor:
+    """(B, T, ...) -> (B, NC, L, ...), zero-padded at the end of T to NC chunks of L."""
     pad = nc * cl - v.shape[1]
     if pad:
         v = F.pad(v, (0,) * (2 * (v.dim() - 2)) + (0, pad))
@@ -90,8 +80,8 @@ def ssd_chunked_bwd(x, dt, A, Bm, Cm, D, d_y, d_final=None, chunk_size: int = 64
     cl = chunk_size
     nc = -(-t // cl)
     bm, cm = expand_groups(Bm, h), expand_groups(Cm, h)
-    xc, dtc, dyc = _chunk_views(x, nc, cl), _chunk_views(dt, nc, cl), _chunk_views(d_y, nc, cl)
-    bc, cc = _chunk_views(bm, nc, cl), _chunk_views(cm, nc, cl)
+    xc, dtc, dyc = chunk_views(x, nc, cl), chunk_views(dt, nc, cl), chunk_views(d_y, nc, cl)
+    bc, cc = chunk_views(bm, nc, cl), chunk_views(cm, nc, cl)
     a_cs = torch.cumsum(dtc * A, dim=2)  # (B, NC, L, H)
     last = a_cs[:, :, -1]  # (B, NC, H); padding has dt = 0, so the last row is the chunk total
     # Forward state passing (the Triton forward saves these entering states).
