@@ -43,6 +43,7 @@ from redpajama.kernels.ssd.ssd import (
     NUM_WARPS,
     check_ssd_args,
     chunk_cb_and_b_dstate,
+    chunk_of_head,
     scan_meta,
     ssd_chunk_state_fwd_kernel,
 )
@@ -72,22 +73,14 @@ def log_linear_chunk_scan_fwd_kernel(
     BLOCK_P: tl.constexpr,
     DOT_PREC: tl.constexpr,
 ):
-    i_c, i_bh = tl.program_id(0), tl.program_id(1)
-    i_b, i_h = i_bh // H, i_bh % H
-    i_g = i_h // (H // G)
-    NC = (T + BT - 1) // BT
+    i_c, i_b64, i_h, i_g, NC, o_t, m_t, b_dt, b_A = chunk_of_head(dt, A, T, H, G, BT)
     o_i = tl.arange(0, BT)
-    o_t = (i_c * BT + o_i).to(tl.int64)
     o_n = tl.arange(0, BLOCK_N)
     o_p = tl.arange(0, BLOCK_P)
-    m_t = o_t < T
     m_n = o_n < N
     m_p = o_p < P
-    i_b64 = i_b.to(tl.int64)
 
-    p_dt = dt + i_b64 * T * H + o_t * H + i_h
-    b_dt = tl.load(p_dt, mask=m_t, other=0.0).to(tl.float32)
-    b_cs = tl.cumsum(b_dt * tl.load(A + i_h).to(tl.float32), axis=0)
+    b_cs = tl.cumsum(b_dt * b_A, axis=0)
 
     o_bc = i_b64 * T * G * N + o_t[:, None] * G * N + i_g * N + o_n[None, :]
     m_tn = m_t[:, None] & m_n[None, :]
@@ -152,20 +145,13 @@ def log_linear_chunk_dstate_bwd_kernel(
 ):
     # The gradient the chunk's outputs send to each of its incoming bucket states:
     # dH_j = (C * exp(a) * lam^(log2 BT + 1 + j))^T dy, (N, P) per chunk-level j.
-    i_c, i_bh = tl.program_id(0), tl.program_id(1)
-    i_b, i_h = i_bh // H, i_bh % H
-    i_g = i_h // (H // G)
-    NC = (T + BT - 1) // BT
-    o_t = (i_c * BT + tl.arange(0, BT)).to(tl.int64)
+    i_c, i_b64, i_h, i_g, NC, o_t, m_t, b_dt, b_A = chunk_of_head(dt, A, T, H, G, BT)
     o_n = tl.arange(0, BLOCK_N)
     o_p = tl.arange(0, BLOCK_P)
-    m_t = o_t < T
     m_n = o_n < N
     m_p = o_p < P
-    i_b64 = i_b.to(tl.int64)
 
-    b_dt = tl.load(dt + i_b64 * T * H + o_t * H + i_h, mask=m_t, other=0.0).to(tl.float32)
-    b_cs = tl.cumsum(b_dt * tl.load(A + i_h).to(tl.float32), axis=0)
+    b_cs = tl.cumsum(b_dt * b_A, axis=0)
     p_C = Cm + i_b64 * T * G * N + o_t[:, None] * G * N + i_g * N + o_n[None, :]
     b_Ce = tl.load(p_C, mask=m_t[:, None] & m_n[None, :], other=0.0).to(tl.float32) * tl.exp(b_cs)[:, None]
     p_dy = dy + i_b64 * T * H * P + o_t[:, None] * H * P + i_h * P + o_p[None, :]
@@ -225,22 +211,14 @@ def log_linear_chunk_scan_bwd_dbc_kernel(
     # r_s = exp(L - a_s) B_s . (dS x_s), d(a_t) -= r_t dt_t, d(L) = sum_s r_s dt_s + d_tot (from the
     # bucket tree). N is walked in blocks of NB in a fixed order, worked transposed as in SSD's.
     NB: tl.constexpr = BLOCK_N if BLOCK_N < BWD_DBC_BLOCK_N else BWD_DBC_BLOCK_N
-    i_c, i_bh = tl.program_id(0), tl.program_id(1)
-    i_b, i_h = i_bh // H, i_bh % H
-    i_g = i_h // (H // G)
-    NC = (T + BT - 1) // BT
+    i_c, i_b64, i_h, i_g, NC, o_t, m_t, b_dt, b_A = chunk_of_head(dt, A, T, H, G, BT)
     o_i = tl.arange(0, BT)
-    o_t = (i_c * BT + o_i).to(tl.int64)
     o_nb = tl.arange(0, NB)
     o_p = tl.arange(0, BLOCK_P)
     o_l = tl.arange(0, BLOCK_L)
-    m_t = o_t < T
     m_p = o_p < P
     m_tl = m_t[:, None] & (o_l < L)[None, :]
-    i_b64 = i_b.to(tl.int64)
 
-    b_A = tl.load(A + i_h).to(tl.float32)
-    b_dt = tl.load(dt + i_b64 * T * H + o_t * H + i_h, mask=m_t, other=0.0).to(tl.float32)
     b_cs = tl.cumsum(b_dt * b_A, axis=0)
     i_part = (i_b64 * H + i_h) * NC + i_c
     b_last = tl.load(a_last + i_part)  # the chunk total, from the forward's chunk-state kernel
@@ -348,21 +326,13 @@ def log_linear_chunk_scan_bwd_kernel(
     # and a gets d(a_t) from both ends of every W entry. C B^T and dS^T B are sums over N, accumulated
     # in blocks of NB in a fixed order.
     NB: tl.constexpr = BLOCK_N if BLOCK_N < BWD_SCAN_BLOCK_N else BWD_SCAN_BLOCK_N
-    i_c, i_bh = tl.program_id(0), tl.program_id(1)
-    i_b, i_h = i_bh // H, i_bh % H
-    i_g = i_h // (H // G)
-    NC = (T + BT - 1) // BT
+    i_c, i_b64, i_h, i_g, NC, o_t, m_t, b_dt, b_A = chunk_of_head(dt, A, T, H, G, BT)
     o_i = tl.arange(0, BT)
-    o_t = (i_c * BT + o_i).to(tl.int64)
     o_p = tl.arange(0, BLOCK_P)
     o_l = tl.arange(0, BLOCK_L)
-    m_t = o_t < T
     m_p = o_p < P
-    i_b64 = i_b.to(tl.int64)
 
     o_dt = i_b64 * T * H + o_t * H + i_h
-    b_dt = tl.load(dt + o_dt, mask=m_t, other=0.0).to(tl.float32)
-    b_A = tl.load(A + i_h).to(tl.float32)
     b_cs = tl.cumsum(b_dt * b_A, axis=0)
     i_part = (i_b64 * H + i_h) * NC + i_c
     b_last = tl.load(a_last + i_part)  # the chunk total, from the forward's chunk-state kernel

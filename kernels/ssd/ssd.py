@@ -52,6 +52,25 @@ BLOCK_STATE = 1024
 
 
 @triton.jit
+def chunk_of_head(dt, A, T, H: tl.constexpr, G: tl.constexpr, BT: tl.constexpr):
+    """The chunk this program works on (grid (NC, B*H): chunk i_c of batch and head i_bh) and its
+    step sizes, for every chunked kernel of the SSD and log-linear scans.
+
+    Returns i_c; the batch index as int64; the head; its B/C group; NC; the chunk's token positions
+    o_t (BT,) int64 and their mask (< T); dt (BT,) in float32, 0 past T so that chunk sums need no
+    mask; the head's A in float32.
+    """
+    i_c, i_bh = tl.program_id(0), tl.program_id(1)
+    i_b, i_h = i_bh // H, i_bh % H
+    i_b64 = i_b.to(tl.int64)
+    o_t = (i_c * BT + tl.arange(0, BT)).to(tl.int64)
+    m_t = o_t < T
+    b_dt = tl.load(dt + i_b64 * T * H + o_t * H + i_h, mask=m_t, other=0.0).to(tl.float32)
+    b_A = tl.load(A + i_h).to(tl.float32)
+    return i_c, i_b64, i_h, i_h // (H // G), tl.cdiv(T, BT), o_t, m_t, b_dt, b_A
+
+
+@triton.jit
 def ssd_chunk_state_fwd_kernel(
     x,
     dt,
@@ -69,21 +88,13 @@ def ssd_chunk_state_fwd_kernel(
     BLOCK_P: tl.constexpr,
     DOT_PREC: tl.constexpr,
 ):
-    i_c, i_bh = tl.program_id(0), tl.program_id(1)
-    i_b, i_h = i_bh // H, i_bh % H
-    i_g = i_h // (H // G)
-    NC = tl.cdiv(T, BT)
-    o_t = (i_c * BT + tl.arange(0, BT)).to(tl.int64)
+    i_c, i_b64, i_h, i_g, NC, o_t, m_t, b_dt, b_A = chunk_of_head(dt, A, T, H, G, BT)
     o_n = tl.arange(0, BLOCK_N)
     o_p = tl.arange(0, BLOCK_P)
-    m_t = o_t < T
     m_n = o_n < N
     m_p = o_p < P
-    i_b64 = i_b.to(tl.int64)
 
-    p_dt = dt + i_b64 * T * H + o_t * H + i_h
-    b_dt = tl.load(p_dt, mask=m_t, other=0.0).to(tl.float32)
-    b_a = b_dt * tl.load(A + i_h).to(tl.float32)
+    b_a = b_dt * b_A
     b_cs = tl.cumsum(b_a, axis=0)
     b_last = tl.sum(b_a, axis=0)
 
@@ -148,22 +159,14 @@ def ssd_chunk_scan_fwd_kernel(
     BLOCK_P: tl.constexpr,
     DOT_PREC: tl.constexpr,
 ):
-    i_c, i_bh = tl.program_id(0), tl.program_id(1)
-    i_b, i_h = i_bh // H, i_bh % H
-    i_g = i_h // (H // G)
-    NC = tl.cdiv(T, BT)
+    i_c, i_b64, i_h, i_g, NC, o_t, m_t, b_dt, b_A = chunk_of_head(dt, A, T, H, G, BT)
     o_i = tl.arange(0, BT)
-    o_t = (i_c * BT + o_i).to(tl.int64)
     o_n = tl.arange(0, BLOCK_N)
     o_p = tl.arange(0, BLOCK_P)
-    m_t = o_t < T
     m_n = o_n < N
     m_p = o_p < P
-    i_b64 = i_b.to(tl.int64)
 
-    p_dt = dt + i_b64 * T * H + o_t * H + i_h
-    b_dt = tl.load(p_dt, mask=m_t, other=0.0).to(tl.float32)
-    b_cs = tl.cumsum(b_dt * tl.load(A + i_h).to(tl.float32), axis=0)
+    b_cs = tl.cumsum(b_dt * b_A, axis=0)
 
     o_bc = i_b64 * T * G * N + o_t[:, None] * G * N + i_g * N + o_n[None, :]
     m_tn = m_t[:, None] & m_n[None, :]
@@ -210,20 +213,13 @@ def ssd_chunk_dstate_bwd_kernel(
     DOT_PREC: tl.constexpr,
 ):
     # The gradient the chunk's outputs send to the state entering it: (C * exp(a))^T dy, (N, P).
-    i_c, i_bh = tl.program_id(0), tl.program_id(1)
-    i_b, i_h = i_bh // H, i_bh % H
-    i_g = i_h // (H // G)
-    NC = tl.cdiv(T, BT)
-    o_t = (i_c * BT + tl.arange(0, BT)).to(tl.int64)
+    i_c, i_b64, i_h, i_g, NC, o_t, m_t, b_dt, b_A = chunk_of_head(dt, A, T, H, G, BT)
     o_n = tl.arange(0, BLOCK_N)
     o_p = tl.arange(0, BLOCK_P)
-    m_t = o_t < T
     m_n = o_n < N
     m_p = o_p < P
-    i_b64 = i_b.to(tl.int64)
 
-    b_dt = tl.load(dt + i_b64 * T * H + o_t * H + i_h, mask=m_t, other=0.0).to(tl.float32)
-    b_cs = tl.cumsum(b_dt * tl.load(A + i_h).to(tl.float32), axis=0)
+    b_cs = tl.cumsum(b_dt * b_A, axis=0)
     p_C = Cm + i_b64 * T * G * N + o_t[:, None] * G * N + i_g * N + o_n[None, :]
     b_C = tl.load(p_C, mask=m_t[:, None] & m_n[None, :], other=0.0).to(tl.float32)
     p_dy = dy + i_b64 * T * H * P + o_t[:, None] * H * P + i_h * P + o_p[None, :]
@@ -299,22 +295,15 @@ def ssd_chunk_scan_bwd_dbc_kernel(
     # whole in registers. The blocks are worked transposed, (NB, BT), so that the chunk's (BT, BT)
     # and (BT, P) tiles are the dots' second operands.
     NB: tl.constexpr = BLOCK_N if BLOCK_N < BWD_DBC_BLOCK_N else BWD_DBC_BLOCK_N
-    i_c, i_bh = tl.program_id(0), tl.program_id(1)
-    i_b, i_h = i_bh // H, i_bh % H
-    i_g = i_h // (H // G)
-    NC = tl.cdiv(T, BT)
+    i_c, i_b64, i_h, i_g, NC, o_t, m_t, b_dt, b_A = chunk_of_head(dt, A, T, H, G, BT)
     o_i = tl.arange(0, BT)
-    o_t = (i_c * BT + o_i).to(tl.int64)
     o_nb = tl.arange(0, NB)
     o_p = tl.arange(0, BLOCK_P)
-    m_t = o_t < T
     m_p = o_p < P
-    i_b64 = i_b.to(tl.int64)
 
-    b_dt = tl.load(dt + i_b64 * T * H + o_t * H + i_h, mask=m_t, other=0.0).to(tl.float32)
-    b_cs = tl.cumsum(b_dt * tl.load(A + i_h).to(tl.float32), axis=0)
+    b_cs = tl.cumsum(b_dt * b_A, axis=0)
     # Padding past T has dt = 0, so the chunk total is the sum over the valid positions.
-    b_last = tl.sum(b_dt * tl.load(A + i_h).to(tl.float32), axis=0)
+    b_last = tl.sum(b_dt * b_A, axis=0)
     b_to_end = tl.exp(b_last - b_cs)
     b_exp_cs = tl.exp(b_cs)
 
@@ -446,20 +435,12 @@ def ssd_chunk_scan_bwd_kernel(
     # and a (in-chunk cumsum of dt A, L its total) gets d(a_t) from both ends of every W entry.
     # C B^T and dS^T B are sums over N, accumulated in blocks of NB in a fixed order.
     NB: tl.constexpr = BLOCK_N if BLOCK_N < BWD_SCAN_BLOCK_N else BWD_SCAN_BLOCK_N
-    i_c, i_bh = tl.program_id(0), tl.program_id(1)
-    i_b, i_h = i_bh // H, i_bh % H
-    i_g = i_h // (H // G)
-    NC = tl.cdiv(T, BT)
+    i_c, i_b64, i_h, i_g, NC, o_t, m_t, b_dt, b_A = chunk_of_head(dt, A, T, H, G, BT)
     o_i = tl.arange(0, BT)
-    o_t = (i_c * BT + o_i).to(tl.int64)
     o_p = tl.arange(0, BLOCK_P)
-    m_t = o_t < T
     m_p = o_p < P
-    i_b64 = i_b.to(tl.int64)
 
     o_dt = i_b64 * T * H + o_t * H + i_h
-    b_dt = tl.load(dt + o_dt, mask=m_t, other=0.0).to(tl.float32)
-    b_A = tl.load(A + i_h).to(tl.float32)
     b_cs = tl.cumsum(b_dt * b_A, axis=0)
     b_last = tl.sum(b_dt * b_A, axis=0)
 
