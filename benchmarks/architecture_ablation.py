@@ -24,10 +24,13 @@ import sys
 import time
 from pathlib import Path
 
-from redpajama.io.atomic import write_bytes, write_json
-from redpajama.training.ablate import AblationConfig, run_ablation, subset_name
-from redpajama.training.evaluation import aggregate
-from redpajama.training.evaluation.suite import Limits
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _ablation import ablation_config, add_budget_arguments  # noqa: E402
+
+from redpajama.io.atomic import write_bytes, write_json  # noqa: E402
+from redpajama.training.ablate import run_ablation, subset_name  # noqa: E402
+from redpajama.training.evaluation import aggregate  # noqa: E402
 
 
 def parse_variant(text: str) -> tuple[str, str, dict]:
@@ -74,16 +77,7 @@ def main() -> int:
     )
     parser.add_argument("-o", "--output", type=Path, required=True)
     parser.add_argument("--variant", action="append", required=True, type=parse_variant)
-    parser.add_argument("--tokens", type=int, default=5_000_000)
-    parser.add_argument("--seq-len", type=int, default=1024)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-compile", dest="compile", action="store_false")
-    parser.add_argument("--eval-batch-size", type=int, default=64)
-    parser.add_argument("--blimp-limit", type=int, default=None, help="first N pairs per BLiMP paradigm")
-    parser.add_argument("--piqa-limit", type=int, default=None)
-    parser.add_argument("--log-every", type=int, default=10, help="steps between logged losses")
+    add_budget_arguments(parser)
     parser.add_argument("--same-loss", nargs=2, metavar=("A", "B"), action="append", default=[])
     args = parser.parse_args()
     names = [name for name, _, _ in args.variant]
@@ -93,21 +87,7 @@ def main() -> int:
     results, seconds = {}, {}
     for name, size, overrides in args.variant:
         start = time.perf_counter()
-        config = AblationConfig(
-            subsets=(args.subset,),
-            out=args.output / name,
-            tokens=args.tokens,
-            model=size,
-            model_overrides=overrides,
-            seq_len=args.seq_len,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            seed=args.seed,
-            compile=args.compile,
-            eval_batch_size=args.eval_batch_size,
-            log_every=args.log_every,
-            limits=Limits(blimp_per_paradigm=args.blimp_limit, piqa=args.piqa_limit),
-        )
+        config = ablation_config(args, (args.subset,), args.output / name, size, overrides)
         run_ablation(config)
         seconds[name] = time.perf_counter() - start
         run = args.output / name / "runs" / subset_name(args.subset)

@@ -16,11 +16,15 @@ which equals `redpajama ablate --subsets abl/tokens/... -o abl/results --tokens 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
-from redpajama.training.ablate import AblationConfig, run_ablation
-from redpajama.training.evaluation.suite import Limits
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _ablation import ablation_config, add_budget_arguments  # noqa: E402
+
+from redpajama.training.ablate import run_ablation  # noqa: E402
 
 
 def main() -> None:
@@ -29,30 +33,10 @@ def main() -> None:
     )
     parser.add_argument("subsets", nargs="+", type=Path)
     parser.add_argument("-o", "--output", type=Path, required=True)
-    parser.add_argument("--tokens", type=int, default=5_000_000)
     parser.add_argument("--model", default="20m")
-    parser.add_argument("--seq-len", type=int, default=1024)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-compile", dest="compile", action="store_false")
-    parser.add_argument("--eval-batch-size", type=int, default=64)
-    parser.add_argument("--blimp-limit", type=int, default=None, help="first N pairs per BLiMP paradigm")
-    parser.add_argument("--piqa-limit", type=int, default=None)
+    add_budget_arguments(parser)
     args = parser.parse_args()
-    config = AblationConfig(
-        subsets=tuple(args.subsets),
-        out=args.output,
-        tokens=args.tokens,
-        model=args.model,
-        seq_len=args.seq_len,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        seed=args.seed,
-        compile=args.compile,
-        eval_batch_size=args.eval_batch_size,
-        limits=Limits(blimp_per_paradigm=args.blimp_limit, piqa=args.piqa_limit),
-    )
+    config = ablation_config(args, tuple(args.subsets), args.output, args.model)
     start = time.perf_counter()
     run_ablation(config)
     print((args.output / "comparison.md").read_text())
