@@ -77,25 +77,16 @@ def decode_fn(variant: str, naive: bool = False, splits: int | None = None, cfg=
     from redpajama.kernels import decode
 
     if splits is not None or cfg is not None:
-        import math
+        from redpajama.kernels.decode.paged import gla_operands, gta_operands, paged_decode_fwd
 
-        from redpajama.kernels.decode.paged import paged_decode_fwd
+        def launch(p):
+            q_a, q_r, scale, ka = (
+                gta_operands(p["q"]) if variant == "GTA-8" else gla_operands(p["q_latent"], p["q_rope"])
+            )
+            cache = (p["cache"], p["rope"], p["block_table"], p["seq_lens"])
+            return paged_decode_fwd(q_a, q_r, *cache, scale, ka, splits=splits, cfg=cfg)
 
-        if variant == "GTA-8":
-
-            def gta(p):
-                q, d = p["q"], p["q"].shape[3]
-                args = (p["cache"], p["rope"], p["block_table"], p["seq_lens"], 1 / math.sqrt(d), d // 2)
-                return paged_decode_fwd(q, q[..., d // 2 :], *args, splits=splits, cfg=cfg)
-
-            return gta
-
-        def gla(p):
-            dl, dr = p["q_latent"].shape[3], p["q_rope"].shape[3]
-            args = (p["cache"], p["rope"], p["block_table"], p["seq_lens"], 1 / math.sqrt(dl + dr), dl)
-            return paged_decode_fwd(p["q_latent"], p["q_rope"], *args, splits=splits, cfg=cfg)
-
-        return gla
+        return launch
     if variant == "GTA-8":
         fn = decode.gta_decode_naive if naive else decode.gta_decode
         return lambda p: fn(p["q"], p["cache"], p["rope"], p["block_table"], p["seq_lens"])

@@ -391,6 +391,23 @@ def _check_values_now() -> bool:
     return not (torch.cuda.is_available() and torch.cuda.is_current_stream_capturing())
 
 
+def gta_operands(q: torch.Tensor, scale: float | None = None):
+    """GTA on the shared kernel: (q_a, q_r, scale, Ka) for `paged_decode_fwd` / `paged_decode_op`.
+    The first D/2 columns of q score against the tied state kv, the rotated last D/2 against k_rope;
+    scale 1/sqrt(D) by default."""
+    d = q.shape[3]
+    q = q.contiguous()
+    return q, q[..., d // 2 :], 1.0 / math.sqrt(d) if scale is None else float(scale), d // 2
+
+
+def gla_operands(q_latent: torch.Tensor, q_rope: torch.Tensor, scale: float | None = None):
+    """GLA on the shared kernel: (q_a, q_r, scale, Ka); Ka is the whole latent, scale 1/sqrt(Dl + Dr)
+    by default."""
+    dl, dr = q_latent.shape[3], q_rope.shape[3]
+    scale = 1.0 / math.sqrt(dl + dr) if scale is None else float(scale)
+    return q_latent.contiguous(), q_rope.contiguous(), scale, dl
+
+
 def gta_decode(
     q: torch.Tensor,
     kv: torch.Tensor,
@@ -419,9 +436,8 @@ def gta_decode(
         )
     if _check_values_now():
         check_values(block_table, seq_lens, q.shape[1], kv.shape[0], kv.shape[1])
-    scale = 1.0 / math.sqrt(d) if scale is None else float(scale)
-    q = q.contiguous()
-    return paged_decode_op(q, q[..., d // 2 :], kv, k_rope, block_table, seq_lens, scale, d // 2)
+    q_a, q_r, scale, ka = gta_operands(q, scale)
+    return paged_decode_op(q_a, q_r, kv, k_rope, block_table, seq_lens, scale, ka)
 
 
 def gla_decode(
@@ -457,7 +473,5 @@ def gla_decode(
         )
     if _check_values_now():
         check_values(block_table, seq_lens, q_latent.shape[1], latent.shape[0], latent.shape[1])
-    scale = 1.0 / math.sqrt(dl + dr) if scale is None else float(scale)
-    return paged_decode_op(
-        q_latent.contiguous(), q_rope.contiguous(), latent, k_rope, block_table, seq_lens, scale, dl
-    )
+    q_a, q_r, scale, ka = gla_operands(q_latent, q_rope, scale)
+    return paged_decode_op(q_a, q_r, latent, k_rope, block_table, seq_lens, scale, ka)

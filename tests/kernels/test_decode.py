@@ -16,7 +16,7 @@ from redpajama.kernels._testing import poisoned_allocations, rel_rms, unit_randn
 from redpajama.kernels.attention import attention_naive
 from redpajama.kernels.decode import gla_decode, gla_decode_naive, gta_decode, gta_decode_naive
 from redpajama.kernels.decode.naive import gather_pages
-from redpajama.kernels.decode.paged import paged_decode_fwd
+from redpajama.kernels.decode.paged import gla_operands, gta_operands, paged_decode_fwd
 
 PAGE = 8
 HEADS = ((1, 1), (1, 4), (2, 1), (2, 4))  # (G, H/G)
@@ -117,9 +117,8 @@ def test_gta_splits(nq, splits, device):
     q = unit_randn(len(lengths), nq, g * hg, d, device=device, seed=32)
     ref = gta_decode_naive(q, kv, k_rope, table, seq_lens, scale=0.25)
     with poisoned_allocations():
-        # As gta_decode maps GTA onto the shared kernel: Ka = D/2 of q scored against kv, the rest
-        # against k_rope.
-        out = paged_decode_fwd(q, q[..., d // 2 :], kv, k_rope, table, seq_lens, 0.25, d // 2, splits=splits)
+        q_a, q_r, scale, ka = gta_operands(q, 0.25)
+        out = paged_decode_fwd(q_a, q_r, kv, k_rope, table, seq_lens, scale, ka, splits=splits)
     _assert_close(ref, out)
 
 
@@ -134,7 +133,8 @@ def test_gla_splits(nq, splits, device):
     q_rope = unit_randn(b, nq, h, dr, device=device, seed=43)
     ref = gla_decode_naive(q_latent, q_rope, latent, k_rope, table, seq_lens, scale=0.3)
     with poisoned_allocations():
-        out = paged_decode_fwd(q_latent, q_rope, latent, k_rope, table, seq_lens, 0.3, dl, splits=splits)
+        q_a, q_r, scale, ka = gla_operands(q_latent, q_rope, 0.3)
+        out = paged_decode_fwd(q_a, q_r, latent, k_rope, table, seq_lens, scale, ka, splits=splits)
     _assert_close(ref, out)
 
 
@@ -150,16 +150,18 @@ def test_tile_override(device):
     cfg = Config(2 * base.bs, base.warps, base.stages, 2 if device == "cpu" else 16, base.min_programs)
     ref = gta_decode_naive(q, kv, k_rope, table, seq_lens, scale=0.25)
     with poisoned_allocations():
-        out = paged_decode_fwd(q, q[..., d // 2 :], kv, k_rope, table, seq_lens, 0.25, d // 2, cfg=cfg)
+        q_a, q_r, scale, ka = gta_operands(q, 0.25)
+        out = paged_decode_fwd(q_a, q_r, kv, k_rope, table, seq_lens, scale, ka, cfg=cfg)
     _assert_close(ref, out)
 
 
 def test_splits_argument_error(device):
     (kv, k_rope), table, seq_lens = _paged([4, 9], PAGE, [(1, 16), (8,)], device, seed=51)
     q = unit_randn(2, 1, 2, 16, device=device, seed=52)
+    q_a, q_r, scale, ka = gta_operands(q)
     for bad in (0, -1, 2.0, True):
         with pytest.raises(ValueError, match=f"splits must be a positive int or None, got {bad!r}"):
-            paged_decode_fwd(q, q[..., 8:], kv, k_rope, table, seq_lens, 0.25, 8, splits=bad)
+            paged_decode_fwd(q_a, q_r, kv, k_rope, table, seq_lens, scale, ka, splits=bad)
 
 
 def test_gta_naive_is_the_training_layer_attention():
