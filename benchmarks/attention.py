@@ -32,6 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import versions  # noqa: E402
 
+from redpajama.io.atomic import write_json  # noqa: E402
+
 DEVICE = "cuda"
 SHAPES = {"ATT-A": (16, 2048, 8, 64), "ATT-B": (16, 2048, 16, 128)}
 # Bars as fractions of SDPA FLASH (REFERENCE C.2).
@@ -269,8 +271,7 @@ def main() -> int:
         return 2
     if args.sweep:
         rows = [row for name, shape in SHAPES.items() for row in sweep(name, shape)]
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.with_name("attention_sweep.json").write_text(json.dumps(rows, indent=2))
+        write_json(args.output.with_name("attention_sweep.json"), rows)
         for row in rows:
             if "ms" in row:
                 flag = " (default)" if row["default"] else ""
@@ -315,8 +316,7 @@ def main() -> int:
         flops="fwd 2*B*H*T^2*D (causal half of 4*B*H*T^2*D), fwd+bwd 3.5x; do_bench median (ms)",
         rows=rows,
     )
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2))
+    write_json(args.output, result)
     print(f"wrote {args.output}")
     return 0 if ok else 1
 

@@ -38,6 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import versions  # noqa: E402
 
+from redpajama.io.atomic import write_json  # noqa: E402
+
 DEVICE = "cuda"
 NOMINAL_BW, NOMINAL_FLOPS = 4.8e12, 989e12
 # name -> (groups G, cache width Dc, key width Ka read from the cache, RoPE width Dr)
@@ -232,8 +234,7 @@ def main() -> int:
     )
     if args.sweep:
         rows = sweep(args, ceil)
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.with_name("decode_attention_sweep.json").write_text(json.dumps(rows, indent=2))
+        write_json(args.output.with_name("decode_attention_sweep.json"), rows)
         return 0
     rows, ok = [], True
     for variant in VARIANTS:
@@ -274,8 +275,7 @@ def main() -> int:
         ceilings=ceil,
         rows=rows,
     )
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2))
+    write_json(args.output, result)
     print(f"wrote {args.output}")
     return 0 if ok else 1
 

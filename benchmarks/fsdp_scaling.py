@@ -28,6 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import versions  # noqa: E402
 
+from redpajama.io.atomic import write_json  # noqa: E402
+
 
 def run(args) -> None:
     from redpajama.training.trainer.config import TrainConfig
@@ -56,7 +58,7 @@ def run(args) -> None:
         summary = json.loads((args.output / "train_summary.json").read_text())
         summary["world_size"] = world
         summary["global_batch"] = args.global_batch
-        (args.output / "scaling_run.json").write_text(json.dumps(summary, indent=2))
+        write_json(args.output / "scaling_run.json", summary)
         print(
             f"world {world}: {result.tokens_per_second:,.0f} tokens/s, MFU {result.mfu:.3f}, loss {result.final_loss:.4f}"
         )
@@ -102,8 +104,7 @@ def compare(args) -> None:
         print(json.dumps(row, indent=1))
     if args.plot:
         _plot(ref, others, args.runs, args.plot)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(out, indent=2))
+    write_json(args.output, out)
     print(f"wrote {args.output}")
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import re
 import subprocess
 import sys
@@ -30,6 +29,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import versions  # noqa: E402
+
+from redpajama.io.atomic import write_json  # noqa: E402
 
 ARCH = 90
 CUDA = torch.device("cuda")  # a device object only: config_for picks the GPU tiles, nothing runs
@@ -364,10 +365,7 @@ def main() -> int:
                     f"programs/SM {row['programs_per_sm']}",
                     flush=True,
                 )
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(
-        json.dumps(dict(arch=f"sm_{ARCH}a", versions=versions("triton", "torch"), rows=rows), indent=2)
-    )
+    write_json(args.output, dict(arch=f"sm_{ARCH}a", versions=versions("triton", "torch"), rows=rows))
     print(f"wrote {args.output}")
     return 0 if all("error" not in r for r in rows) else 1
 

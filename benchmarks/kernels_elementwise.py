@@ -25,6 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import versions  # noqa: E402
 
+from redpajama.io.atomic import write_json  # noqa: E402
+
 # The 468m model's shapes (training/model/config.py) and the chunked loss's rows per chunk.
 B, T, N_HEADS, N_KV, HEAD_DIM, HIDDEN, VOCAB, LAYERS = 16, 2048, 16, 16, 64, 2816, 50304, 24
 CE_ROWS = 8192
@@ -268,8 +270,7 @@ def main() -> int:
         bf16_rel_rms=errors,
         rows=rows,
     )
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2))
+    write_json(args.output, result)
     print(f"wrote {args.output}")
     return 0
 

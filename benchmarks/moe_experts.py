@@ -42,6 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import versions  # noqa: E402
 
+from redpajama.io.atomic import write_json  # noqa: E402
+
 DEVICE = "cuda"
 # name -> (T, d, n, E, K), REFERENCE C.2; floors/targets are its fwd+bwd TFLOP/s bars.
 SHAPES = {
@@ -403,8 +405,7 @@ def main() -> int:
         return 2
     if args.sweep:
         rows = sweep("MoE-B", SHAPES["MoE-B"])
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.with_name("moe_experts_sweep.json").write_text(json.dumps(rows, indent=2))
+        write_json(args.output.with_name("moe_experts_sweep.json"), rows)
         for r in rows:
             if "fwd_ms" in r:
                 print(
@@ -460,8 +461,7 @@ def main() -> int:
         rows=rows,
         token_rounding=rounding_row,
     )
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2))
+    write_json(args.output, result)
     print(f"wrote {args.output}")
     return 0 if ok else 1
 

@@ -32,6 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import versions  # noqa: E402
 
+from redpajama.io.atomic import write_json  # noqa: E402
+
 DEVICE = "cuda"
 SHAPE = dict(B=4, T=8192, H=24, P=64, N=128, G=1)
 
@@ -220,8 +222,7 @@ def main() -> int:
         rows=rows,
         note="vs_ssd_*: time over our SSD's time (lower is faster)",
     )
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2))
+    write_json(args.output, result)
     print(f"{'mixer':<12} {'fwd ms':>9} {'f+b ms':>9} {'fwd/ssd':>8} {'f+b/ssd':>8}")
     for name, row in rows.items():
         if "fwd_ms" in row:

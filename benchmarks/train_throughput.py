@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from baselines.plain_llama import PlainLlama  # noqa: E402
 
+from redpajama.io.atomic import write_json  # noqa: E402
 from redpajama.training.model import Transformer, model_config  # noqa: E402
 from redpajama.training.model.flops import H200_BF16_DENSE_PEAK, training_flops_per_token  # noqa: E402
 from redpajama.training.trainer.config import TrainConfig  # noqa: E402
@@ -248,7 +249,6 @@ def main() -> None:
         print(
             f"{name:<16}{rate:>12,.0f}{out['tflops']:>10.1f}{out['mfu']:>8.1%}{ratio:>13}{out['peak_gib']:>10.1f}"
         )
-    args.output.parent.mkdir(parents=True, exist_ok=True)
     record = {
         "model": args.model,
         "seq_len": args.seq_len,
@@ -262,7 +262,7 @@ def main() -> None:
         "torch": torch.__version__,
         "results": results,
     }
-    args.output.write_text(json.dumps(record, indent=2) + "\n")
+    write_json(args.output, record)
     print(f"wrote {args.output}")
 
 
