@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from training_helpers import tiny_run
 
 from redpajama.errors import UserError
 from redpajama.kernels.log_linear import num_levels
@@ -14,7 +15,6 @@ from redpajama.training.model import Transformer, model_config
 from redpajama.training.model.attention import GroupedQueryAttention
 from redpajama.training.model.hybrid import layer_kinds
 from redpajama.training.model.mamba2 import LogLinearMamba2Mixer, Mamba2Mixer
-from redpajama.training.trainer.config import TrainConfig
 from redpajama.training.trainer.loop import train
 from redpajama.training.trainer.metrics import read_metrics
 
@@ -121,19 +121,7 @@ def test_pattern_validation(overrides, message):
 @pytest.mark.parametrize("pattern", ["MA", "LA"])
 def test_tiny_hybrid_trains_on_real_text(shakespeare_tokens, tmp_path, pattern):
     overrides = {"mixer_pattern": pattern, "ssm_state": 16, "ssm_chunk": 16}
-    cfg = TrainConfig(
-        data=shakespeare_tokens,
-        out=tmp_path,
-        model="tiny",
-        seq_len=64,
-        batch_size=8,
-        max_steps=60,
-        lr=3e-3,
-        log_every=1,
-        seed=0,
-        warmup_fraction=0.1,
-        model_overrides=overrides,
-    )
+    cfg = tiny_run(shakespeare_tokens, tmp_path, max_steps=60, warmup_fraction=0.1, model_overrides=overrides)
     train(cfg, device="cpu")
     curve = {r["step"]: r["loss"] for r in read_metrics(tmp_path / "metrics.jsonl") if "loss" in r}
     first = sum(curve[s] for s in range(1, 4)) / 3

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from training_helpers import tiny_run
 
 from redpajama.training.model import Transformer, model_config
 from redpajama.training.model.ladder import LadderTransformer
 from redpajama.training.trainer import loop
-from redpajama.training.trainer.config import TrainConfig
 from redpajama.training.trainer.metrics import read_metrics
 
 
@@ -88,19 +88,8 @@ def test_ladder_gradients_reach_every_parameter():
 
 
 def test_ladder_model_trains_on_real_text(shakespeare_tokens, tmp_path):
-    cfg = TrainConfig(
-        data=shakespeare_tokens,
-        out=tmp_path,
-        model="tiny",
-        model_overrides={"residual": "ladder"},
-        seq_len=64,
-        batch_size=8,
-        max_steps=60,
-        lr=3e-3,
-        log_every=1,
-        seed=0,
-        warmup_fraction=0.1,
-    )
+    overrides = {"residual": "ladder"}
+    cfg = tiny_run(shakespeare_tokens, tmp_path, max_steps=60, warmup_fraction=0.1, model_overrides=overrides)
     assert isinstance(loop.build_model(cfg, vocab_size=2048), LadderTransformer)
     result = loop.train(cfg, device="cpu")
     curve = {r["step"]: r["loss"] for r in read_metrics(tmp_path / "metrics.jsonl") if "loss" in r}

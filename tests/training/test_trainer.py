@@ -5,27 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from training_helpers import tiny_run
 
-from redpajama.training.trainer.config import TrainConfig
 from redpajama.training.trainer.loop import train
 from redpajama.training.trainer.metrics import read_metrics
 from redpajama.training.trainer.schedule import learning_rate
-
-
-def config(tokens, out, **overrides) -> TrainConfig:
-    base = dict(
-        data=tokens,
-        out=out,
-        model="tiny",
-        seq_len=64,
-        batch_size=8,
-        max_steps=40,
-        lr=3e-3,
-        log_every=1,
-        seed=0,
-    )
-    base.update(overrides)
-    return TrainConfig(**base)
 
 
 def losses(out) -> dict[int, float]:
@@ -33,7 +17,7 @@ def losses(out) -> dict[int, float]:
 
 
 def test_tiny_model_loss_falls_on_real_text(shakespeare_tokens, tmp_path):
-    result = train(config(shakespeare_tokens, tmp_path, max_steps=60, warmup_fraction=0.1), device="cpu")
+    result = train(tiny_run(shakespeare_tokens, tmp_path, max_steps=60, warmup_fraction=0.1), device="cpu")
     curve = losses(tmp_path)
     assert len(curve) == 60
     first = sum(curve[s] for s in range(1, 4)) / 3
@@ -48,7 +32,7 @@ def test_tiny_model_loss_falls_on_real_text(shakespeare_tokens, tmp_path):
 
 def test_gta_model_trains_too(shakespeare_tokens, tmp_path):
     overrides = {"attention": "gta"}
-    cfg = config(shakespeare_tokens, tmp_path, max_steps=60, warmup_fraction=0.1, model_overrides=overrides)
+    cfg = tiny_run(shakespeare_tokens, tmp_path, max_steps=60, warmup_fraction=0.1, model_overrides=overrides)
     train(cfg, device="cpu")
     curve = losses(tmp_path)
     assert curve[1] > 7.3 and curve[60] < 6.3
@@ -56,10 +40,10 @@ def test_gta_model_trains_too(shakespeare_tokens, tmp_path):
 
 def test_resume_reproduces_the_uninterrupted_run_exactly(shakespeare_tokens, tmp_path):
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    train(config(shakespeare_tokens, straight, max_steps=16, checkpoint_every=8), device="cpu")
-    train(config(shakespeare_tokens, resumed, max_steps=16, checkpoint_every=8), device="cpu", stop_after=8)
+    train(tiny_run(shakespeare_tokens, straight, max_steps=16, checkpoint_every=8), device="cpu")
+    train(tiny_run(shakespeare_tokens, resumed, max_steps=16, checkpoint_every=8), device="cpu", stop_after=8)
     assert max(losses(resumed)) == 8
-    train(config(shakespeare_tokens, resumed, max_steps=16, checkpoint_every=8), device="cpu")
+    train(tiny_run(shakespeare_tokens, resumed, max_steps=16, checkpoint_every=8), device="cpu")
     a, b = losses(straight), losses(resumed)
     assert sorted(b) == list(range(1, 17)), "metrics.jsonl reads as one run"
     # Exact equality: same batches, same optimizer state, same arithmetic.
@@ -67,7 +51,7 @@ def test_resume_reproduces_the_uninterrupted_run_exactly(shakespeare_tokens, tmp
 
 
 def test_metrics_after_the_checkpoint_are_dropped_on_resume(shakespeare_tokens, tmp_path):
-    cfg = config(shakespeare_tokens, tmp_path, max_steps=12, checkpoint_every=4)
+    cfg = tiny_run(shakespeare_tokens, tmp_path, max_steps=12, checkpoint_every=4)
     train(cfg, device="cpu", stop_after=6)  # checkpoints at 4 and 6 (the stop)
     (tmp_path / "checkpoints" / "latest.json").write_text(json.dumps({"step": 4, "file": "step-00000004.pt"}))
     train(cfg, device="cpu")
@@ -76,7 +60,7 @@ def test_metrics_after_the_checkpoint_are_dropped_on_resume(shakespeare_tokens, 
 
 
 def test_token_budget_sets_the_steps(shakespeare_tokens, tmp_path):
-    cfg = config(shakespeare_tokens, tmp_path, max_tokens=5000)
+    cfg = tiny_run(shakespeare_tokens, tmp_path, max_tokens=5000)
     assert cfg.total_steps(world_size=1) == 10  # ceil(5000 / 512)
     assert cfg.total_steps(world_size=2) == 5
 

@@ -1,4 +1,4 @@
-"""Curated folders of real text (Tiny Shakespeare) for the training tests."""
+"""Curated folders of real text (Tiny Shakespeare) and the tiny training run of the training tests."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from redpajama.training.trainer.config import TrainConfig
 
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
@@ -21,3 +23,19 @@ def shakespeare_documents() -> list[str]:
     text = (SHARED_DATA / "lm-tinyshakespeare" / "input.txt").read_text(encoding="utf-8")
     # One document per speech: blank lines separate them.
     return [part.strip() for part in text.split("\n\n") if part.strip()]
+
+
+def tiny_run(tokens: Path, out: Path, **overrides) -> TrainConfig:
+    """The tests' CPU run: the tiny model, 8 x 64 tokens a step, 40 steps, a loss logged every step."""
+    base = dict(
+        data=tokens,
+        out=out,
+        model="tiny",
+        seq_len=64,
+        batch_size=8,
+        max_steps=40,
+        lr=3e-3,
+        log_every=1,
+        seed=0,
+    )
+    return TrainConfig(**{**base, **overrides})
