@@ -371,17 +371,22 @@ def check_arguments(queries: dict, cache: dict, block_table, seq_lens) -> None:
 
 def check_values(block_table: torch.Tensor, seq_lens: torch.Tensor, nq: int, num_pages: int, page_size: int):
     """Raise ValueError unless Q <= seq_lens <= max_pages * page_size and every page a sequence uses
-    is in 0..num_pages-1 (entries past a sequence's pages are never read: any value). One sync."""
-    lo, hi = int(seq_lens.min()), int(seq_lens.max())
+    is in 0..num_pages-1 (entries past a sequence's pages are never read: any value). The checks
+    run on the device and come back together: one sync."""
     cap = block_table.shape[1] * page_size
-    if lo < nq or hi > cap:
-        raise ValueError(f"seq_lens must be in Q={nq}..max_pages*page_size={cap}, got {lo}..{hi}")
     used = (
         torch.arange(block_table.shape[1], device=block_table.device)[None, :] * page_size < seq_lens[:, None]
     )
-    pages = block_table[used]
-    if bool(((pages < 0) | (pages >= num_pages)).any()):
-        raise ValueError(f"block_table names pages outside 0..{num_pages - 1} for the used pages")
+    bad_rows = (((block_table < 0) | (block_table >= num_pages)) & used).any(dim=1)
+    lo, hi, any_bad, first_bad = torch.stack(
+        [seq_lens.min().long(), seq_lens.max().long(), bad_rows.any().long(), bad_rows.long().argmax()]
+    ).tolist()
+    if lo < nq or hi > cap:
+        raise ValueError(f"seq_lens must be in Q={nq}..max_pages*page_size={cap}, got {lo}..{hi}")
+    if any_bad:
+        raise ValueError(
+            f"block_table row {first_bad} names pages outside 0..{num_pages - 1} among its used pages"
+        )
 
 
 def _check_values_now() -> bool:

@@ -201,7 +201,7 @@ def test_scale_default_and_argument_errors(device):
         gta_decode(q, kv, k_rope, table, torch.tensor([4, 25], dtype=torch.int32, device=device))
     bad = table.clone()
     bad[1, 1] = kv.shape[0]
-    with pytest.raises(ValueError, match="outside"):
+    with pytest.raises(ValueError, match="block_table row 1 names pages outside"):
         gta_decode(q, kv, k_rope, bad, seq_lens)
     with pytest.raises(ValueError, match="Dl=24"):
         gla_decode(q.new_zeros(2, 2, 4, 24), q.new_zeros(2, 2, 4, 8), kv, k_rope, table, seq_lens)
