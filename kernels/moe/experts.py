@@ -389,7 +389,9 @@ def check_routing_values(token_indices: torch.Tensor, expert_offsets: torch.Tens
     """Raise ValueError unless offsets[0] = 0, offsets[E] = M, offsets non-decreasing and every token
     index in [0, T). Reads the values: one device sync (and a graph break under torch.compile)."""
     m = token_indices.shape[0]
-    offsets = expert_offsets.tolist()
+    # The offsets and the token range come back together: one sync.
+    bounds = torch.stack([token_indices.min(), token_indices.max()]) if m else token_indices.new_zeros(2)
+    *offsets, lo, hi = torch.cat([expert_offsets, bounds]).tolist()
     if offsets[0] != 0 or offsets[-1] != m:
         raise ValueError(
             f"expert_offsets must start at 0 and end at M = {m}, got {offsets[0]} .. {offsets[-1]}"
@@ -401,10 +403,8 @@ def check_routing_values(token_indices: torch.Tensor, expert_offsets: torch.Tens
             f"expert_offsets must be non-decreasing, got offsets[{bad}] = {offsets[bad]} > "
             f"offsets[{bad + 1}] = {offsets[bad + 1]}"
         )
-    if m:
-        lo, hi = int(token_indices.min()), int(token_indices.max())
-        if lo < 0 or hi >= num_tokens:
-            raise ValueError(f"token_indices must lie in [0, T) = [0, {num_tokens}), got min {lo}, max {hi}")
+    if m and (lo < 0 or hi >= num_tokens):
+        raise ValueError(f"token_indices must lie in [0, T) = [0, {num_tokens}), got min {lo}, max {hi}")
 
 
 def moe_experts(
