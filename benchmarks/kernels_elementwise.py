@@ -23,7 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import versions  # noqa: E402
+from _common import gpu_ms, versions  # noqa: E402
 
 from redpajama.io.atomic import write_json  # noqa: E402
 
@@ -37,26 +37,10 @@ LOSS_TOL = 1e-4
 DEVICE = "cuda"
 
 
-def bench(fn, eager: bool = False) -> float:
-    """Median ms of fn replayed from a CUDA graph: GPU time, as in a compiled training step. With
-    eager, called from Python instead: adds each call's launch and autograd overhead, which for
-    these 0.1-0.6 ms ops can exceed the kernels' own time."""
-    from triton.testing import do_bench, do_bench_cudagraph
-
-    fn()  # compiles (torch.compile, Triton) outside the timed runs
-    torch.cuda.synchronize()
-    if not eager:
-        try:
-            return do_bench_cudagraph(fn, return_mode="median")
-        except Exception as err:  # noqa: BLE001 - not capturable: fall back to the eager time, said so
-            print(f"CUDA graph capture failed ({type(err).__name__}: {err}); timing eagerly", file=sys.stderr)
-    return do_bench(fn, return_mode="median")
-
-
 def copy_gbps() -> float:
     src = torch.empty(2**29, dtype=torch.bfloat16, device=DEVICE)  # 1 GiB
     dst = torch.empty_like(src)
-    ms = bench(lambda: dst.copy_(src))
+    ms = gpu_ms(lambda: dst.copy_(src))
     return 2 * src.numel() * src.element_size() / ms / 1e6
 
 
@@ -173,8 +157,8 @@ def time_ops(ops, copy: float) -> list[dict]:
             ),
         }
         for kind, (ours_fn, base_fn) in timed.items():
-            r = row(op, kind, traffic[(op, kind)], bench(ours_fn), bench(base_fn), copy, LAYERS)
-            r["ours_ms_eager"] = bench(ours_fn, eager=True)
+            r = row(op, kind, traffic[(op, kind)], gpu_ms(ours_fn), gpu_ms(base_fn), copy, LAYERS)
+            r["ours_ms_eager"] = gpu_ms(ours_fn, eager=True)
             rows.append(r)
     # The loss, one call per chunk. It rewrites its input, so each timed call runs on the previous
     # call's gradient: finite values, the same work.
@@ -182,9 +166,9 @@ def time_ops(ops, copy: float) -> list[dict]:
     compiled = torch.compile(naive, dynamic=False)
     logits = unit(CE_ROWS, VOCAB, dtype=torch.bfloat16, seed=6)
     targets = torch.randint(0, VOCAB, (CE_ROWS,), device=DEVICE)
-    ours_ms = bench(lambda: ours(logits, targets, 1.0 / CE_ROWS))
-    base_ms = bench(lambda: compiled(logits, targets, 1.0 / CE_ROWS))
-    ours_eager_ms = bench(lambda: ours(logits, targets, 1.0 / CE_ROWS), eager=True)
+    ours_ms = gpu_ms(lambda: ours(logits, targets, 1.0 / CE_ROWS))
+    base_ms = gpu_ms(lambda: compiled(logits, targets, 1.0 / CE_ROWS))
+    ours_eager_ms = gpu_ms(lambda: ours(logits, targets, 1.0 / CE_ROWS), eager=True)
     # Minimal traffic is one read and one write of the chunk; pass 2's re-read counts as overhead.
     chunks_per_step = B * T // CE_ROWS
     rows.append(

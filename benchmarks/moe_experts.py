@@ -40,7 +40,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import versions  # noqa: E402
+from _common import gpu_ms, versions  # noqa: E402
 
 from redpajama.io.atomic import write_json  # noqa: E402
 
@@ -170,22 +170,6 @@ def check(p, fns) -> dict[str, float]:
     return errors
 
 
-def bench(fn) -> dict[str, float]:
-    """Median ms of fn replayed from a CUDA graph (GPU time: what a captured or compiled training
-    step sees) and called eagerly (adds the Python and launch overhead of every call)."""
-    from triton.testing import do_bench, do_bench_cudagraph
-
-    fn()  # compiles (Triton, torch.compile) outside the timed runs
-    torch.cuda.synchronize()
-    out = dict(eager=do_bench(fn, return_mode="median"))
-    try:
-        out["graph"] = do_bench_cudagraph(fn, return_mode="median")
-    except Exception as err:  # noqa: BLE001 - not capturable: the eager time stands
-        print(f"CUDA graph capture failed ({type(err).__name__}: {err}); eager time only", file=sys.stderr)
-        out["graph"] = out["eager"]
-    return out
-
-
 def timings(fn, p) -> dict[str, float]:
     xs = leaves(p)
 
@@ -195,9 +179,11 @@ def timings(fn, p) -> dict[str, float]:
     def fwd_bwd():
         return torch.autograd.grad(call(fn, p, xs), xs, p["d_out"])
 
-    f, fb = bench(fwd), bench(fwd_bwd)
     return dict(
-        fwd_ms=f["graph"], fwd_bwd_ms=fb["graph"], fwd_ms_eager=f["eager"], fwd_bwd_ms_eager=fb["eager"]
+        fwd_ms=gpu_ms(fwd),
+        fwd_bwd_ms=gpu_ms(fwd_bwd),
+        fwd_ms_eager=gpu_ms(fwd, eager=True),
+        fwd_bwd_ms_eager=gpu_ms(fwd_bwd, eager=True),
     )
 
 
@@ -235,7 +221,7 @@ def peak_increase(fn, p) -> int:
 def dense_tflops() -> float:
     a = unit(8192, 8192, seed=100, dtype=torch.bfloat16)
     b = unit(8192, 8192, seed=101, dtype=torch.bfloat16)
-    ms = bench(lambda: a @ b)["graph"]
+    ms = gpu_ms(lambda: a @ b)
     return 2 * 8192**3 / ms / 1e9
 
 
