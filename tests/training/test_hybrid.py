@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from training_helpers import tiny_run
+from training_helpers import first_and_last_loss, tiny_run
 
 from redpajama.errors import UserError
 from redpajama.kernels.log_linear import num_levels
@@ -16,7 +16,6 @@ from redpajama.training.model.attention import GroupedQueryAttention
 from redpajama.training.model.hybrid import layer_kinds
 from redpajama.training.model.mamba2 import LogLinearMamba2Mixer, Mamba2Mixer
 from redpajama.training.trainer.loop import train
-from redpajama.training.trainer.metrics import read_metrics
 
 
 def tiny(**overrides):
@@ -123,9 +122,7 @@ def test_tiny_hybrid_trains_on_real_text(shakespeare_tokens, tmp_path, pattern):
     overrides = {"mixer_pattern": pattern, "ssm_state": 16, "ssm_chunk": 16}
     cfg = tiny_run(shakespeare_tokens, tmp_path, max_steps=60, warmup_fraction=0.1, model_overrides=overrides)
     train(cfg, device="cpu")
-    curve = {r["step"]: r["loss"] for r in read_metrics(tmp_path / "metrics.jsonl") if "loss" in r}
-    first = sum(curve[s] for s in range(1, 4)) / 3
-    last = sum(curve[s] for s in range(58, 61)) / 3
+    first, last = first_and_last_loss(tmp_path, 60)
     assert first > 7.3 and last < 6.5, (first, last)
 
 

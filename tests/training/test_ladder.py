@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from training_helpers import tiny_run
+from training_helpers import first_and_last_loss, tiny_run
 
 from redpajama.training.model import Transformer, model_config
 from redpajama.training.model.ladder import LadderTransformer
 from redpajama.training.trainer import loop
-from redpajama.training.trainer.metrics import read_metrics
 
 
 def tiny(**overrides):
@@ -92,9 +91,7 @@ def test_ladder_model_trains_on_real_text(shakespeare_tokens, tmp_path):
     cfg = tiny_run(shakespeare_tokens, tmp_path, max_steps=60, warmup_fraction=0.1, model_overrides=overrides)
     assert isinstance(loop.build_model(cfg, vocab_size=2048), LadderTransformer)
     result = loop.train(cfg, device="cpu")
-    curve = {r["step"]: r["loss"] for r in read_metrics(tmp_path / "metrics.jsonl") if "loss" in r}
-    first = sum(curve[s] for s in range(1, 4)) / 3
-    last = sum(curve[s] for s in range(58, 61)) / 3
+    first, last = first_and_last_loss(tmp_path, 60)
     # The same bar as the standard tiny model in test_trainer.py: ~ln(2048) = 7.6 down to about 6.
     assert first > 7.3 and last < 6.3, (first, last)
     assert result.held_out_loss is not None and result.held_out_loss < 6.5

@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from test_trainer import config, losses
+from training_helpers import first_and_last_loss, tiny_run
 
 from redpajama.errors import UserError
 from redpajama.kernels._testing import rel_rms, unit_randn
@@ -124,12 +124,9 @@ def test_bad_moe_config_names_the_numbers():
 
 def test_tiny_moe_model_with_token_rounding_trains(shakespeare_tokens, tmp_path):
     overrides = dict(TINY_MOE, moe_rounding="up")
-    cfg = config(shakespeare_tokens, tmp_path, max_steps=60, warmup_fraction=0.1, model_overrides=overrides)
+    cfg = tiny_run(shakespeare_tokens, tmp_path, max_steps=60, warmup_fraction=0.1, model_overrides=overrides)
     result = train(cfg, device="cpu")
-    curve = losses(tmp_path)
-    assert len(curve) == 60
-    first = sum(curve[s] for s in range(1, 4)) / 3
-    last = sum(curve[s] for s in range(58, 61)) / 3
+    first, last = first_and_last_loss(tmp_path, 60)
     # As the dense tiny model (test_trainer): ~ln(2048) = 7.6 at init, about 6 nats after 60 steps.
     assert first > 7.3 and last < 6.3, (first, last)
     assert result.held_out_loss is not None and result.held_out_loss < 6.5

@@ -5,23 +5,16 @@ from __future__ import annotations
 import json
 
 import pytest
-from training_helpers import tiny_run
+from training_helpers import first_and_last_loss, losses, tiny_run
 
 from redpajama.training.trainer.loop import train
 from redpajama.training.trainer.metrics import read_metrics
 from redpajama.training.trainer.schedule import learning_rate
 
 
-def losses(out) -> dict[int, float]:
-    return {r["step"]: r["loss"] for r in read_metrics(out / "metrics.jsonl") if "loss" in r}
-
-
 def test_tiny_model_loss_falls_on_real_text(shakespeare_tokens, tmp_path):
     result = train(tiny_run(shakespeare_tokens, tmp_path, max_steps=60, warmup_fraction=0.1), device="cpu")
-    curve = losses(tmp_path)
-    assert len(curve) == 60
-    first = sum(curve[s] for s in range(1, 4)) / 3
-    last = sum(curve[s] for s in range(58, 61)) / 3
+    first, last = first_and_last_loss(tmp_path, 60)
     # From ~ln(2048) = 7.6 at random init to about 6 nats within 60 small steps.
     assert first > 7.3 and last < 6.3, (first, last)
     assert result.held_out_loss is not None and result.held_out_loss < 6.5

@@ -8,6 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from redpajama.training.trainer.config import TrainConfig
+from redpajama.training.trainer.metrics import read_metrics
 
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
@@ -39,3 +40,15 @@ def tiny_run(tokens: Path, out: Path, **overrides) -> TrainConfig:
         seed=0,
     )
     return TrainConfig(**{**base, **overrides})
+
+
+def losses(out: Path) -> dict[int, float]:
+    """Step -> training loss of the run written to `out`."""
+    return {r["step"]: r["loss"] for r in read_metrics(out / "metrics.jsonl") if "loss" in r}
+
+
+def first_and_last_loss(out: Path, steps: int) -> tuple[float, float]:
+    """Mean loss of steps 1-3 and of the last three of `steps`: the tests' "the loss falls" pair."""
+    curve = losses(out)
+    assert len(curve) == steps, f"{len(curve)} logged losses, expected {steps}"
+    return sum(curve[s] for s in (1, 2, 3)) / 3, sum(curve[s] for s in range(steps - 2, steps + 1)) / 3
