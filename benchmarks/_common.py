@@ -55,3 +55,41 @@ def gpu_ms(fn, eager: bool = False) -> float:
         except Exception as err:  # noqa: BLE001 - not capturable: the eager time, said so
             print(f"CUDA graph capture failed ({type(err).__name__}: {err}); timing eagerly", file=sys.stderr)
     return do_bench(fn, return_mode="median")
+
+
+def kernel_times(fn, calls: int = 3) -> dict[str, tuple[float, int]]:
+    """GPU kernels of `calls` calls of fn under the torch profiler: name -> (ms per call, launches
+    per call). For finding where time goes, not for the benchmark's figure (the profiler adds
+    overhead to the host side)."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(calls):
+            fn()
+        torch.cuda.synchronize()
+    out = {}
+    for event in prof.key_averages():
+        us = getattr(event, "device_time_total", None) or getattr(event, "cuda_time_total", 0)
+        if us > 0 and event.device_type == torch.autograd.DeviceType.CUDA:
+            out[event.key] = (us / 1e3 / calls, event.count // calls)
+    return out
+
+
+def print_kernel_diff(named: dict[str, dict[str, tuple[float, int]]], rows: int = 25) -> None:
+    """Kernel times of two or more runs side by side, sorted by the largest spread between them."""
+    names = list(named)
+    keys = set().union(*(set(times) for times in named.values()))
+
+    def spread(key):
+        values = [named[n].get(key, (0.0, 0))[0] for n in names]
+        return max(values) - min(values)
+
+    totals = "  ".join(f"{n} {sum(ms for ms, _ in named[n].values()):.2f} ms" for n in names)
+    print(f"GPU kernel time per call: {totals}")
+    print("  ".join(f"{n[:14]:>14} ms  n" for n in names) + "  kernel")
+    for key in sorted(keys, key=spread, reverse=True)[:rows]:
+        cells = "  ".join(
+            f"{named[n].get(key, (0.0, 0))[0]:>17.3f}  {named[n].get(key, (0.0, 0))[1]:>2}" for n in names
+        )
+        print(f"{cells}  {key[:110]}")

@@ -25,6 +25,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _common import kernel_times  # noqa: E402
 from baselines.plain_llama import PlainLlama  # noqa: E402
 
 from redpajama.io.atomic import write_json  # noqa: E402
@@ -44,21 +45,41 @@ def matmul_tflops(m: int, n: int, k: int) -> float:
     return 2 * m * n * k / ms / 1e9
 
 
-def time_steps(step, batches, warmup: int, steps: int) -> float:
-    """Median-free total: seconds per step over `steps` consecutive steps after `warmup`."""
+def time_steps(step, batches, warmup: int, steps: int, accumulate: int = 1) -> float:
+    """Seconds per optimizer step over `steps` consecutive steps after `warmup`; each step takes
+    `accumulate` micro-batches in turn from `batches`."""
+
+    def run(i):
+        step([batches[(i * accumulate + j) % len(batches)] for j in range(accumulate)])
+
     for i in range(warmup):
-        step(batches[i % len(batches)])
+        run(i)
     torch.cuda.synchronize()
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     start.record()
     for i in range(steps):
-        step(batches[i % len(batches)])
+        run(i)
     end.record()
     torch.cuda.synchronize()
     return start.elapsed_time(end) / 1e3 / steps
 
 
-def run_ours(args, batches, compile_mode: str = "model", profile: bool = False, **overrides) -> dict:
+def run_ours(
+    args,
+    batches,
+    compile_mode: str = "model",
+    profile: bool = False,
+    inductor: dict | None = None,
+    **overrides,
+) -> dict:
+    """Our model through the trainer's step; `inductor`: torch._inductor.config settings for its compile."""
+    import torch._inductor.config as inductor_config
+
+    with inductor_config.patch(**(inductor or {})):
+        return _run_ours(args, batches, compile_mode, profile, **overrides)
+
+
+def _run_ours(args, batches, compile_mode: str, profile: bool, **overrides) -> dict:
     torch.manual_seed(0)
     cfg = model_config(args.model, **overrides).replace(max_seq_len=args.seq_len)
     model = Transformer(cfg).cuda()
@@ -71,28 +92,21 @@ def run_ours(args, batches, compile_mode: str = "model", profile: bool = False, 
     optim = build_optimizer(model, TrainConfig(data=Path("."), out=Path("."), lr=1e-4))
     autocast = torch.autocast("cuda", dtype=torch.bfloat16)
 
-    def step(batch):
-        train_step(model, optim, [batch], autocast, 1.0)
+    def step(micro_batches):
+        train_step(model, optim, micro_batches, autocast, 1.0)
 
-    seconds = time_steps(step, batches, args.warmup, args.steps)
+    seconds = time_steps(step, batches, args.warmup, args.steps, args.accumulate)
     peak = torch.cuda.max_memory_allocated() / 2**30
     if profile:
-        print_profile(step, batches)
+        print_kernel_table(kernel_times(lambda: step(batches[: args.accumulate])))
     return {"seconds_per_step": seconds, "flops_per_token": flops, "peak_gib": peak}
 
 
-def print_profile(step, batches, steps: int = 3) -> None:
-    """The kernels that take the step's time, summed over `steps` steps (for tuning, not the figure)."""
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
-        for i in range(steps):
-            step(batches[i % len(batches)])
-        torch.cuda.synchronize()
-    print(
-        prof.key_averages().table(sort_by="cuda_time_total", row_limit=25, max_name_column_width=90),
-        flush=True,
-    )
+def print_kernel_table(times: dict[str, tuple[float, int]], rows: int = 30) -> None:
+    """The kernels that take an optimizer step's time (for tuning, not the figure)."""
+    print(f"GPU kernel time per step: {sum(ms for ms, _ in times.values()):.1f} ms")
+    for name, (ms, n) in sorted(times.items(), key=lambda kv: -kv[1][0])[:rows]:
+        print(f"{ms:9.3f} ms {n:5d}x  {name[:110]}")
 
 
 def check_kernels_match(args, batch) -> dict:
@@ -143,15 +157,16 @@ def run_baseline(args, batches, compiled: bool) -> dict:
     optim = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.1, fused=True)
     forward = torch.compile(model) if compiled else model
 
-    def step(batch):
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            loss = forward(*batch)
-        loss.backward()
+    def step(micro_batches):
+        for batch in micro_batches:
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                loss = forward(*batch) / len(micro_batches)
+            loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optim.step()
         optim.zero_grad(set_to_none=True)
 
-    seconds = time_steps(step, batches, args.warmup, args.steps)
+    seconds = time_steps(step, batches, args.warmup, args.steps, args.accumulate)
     peak = torch.cuda.max_memory_allocated() / 2**30
     return {"seconds_per_step": seconds, "peak_gib": peak}
 
@@ -170,13 +185,19 @@ def main() -> None:
     parser.add_argument("--model", default="468m")
     parser.add_argument("--seq-len", type=int, default=2048)
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument(
+        "--accumulate",
+        type=int,
+        default=1,
+        help="micro-batches of --batch-size per optimizer step (both sides)",
+    )
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=8)
     parser.add_argument("--no-compile", dest="compile", action="store_false")
     parser.add_argument(
         "--variants",
         default="ours,baseline",
-        help="comma list: ours, ours-flash, ours-triton-attn, ours-full-loss, ours-gta, baseline, baseline-eager",
+        help="comma list: ours, ours-cdt (Inductor coordinate-descent tuning), ours-flash, ours-triton-attn, ours-full-loss, ours-gta, baseline, baseline-eager",
     )
     parser.add_argument(
         "--output", type=Path, default=Path(__file__).parent / "results" / "train_throughput.json"
@@ -186,12 +207,13 @@ def main() -> None:
         sys.exit("train_throughput needs a CUDA GPU")
     torch.backends.cuda.matmul.allow_tf32 = True
     cfg = model_config(args.model)
-    tokens = args.batch_size * args.seq_len
+    micro = args.batch_size * args.seq_len
+    tokens = micro * args.accumulate  # per optimizer step
     ceilings = {
         "matmul_8192_tflops": matmul_tflops(8192, 8192, 8192),
-        "matmul_qkv_tflops": matmul_tflops(tokens, 3 * cfg.d_model, cfg.d_model),
-        "matmul_mlp_up_tflops": matmul_tflops(tokens, 2 * cfg.mlp_hidden, cfg.d_model),
-        "matmul_head_tflops": matmul_tflops(tokens, cfg.vocab_size, cfg.d_model),
+        "matmul_qkv_tflops": matmul_tflops(micro, 3 * cfg.d_model, cfg.d_model),
+        "matmul_mlp_up_tflops": matmul_tflops(micro, 2 * cfg.mlp_hidden, cfg.d_model),
+        "matmul_head_tflops": matmul_tflops(micro, cfg.vocab_size, cfg.d_model),
     }
     print(json.dumps(ceilings), flush=True)
     gen = torch.Generator(device="cuda").manual_seed(0)
@@ -200,10 +222,11 @@ def main() -> None:
             torch.randint(0, 50257, (args.batch_size, args.seq_len), device="cuda", generator=gen)
             for _ in range(2)
         )
-        for _ in range(4)
+        for _ in range(max(4, args.accumulate))
     ]
     variants = {
         "ours": lambda: run_ours(args, batches),
+        "ours-cdt": lambda: run_ours(args, batches, inductor={"coordinate_descent_tuning": True}),
         "ours-blocks": lambda: run_ours(args, batches, compile_mode="blocks"),
         "ours-no-kernels": lambda: run_ours(args, batches, kernels=False),
         "ours-profile": lambda: run_ours(args, batches, profile=True),
@@ -237,7 +260,7 @@ def main() -> None:
         flops = training_flops_per_token(Transformer(cfg), args.seq_len)
     base = results.get("baseline", {}).get("tokens_per_s")
     print(
-        f"\n{args.model} T={args.seq_len} B={args.batch_size}: FLOPs/token {flops / 1e9:.3f} G (6N + attention)"
+        f"\n{args.model} T={args.seq_len} B={args.batch_size} x {args.accumulate} micro-batches: FLOPs/token {flops / 1e9:.3f} G (6N + attention)"
     )
     print(f"{'variant':<16}{'tokens/s':>12}{'TFLOP/s':>10}{'MFU':>8}{'vs baseline':>13}{'peak GiB':>10}")
     for name, out in results.items():
@@ -253,6 +276,7 @@ def main() -> None:
         "model": args.model,
         "seq_len": args.seq_len,
         "batch_size": args.batch_size,
+        "accumulate": args.accumulate,
         "steps": args.steps,
         "warmup": args.warmup,
         "flops_per_token": flops,
