@@ -85,8 +85,11 @@ def print_kernel_diff(named: dict[str, dict[str, tuple[float, int]]], rows: int 
         values = [named[n].get(key, (0.0, 0))[0] for n in names]
         return max(values) - min(values)
 
-    totals = "  ".join(f"{n} {sum(ms for ms, _ in named[n].values()):.2f} ms" for n in names)
-    print(f"GPU kernel time per call: {totals}")
+    totals = "  ".join(
+        f"{n} {sum(ms for ms, _ in named[n].values()):.2f} ms in {sum(k for _, k in named[n].values())} launches"
+        for n in names
+    )
+    print(f"GPU kernels per call: {totals}")
     print("  ".join(f"{n[:14]:>14} ms  n" for n in names) + "  kernel")
     for key in sorted(keys, key=spread, reverse=True)[:rows]:
         cells = "  ".join(

@@ -17,7 +17,7 @@ serving cache would hold them.
 Timed replayed from a CUDA graph (as a serving loop captures its decode steps; the eager time,
 with launch overhead and the public op's value check, is recorded beside it). `--splits` also times
 the launcher at given numbers of key ranges per sequence (flash-decoding split); `--sweep` times
-candidate tile configs (tokens a tile, warps, stages, query rows a program) at Q = 1.
+candidate tile configs (tokens a tile, warps, stages, query rows a program) at each query length.
 
 Before timing, each variant is checked in bf16 against the float32 reference (`*_decode_naive`)
 on a slice of the problem (4 sequences). Target: >= 80% of roofline.
@@ -28,6 +28,7 @@ on a slice of the problem (4 sequences). Target: >= 80% of roofline.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -124,7 +125,7 @@ SWEEP = {
 
 
 def sweep(args, ceil: dict) -> list[dict]:
-    """Each variant at Q = 1 and each candidate tile config (one key range per sequence), checked on
+    """Each variant at each of --query-lens and each candidate tile config (one key range per sequence), checked on
     4 sequences first; rows sorted by variant and time."""
     from triton.testing import do_bench_cudagraph
 
@@ -132,13 +133,13 @@ def sweep(args, ceil: dict) -> list[dict]:
     from redpajama.kernels.decode.paged import GPU_MIN_PROGRAMS, Config
 
     rows = []
-    for variant, candidates in SWEEP.items():
-        p = make_problem(variant, args.batch, args.seq_len, args.heads, 1, args.page_size)
-        small = make_problem(variant, 4, args.seq_len, args.heads, 1, args.page_size, seed=1)
+    for (variant, candidates), nq in itertools.product(SWEEP.items(), args.query_lens):
+        p = make_problem(variant, args.batch, args.seq_len, args.heads, nq, args.page_size)
+        small = make_problem(variant, 4, args.seq_len, args.heads, nq, args.page_size, seed=1)
         ref = decode_fn(variant, naive=True)(small).float()
         for bs, warps, stages, max_rows in candidates:
             cfg = Config(bs, warps, stages, max_rows, GPU_MIN_PROGRAMS)
-            row = dict(variant=variant, query_len=1, bs=bs, warps=warps, stages=stages, max_rows=max_rows)
+            row = dict(variant=variant, query_len=nq, bs=bs, warps=warps, stages=stages, max_rows=max_rows)
             fn = decode_fn(variant, splits=1, cfg=cfg)
             try:
                 row["bf16_rel_rms"] = rel_rms(ref, fn(small).float())
@@ -146,14 +147,14 @@ def sweep(args, ceil: dict) -> list[dict]:
             except Exception as err:  # noqa: BLE001 - a config the GPU cannot run (shared memory)
                 rows.append(dict(row, error=str(err)[:120]))
                 continue
-            rows.append(measured(dict(row, splits=1, eager_us=float("nan")), ms, variant, 1, args, ceil))
+            rows.append(measured(dict(row, splits=1, eager_us=float("nan")), ms, variant, nq, args, ceil))
             print(
-                f"{variant} bs={bs} w={warps} s={stages} rows={max_rows}: {ms * 1e3:.1f} us, {rows[-1]['frac_of_roofline']:.1%} of roofline",
+                f"{variant} Q={nq} bs={bs} w={warps} s={stages} rows={max_rows}: {ms * 1e3:.1f} us, {rows[-1]['frac_of_roofline']:.1%} of roofline",
                 flush=True,
             )
         del p, small
         torch.cuda.empty_cache()
-    return sorted(rows, key=lambda r: (r["variant"], r.get("us", float("inf"))))
+    return sorted(rows, key=lambda r: (r["variant"], r["query_len"], r.get("us", float("inf"))))
 
 
 def measured(row: dict, ms: float, variant: str, nq: int, args, ceil: dict) -> dict:
@@ -220,7 +221,7 @@ def main() -> int:
     parser.add_argument(
         "--output", type=Path, default=Path(__file__).parent / "results" / "decode_attention.json"
     )
-    parser.add_argument("--sweep", action="store_true", help="time candidate tile configs at Q = 1 instead")
+    parser.add_argument("--sweep", action="store_true", help="time candidate tile configs instead")
     args = parser.parse_args()
     if not torch.cuda.is_available():
         print("decode_attention: needs a CUDA GPU (none found); nothing timed.", file=sys.stderr)

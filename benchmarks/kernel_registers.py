@@ -240,7 +240,7 @@ def decode_specs() -> list[Spec]:
         ("GLA-2", 2, 256, 256, 64),
         ("MLA", 1, 512, 512, 64),
     ):
-        cfg = config_for(CUDA, dc)
+        cfg = config_for(CUDA, dc, h // g)
         bm = max(16, min(h // g, cfg.max_rows))
         row_blocks = triton.cdiv(h // g, bm)
         splits = min(triton.cdiv(cfg.min_programs, b * g * row_blocks), triton.cdiv(capacity, 2 * cfg.bs))

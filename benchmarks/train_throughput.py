@@ -197,7 +197,7 @@ def main() -> None:
     parser.add_argument(
         "--variants",
         default="ours,baseline",
-        help="comma list: ours, ours-cdt (Inductor coordinate-descent tuning), ours-flash, ours-triton-attn, ours-full-loss, ours-gta, baseline, baseline-eager",
+        help="comma list: ours, ours-cdt (Inductor coordinate-descent tuning), ours-max-autotune (Inductor's GEMM templates, which can fuse epilogues), ours-no-kernels-max-autotune, ours-flash, ours-triton-attn, ours-full-loss, ours-gta, baseline, baseline-eager",
     )
     parser.add_argument(
         "--output", type=Path, default=Path(__file__).parent / "results" / "train_throughput.json"
@@ -227,6 +227,10 @@ def main() -> None:
     variants = {
         "ours": lambda: run_ours(args, batches),
         "ours-cdt": lambda: run_ours(args, batches, inductor={"coordinate_descent_tuning": True}),
+        "ours-max-autotune": lambda: run_ours(args, batches, inductor={"max_autotune": True}),
+        "ours-no-kernels-max-autotune": lambda: run_ours(
+            args, batches, inductor={"max_autotune": True}, kernels=False
+        ),
         "ours-blocks": lambda: run_ours(args, batches, compile_mode="blocks"),
         "ours-no-kernels": lambda: run_ours(args, batches, kernels=False),
         "ours-profile": lambda: run_ours(args, batches, profile=True),
