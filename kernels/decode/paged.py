@@ -66,15 +66,17 @@ INTERPRETER_CONFIG = Config(16, 1, 1, 8, 64)
 GPU_MIN_PROGRAMS = 132
 
 
-def config_for(device: torch.device, dc: int) -> Config:
+def config_for(device: torch.device, dc: int, rows: int) -> Config:
     """GPU tiles by cache width, from `benchmarks/decode_attention.py --sweep` at DEC-A (B 128, 8K
     context, Q = 1; docs/benchmarks.md) and offline ptxas for sm_90a (benchmarks/kernel_registers.py).
 
-    GTA (Dc 128): 128-token tiles at 4 warps, 2 stages (657 us against 724 for 64-token tiles: half
-    the loop trips for the same bytes). GLA-2 (Dc 256): 32-token tiles at 4 warps (514 us; 8 warps
-    took 778-1109): the (rows, 256) accumulator and the 256-wide tile are what a program's registers
-    hold, so narrow tiles and fewer threads with more registers each win. Up to 256 a group's 128 rows
-    fit one program. MLA's 512-wide latent shared by 128 heads does not: a (128, 512) float32
+    `rows`: query rows of a group (Q x heads per group). GTA (Dc 128): 128-token tiles at 4 warps, 2
+    stages (657 us against 724 for 64-token tiles: half the loop trips for the same bytes). GLA-2
+    (Dc 256) at Q = 1 (64 rows): 32-token tiles at 4 warps (514 us; 8 warps took 778-1109): the
+    (rows, 256) accumulator and the 256-wide tile are what a program's registers hold, so narrow
+    tiles and fewer threads with more registers each win; at 128 rows (Q = 2) those 4 warps cannot
+    hold the accumulator (3267 us) and 64-token tiles at 8 warps stay best (770 us). Up to 256 a
+    group's 128 rows fit one program. MLA's 512-wide latent shared by 128 heads does not: a (128, 512) float32
     accumulator alone is a whole SM's register file (255 registers and 3 KB of spills a thread), and
     64-token tiles in 2 stages need 288 KB of shared memory where a program may have 227 KB. 64 rows
     and 32-token tiles at 8 warps: 147 KB, no spills when split (4 bytes unsplit); no swept
@@ -85,7 +87,9 @@ def config_for(device: torch.device, dc: int) -> Config:
     if dc <= 128:
         return Config(128, 4, 2, 128, GPU_MIN_PROGRAMS)
     if dc <= 256:
-        return Config(32, 4, 2, 128, GPU_MIN_PROGRAMS)
+        return (
+            Config(32, 4, 2, 128, GPU_MIN_PROGRAMS) if rows <= 64 else Config(64, 8, 2, 128, GPU_MIN_PROGRAMS)
+        )
     return Config(32, 8, 2, 64, GPU_MIN_PROGRAMS)
 
 
@@ -244,8 +248,8 @@ def paged_decode_fwd(
     b, nq, h, _ = q_a.shape
     _, page_size, g, dc = cache.shape
     dr = rope.shape[2]
-    cfg = cfg or config_for(cache.device, dc)
     rows = nq * (h // g)
+    cfg = cfg or config_for(cache.device, dc, rows)
     bm = min(triton.next_power_of_2(rows), cfg.max_rows)
     if cache.device.type == "cuda":
         bm = max(16, bm)  # tl.dot on a GPU needs M >= 16

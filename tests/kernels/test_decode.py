@@ -146,7 +146,7 @@ def test_tile_override(device):
     lengths = [2, 13, 37]  # >= Q = 2
     (kv, k_rope), table, seq_lens = _paged(lengths, PAGE, [(g, d), (d // 2,)], device, seed=61)
     q = unit_randn(len(lengths), 2, g * hg, d, device=device, seed=62)
-    base = config_for(torch.device(device), d)
+    base = config_for(torch.device(device), d, 2 * hg)
     cfg = Config(2 * base.bs, base.warps, base.stages, 2 if device == "cpu" else 16, base.min_programs)
     ref = gta_decode_naive(q, kv, k_rope, table, seq_lens, scale=0.25)
     with poisoned_allocations():
