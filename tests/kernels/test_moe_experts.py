@@ -93,7 +93,8 @@ def test_matches_naive_float32(case, device):
 @pytest.mark.parametrize("down_bwd_block_n", [32, 64])
 def test_tile_overrides_match_naive(down_bwd_block_n, device):
     """moe_experts_fwd/bwd under a config override (benchmarks/moe_experts.py --sweep), including a
-    down-projection backward whose column tile differs from the other kernels'."""
+    down-projection backward whose column tile differs from the other kernels', and weight gradients
+    whose reduction step differs from block_k."""
     import dataclasses
 
     from redpajama.kernels.moe.experts import config_for, moe_experts_bwd, moe_experts_fwd
@@ -105,7 +106,10 @@ def test_tile_overrides_match_naive(down_bwd_block_n, device):
     base = config_for(torch.device(device))
     # Row tiles other than the default: 32 in the interpreter (16 by default), 64 on a GPU (128).
     block_m = 2 * base.block_m if device == "cpu" else base.block_m // 2
-    cfg = dataclasses.replace(base, block_m=block_m, down_bwd_block_n=down_bwd_block_n)
+    # The weight gradients step over assignment rows by their own tile: here twice block_k.
+    cfg = dataclasses.replace(
+        base, block_m=block_m, down_bwd_block_n=down_bwd_block_n, weight_block_k=2 * base.block_k
+    )
     with poisoned_allocations():
         out, h = moe_experts_fwd(x, w1, w2, tokens, offsets, scores, cfg=cfg)
         grads = moe_experts_bwd(d_out, x, w1, w2, h, tokens, offsets, scores, cfg=cfg)
