@@ -106,9 +106,11 @@ def test_tile_overrides_match_naive(down_bwd_block_n, device):
     base = config_for(torch.device(device))
     # Row tiles other than the default: 32 in the interpreter (16 by default), 64 on a GPU (128).
     block_m = 2 * base.block_m if device == "cpu" else base.block_m // 2
-    # The weight gradients step over assignment rows by their own tile: here twice block_k.
+    # The weight gradients step over assignment rows by their own tile: 32 in the interpreter (16
+    # by default), 32 on a GPU (64; twice that in float32 would not fit shared memory).
+    weight_block_k = 2 * base.block_k if device == "cpu" else base.block_k // 2
     cfg = dataclasses.replace(
-        base, block_m=block_m, down_bwd_block_n=down_bwd_block_n, weight_block_k=2 * base.block_k
+        base, block_m=block_m, down_bwd_block_n=down_bwd_block_n, weight_block_k=weight_block_k
     )
     with poisoned_allocations():
         out, h = moe_experts_fwd(x, w1, w2, tokens, offsets, scores, cfg=cfg)
