@@ -67,20 +67,23 @@ GPU_MIN_PROGRAMS = 132
 
 
 def config_for(device: torch.device, dc: int, rows: int) -> Config:
-    """GPU tiles by cache width, from `benchmarks/decode_attention.py --sweep` at DEC-A (B 128, 8K
-    context, Q = 1; docs/benchmarks.md) and offline ptxas for sm_90a (benchmarks/kernel_registers.py).
+    """GPU tiles by cache width Dc and query rows of a group (`rows` = Q x heads per group).
 
-    `rows`: query rows of a group (Q x heads per group). GTA (Dc 128): 128-token tiles at 4 warps, 2
-    stages (657 us against 724 for 64-token tiles: half the loop trips for the same bytes). GLA-2
-    (Dc 256) at Q = 1 (64 rows): 32-token tiles at 4 warps (514 us; 8 warps took 778-1109): the
-    (rows, 256) accumulator and the 256-wide tile are what a program's registers hold, so narrow
-    tiles and fewer threads with more registers each win; at 128 rows (Q = 2) those 4 warps cannot
-    hold the accumulator (3267 us) and 64-token tiles at 8 warps stay best (770 us). Up to 256 a
-    group's 128 rows fit one program. MLA's 512-wide latent shared by 128 heads does not: a (128, 512) float32
-    accumulator alone is a whole SM's register file (255 registers and 3 KB of spills a thread), and
-    64-token tiles in 2 stages need 288 KB of shared memory where a program may have 227 KB. 64 rows
-    and 32-token tiles at 8 warps: 147 KB, no spills when split (4 bytes unsplit); no swept
-    alternative was faster.
+    Chosen by `benchmarks/decode_attention.py --sweep` at DEC-A (B 128, 8K context, Q = 1 and 2;
+    docs/benchmarks.md), with register and shared-memory figures from offline ptxas for sm_90a
+    (benchmarks/kernel_registers.py):
+    - GTA (Dc 128): 128-token tiles at 4 warps, 2 stages: half the loop trips of 64-token tiles
+      for the same bytes (657 against 724 us at Q = 1).
+    - GLA-2 (Dc 256), up to 64 rows (Q = 1): 32-token tiles at 4 warps (514 us; 8 warps took
+      778-1109). The (rows, 256) accumulator and the 256-wide tile fill a program's registers,
+      so narrow tiles and fewer threads with more registers each win.
+    - GLA-2 at 128 rows (Q = 2): 4 warps cannot hold that accumulator (3257 us); 64-token tiles
+      at 8 warps stay best (755 us). Up to Dc 256 a group's 128 rows fit one program.
+    - MLA (Dc 512, 128 heads on one latent): a (128, 512) float32 accumulator alone is a whole
+      SM's register file (255 registers and 3 KB of spills a thread), and 64-token tiles in 2
+      stages need 288 KB of shared memory where a program may have 227 KB. 64 rows a program and
+      32-token tiles at 8 warps: 147 KB, no spills when split (4 bytes unsplit); no swept
+      alternative was faster.
     """
     if device.type != "cuda":
         return INTERPRETER_CONFIG
