@@ -76,14 +76,15 @@ def kernel_times(fn, calls: int = 3) -> dict[str, tuple[float, int]]:
     return out
 
 
-def print_kernel_diff(named: dict[str, dict[str, tuple[float, int]]], rows: int = 25) -> None:
-    """Kernel times of two or more runs side by side, sorted by the largest spread between them."""
+def print_kernel_times(named: dict[str, dict[str, tuple[float, int]]], rows: int = 25) -> None:
+    """Kernel times (`kernel_times`) of one or more runs side by side: one run sorted by time, several
+    by the largest spread between them."""
     names = list(named)
     keys = set().union(*(set(times) for times in named.values()))
 
-    def spread(key):
+    def order(key):
         values = [named[n].get(key, (0.0, 0))[0] for n in names]
-        return max(values) - min(values)
+        return max(values) - min(values) if len(names) > 1 else values[0]
 
     totals = "  ".join(
         f"{n} {sum(ms for ms, _ in named[n].values()):.2f} ms in {sum(k for _, k in named[n].values())} launches"
@@ -91,7 +92,7 @@ def print_kernel_diff(named: dict[str, dict[str, tuple[float, int]]], rows: int 
     )
     print(f"GPU kernels per call: {totals}")
     print("  ".join(f"{n[:14]:>14} ms  n" for n in names) + "  kernel")
-    for key in sorted(keys, key=spread, reverse=True)[:rows]:
+    for key in sorted(keys, key=order, reverse=True)[:rows]:
         cells = "  ".join(
             f"{named[n].get(key, (0.0, 0))[0]:>17.3f}  {named[n].get(key, (0.0, 0))[1]:>2}" for n in names
         )

@@ -85,13 +85,13 @@ def step_time(args) -> dict:
     ms = {name: statistics.median(times) for name, times in rounds.items()}
     kernel_ms = None
     if args.profile:
-        from _common import kernel_times, print_kernel_diff
+        from _common import kernel_times, print_kernel_times
 
         profiles = {
             name: kernel_times(lambda m=model, o=optimizer: train_step(m, o, [batches[0]], autocast, 1.0))
             for name, (model, optimizer) in runners.items()
         }
-        print_kernel_diff(profiles, rows=40)
+        print_kernel_times(profiles, rows=40)
         kernel_ms = {name: sum(t for t, _ in times.values()) for name, times in profiles.items()}
     return {
         "bench": "ladder_step",

@@ -25,7 +25,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import kernel_times  # noqa: E402
+from _common import kernel_times, print_kernel_times  # noqa: E402
 from baselines.plain_llama import PlainLlama  # noqa: E402
 
 from redpajama.io.atomic import write_json  # noqa: E402
@@ -98,15 +98,8 @@ def _run_ours(args, batches, compile_mode: str, profile: bool, **overrides) -> d
     seconds = time_steps(step, batches, args.warmup, args.steps, args.accumulate)
     peak = torch.cuda.max_memory_allocated() / 2**30
     if profile:
-        print_kernel_table(kernel_times(lambda: step(batches[: args.accumulate])))
+        print_kernel_times({"ours": kernel_times(lambda: step(batches[: args.accumulate]))}, rows=30)
     return {"seconds_per_step": seconds, "flops_per_token": flops, "peak_gib": peak}
-
-
-def print_kernel_table(times: dict[str, tuple[float, int]], rows: int = 30) -> None:
-    """The kernels that take an optimizer step's time (for tuning, not the figure)."""
-    print(f"GPU kernel time per step: {sum(ms for ms, _ in times.values()):.1f} ms")
-    for name, (ms, n) in sorted(times.items(), key=lambda kv: -kv[1][0])[:rows]:
-        print(f"{ms:9.3f} ms {n:5d}x  {name[:110]}")
 
 
 def check_kernels_match(args, batch) -> dict:
