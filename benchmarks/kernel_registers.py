@@ -225,7 +225,8 @@ def elementwise_specs() -> list[Spec]:
 
 
 def decode_specs() -> list[Spec]:
-    # DEC-A: B = 128 sequences of capacity T = 8192 in pages of 64, H = 128 query heads, Q = 1. Each
+    # DEC-A: B = 128 sequences of capacity T = 8192 in pages of 64, H = 128 query heads, Q = 1 (and
+    # the unsplit kernel at Q = 2). Each
     # cache width as the launcher picks S at that shape (GTA-8's 1024 programs need no split), plus
     # the split variant of every kernel (fewer sequences split GTA-8 too) and the merge of S partials.
     import triton
@@ -275,6 +276,24 @@ def decode_specs() -> list[Spec]:
                     floats=("scale",),
                 )
             )
+        # Q = 2 (speculative decoding): twice the rows of a group, one key range (the launcher's
+        # choice at DEC-A), tiles as config_for picks them for those rows.
+        cfg2 = config_for(CUDA, dc, 2 * h // g)
+        bm2 = max(16, min(2 * h // g, cfg2.max_rows))
+        out.append(
+            Spec(
+                f"decode {label} Q=2 S=1",
+                module,
+                "paged_decode_kernel",
+                dict(c, Q=2, BM=bm2, BS=cfg2.bs, SPLIT=False),
+                cfg2.warps,
+                cfg2.stages,
+                fp32_ptrs=("lse",),
+                i32_ptrs=("block_table", "seq_lens"),
+                ints=ints,
+                floats=("scale",),
+            )
+        )
         out.append(
             Spec(
                 f"decode combine Dc={dc} S={max(splits, 2)}",
