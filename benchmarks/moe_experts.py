@@ -377,46 +377,6 @@ def sweep(name, shape) -> list[dict]:
     return sorted(rows, key=lambda r: r.get("fwd_ms", float("inf")) + r.get("bwd_ms", float("inf")))
 
 
-def weight_step(steps: list[int]) -> list[dict]:
-    """Our kernel at each reduction step of the weight-gradient kernels (`Config.weight_block_k`):
-    MoE-A and MoE-B on top-K routing, and MoE-C's top-K against token rounding. A step equal to the
-    rounding tile lets rounding remove the ragged last step of every expert's dW reduction too."""
-    import dataclasses
-
-    from redpajama.kernels.moe import experts
-
-    default = experts.GPU_CONFIG
-    rows = []
-    try:
-        for step in steps:
-            experts.GPU_CONFIG = dataclasses.replace(default, weight_block_k=step)
-            row = dict(weight_block_k=step)
-            for name, shape in SHAPES.items():
-                t, d, n, e, k = shape
-                p = make_problem(t, d, n, e, k)
-                errors = check(p, {"ours": ours_fn()})
-                if not max(errors.values()) < BF16_TOL:
-                    sys.exit(f"weight_block_k={step} {name}: correctness check FAILED: {errors}")
-                times = timings(ours_fn(), p)
-                row[name] = dict(times, fwd_bwd_tflops=18 * t * k * d * n / times["fwd_bwd_ms"] / 1e9)
-                del p
-            row["MoE-C"], ok = run_rounding(*ROUNDING_SHAPE)
-            if not ok:
-                sys.exit(f"weight_block_k={step} MoE-C: correctness check FAILED")
-            rows.append(row)
-            c = row["MoE-C"]
-            print(
-                f"weight_block_k {step}: MoE-A {row['MoE-A']['fwd_bwd_tflops']:.0f} TFLOP/s, "
-                f"MoE-B {row['MoE-B']['fwd_bwd_tflops']:.0f}; MoE-C f+b top-K {c['topk']['fwd_bwd_ms']:.3f} ms, "
-                f"rounded {c[c['mode']]['fwd_bwd_ms']:.3f} ms: {c['speedup_fwd_bwd']:.3f}x",
-                flush=True,
-            )
-            torch.cuda.empty_cache()
-    finally:
-        experts.GPU_CONFIG = default
-    return rows
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -425,19 +385,10 @@ def main() -> int:
     parser.add_argument(
         "--sweep", action="store_true", help="time our passes at candidate tile configs (MoE-B)"
     )
-    parser.add_argument(
-        "--weight-block-k",
-        type=int,
-        nargs="+",
-        help="instead: our kernel at these reduction steps of the weight-gradient kernels",
-    )
     args = parser.parse_args()
     if not torch.cuda.is_available():
         print("moe_experts: needs a CUDA GPU (none found); nothing timed.", file=sys.stderr)
         return 2
-    if args.weight_block_k:
-        write_json(args.output.with_name("moe_experts_weight_block_k.json"), weight_step(args.weight_block_k))
-        return 0
     if args.sweep:
         rows = sweep("MoE-B", SHAPES["MoE-B"])
         write_json(args.output.with_name("moe_experts_sweep.json"), rows)

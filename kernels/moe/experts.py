@@ -53,9 +53,7 @@ class Config:
     row-tile kernels, weight rows in the weight-gradient kernels); block_n: output columns;
     block_k: the reduction step; block_d: columns per program of the combine kernel;
     down_bwd_block_n: output columns of the down projection's backward, whose SwiGLU-backward
-    epilogue holds several float32 tiles at once (None: block_n); weight_block_k: the reduction
-    step of the weight-gradient kernels (dW1, dW2), which reduce over an expert's assignment rows
-    (None: block_k)."""
+    epilogue holds several float32 tiles at once (None: block_n)."""
 
     block_m: int
     block_n: int
@@ -65,7 +63,6 @@ class Config:
     block_d: int
     combine_warps: int
     down_bwd_block_n: int | None = None
-    weight_block_k: int | None = None
 
 
 # H100/H200 class GPUs: 128 x 128 output tiles, 64-wide reduction steps, 3 pipeline stages (the up
@@ -259,15 +256,12 @@ def moe_experts_bwd(
     d_scores = ds_part.sum(0).to(scores.dtype)  # fixed-order sum over the column blocks
 
     nb_nm, nb_dn = triton.cdiv(n, cfg.block_m), triton.cdiv(d, cfg.block_n)
-    weight_gemm = {**gemm, "BLOCK_K": cfg.weight_block_k or cfg.block_k}
     moe_dw2_kernel[(e * nb_nm * nb_dn,)](
-        d_out, a, scores, token_indices, expert_offsets, dw2, d, n, nb_nm, nb_dn, **weight_gemm
+        d_out, a, scores, token_indices, expert_offsets, dw2, d, n, nb_nm, nb_dn, **gemm
     )
     del a
     nb_dm, nb_c = triton.cdiv(d, cfg.block_m), triton.cdiv(n2, cfg.block_n)
-    moe_dw1_kernel[(e * nb_dm * nb_c,)](
-        x, dh, token_indices, expert_offsets, dw1, d, n, nb_dm, nb_c, **weight_gemm
-    )
+    moe_dw1_kernel[(e * nb_dm * nb_c,)](x, dh, token_indices, expert_offsets, dw1, d, n, nb_dm, nb_c, **gemm)
 
     dx_rows = torch.empty((m, d), dtype=x.dtype, device=dev)
     moe_dx_kernel[(num_tiles * nb_dn,)](

@@ -93,8 +93,7 @@ def test_matches_naive_float32(case, device):
 @pytest.mark.parametrize("down_bwd_block_n", [32, 64])
 def test_tile_overrides_match_naive(down_bwd_block_n, device):
     """moe_experts_fwd/bwd under a config override (benchmarks/moe_experts.py --sweep), including a
-    down-projection backward whose column tile differs from the other kernels', and weight gradients
-    whose reduction step differs from block_k."""
+    down-projection backward whose column tile differs from the other kernels'."""
     import dataclasses
 
     from redpajama.kernels.moe.experts import config_for, moe_experts_bwd, moe_experts_fwd
@@ -106,12 +105,7 @@ def test_tile_overrides_match_naive(down_bwd_block_n, device):
     base = config_for(torch.device(device))
     # Row tiles other than the default: 32 in the interpreter (16 by default), 64 on a GPU (128).
     block_m = 2 * base.block_m if device == "cpu" else base.block_m // 2
-    # The weight gradients step over assignment rows by their own tile: 32 in the interpreter (16
-    # by default), 32 on a GPU (64; twice that in float32 would not fit shared memory).
-    weight_block_k = 2 * base.block_k if device == "cpu" else base.block_k // 2
-    cfg = dataclasses.replace(
-        base, block_m=block_m, down_bwd_block_n=down_bwd_block_n, weight_block_k=weight_block_k
-    )
+    cfg = dataclasses.replace(base, block_m=block_m, down_bwd_block_n=down_bwd_block_n)
     with poisoned_allocations():
         out, h = moe_experts_fwd(x, w1, w2, tokens, offsets, scores, cfg=cfg)
         grads = moe_experts_bwd(d_out, x, w1, w2, h, tokens, offsets, scores, cfg=cfg)
