@@ -225,49 +225,41 @@ def elementwise_specs() -> list[Spec]:
 
 
 def decode_specs() -> list[Spec]:
-    # DEC-A: B = 128 sequences of capacity T = 8192 in pages of 64, H = 128 query heads, Q = 1 (and
-    # the unsplit kernel at Q = 2). Each
-    # cache width as the launcher picks S at that shape (GTA-8's 1024 programs need no split), plus
-    # the split variant of every kernel (fewer sequences split GTA-8 too) and the merge of S partials.
+    # DEC-A: B = 128 sequences of capacity T = 8192 in pages of 64, H = 128 query heads. Each cache
+    # width at Q = 1 as the launcher picks S at that shape (GTA-8's 1024 programs need no split),
+    # the split variant of every kernel (fewer sequences split GTA-8 too), the unsplit kernel at
+    # Q = 2 (speculative decoding: twice the rows, their own tiles) and the merge of S partials.
     import triton
 
     from redpajama.kernels.decode.paged import config_for
 
     module = "redpajama.kernels.decode.paged"
     b, h, capacity = 128, 128, 8192
+    ints = ("s_qa_t", "s_qa_h", "s_qr_t", "s_qr_h", "max_pages", "chunk", "n_splits")
     out = []
     for label, g, ka, dc, dr in (
         ("GTA-8", 8, 64, 128, 64),
         ("GLA-2", 2, 256, 256, 64),
         ("MLA", 1, 512, 512, 64),
     ):
-        cfg = config_for(CUDA, dc, h // g)
-        bm = max(16, min(h // g, cfg.max_rows))
-        row_blocks = triton.cdiv(h // g, bm)
-        splits = min(triton.cdiv(cfg.min_programs, b * g * row_blocks), triton.cdiv(capacity, 2 * cfg.bs))
-        splits = max(1, splits)
-        c = dict(
-            Q=1,
-            H=h,
-            G=g,
-            KA=ka,
-            DC=dc,
-            DR=dr,
-            PS=64,
-            BM=bm,
-            BS=cfg.bs,
-            BC=dc,
-            BR=dr,
-            PRECISION="tf32",
-        )
-        ints = ("s_qa_t", "s_qa_h", "s_qr_t", "s_qr_h", "max_pages", "chunk", "n_splits")
-        for split in (False, True):
+        splits = 2
+        for q, split in ((1, False), (1, True), (2, False)):
+            rows = q * h // g
+            cfg = config_for(CUDA, dc, rows)
+            bm = max(16, min(rows, cfg.max_rows))
+            if q == 1 and not split:  # the launcher's split count at Q = 1, for the split variant
+                row_blocks = triton.cdiv(rows, bm)
+                splits = max(
+                    2,
+                    min(triton.cdiv(cfg.min_programs, b * g * row_blocks), triton.cdiv(capacity, 2 * cfg.bs)),
+                )
+            consts = dict(Q=q, H=h, G=g, KA=ka, DC=dc, DR=dr, PS=64, BM=bm, BS=cfg.bs, BC=dc, BR=dr)
             out.append(
                 Spec(
-                    f"decode {label} Q=1 S={max(splits, 2) if split else 1}",
+                    f"decode {label} Q={q} S={splits if split else 1}",
                     module,
                     "paged_decode_kernel",
-                    dict(c, SPLIT=split),
+                    dict(consts, PRECISION="tf32", SPLIT=split),
                     cfg.warps,
                     cfg.stages,
                     fp32_ptrs=("o", "lse") if split else ("lse",),
@@ -276,30 +268,12 @@ def decode_specs() -> list[Spec]:
                     floats=("scale",),
                 )
             )
-        # Q = 2 (speculative decoding): twice the rows of a group, one key range (the launcher's
-        # choice at DEC-A), tiles as config_for picks them for those rows.
-        cfg2 = config_for(CUDA, dc, 2 * h // g)
-        bm2 = max(16, min(2 * h // g, cfg2.max_rows))
         out.append(
             Spec(
-                f"decode {label} Q=2 S=1",
-                module,
-                "paged_decode_kernel",
-                dict(c, Q=2, BM=bm2, BS=cfg2.bs, SPLIT=False),
-                cfg2.warps,
-                cfg2.stages,
-                fp32_ptrs=("lse",),
-                i32_ptrs=("block_table", "seq_lens"),
-                ints=ints,
-                floats=("scale",),
-            )
-        )
-        out.append(
-            Spec(
-                f"decode combine Dc={dc} S={max(splits, 2)}",
+                f"decode combine Dc={dc} S={splits}",
                 module,
                 "paged_decode_combine_kernel",
-                dict(DC=dc, BSP=triton.next_power_of_2(max(splits, 2)), BC=dc),
+                dict(DC=dc, BSP=triton.next_power_of_2(splits), BC=dc),
                 4,
                 1,
                 fp32_ptrs=("o_part", "lse_part"),
