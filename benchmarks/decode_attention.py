@@ -116,11 +116,17 @@ def traffic(variant: str, b: int, t: int, h: int, nq: int) -> tuple[int, int]:
     return cache_bytes + io_bytes, flops
 
 
-# Tiles tried by --sweep, per variant: (tokens a tile, warps, stages, query rows a program).
+# Tiles tried by --sweep, per variant: (tokens a tile, warps, stages, query rows a program), row-major
+# kernel; SWEEP_KEYS_MAJOR: the same fields for the transposed kernel (decode/keys_major.py).
 SWEEP = {
-    "GTA-8": [(64, 4, 2, 128), (64, 4, 3, 128), (128, 4, 2, 128), (128, 4, 3, 128), (128, 8, 2, 128), (128, 8, 3, 128), (32, 4, 3, 128), (64, 8, 2, 128), (64, 4, 4, 128), (32, 2, 4, 128), (64, 2, 3, 128), (256, 8, 2, 128)],
-    "GLA-2": [(32, 4, 1, 128), (16, 4, 2, 128), (16, 4, 3, 128), (32, 2, 2, 128), (32, 4, 3, 128), (16, 2, 2, 128), (64, 8, 2, 128), (32, 8, 2, 128), (32, 4, 2, 128), (64, 4, 2, 128), (32, 8, 3, 128), (64, 8, 2, 32), (32, 4, 3, 32), (64, 4, 2, 32), (64, 4, 3, 32), (128, 8, 2, 32), (64, 4, 2, 16), (32, 4, 3, 16)],
-    "MLA": [(32, 8, 2, 64), (16, 8, 2, 64), (16, 4, 2, 64), (32, 4, 2, 64), (32, 8, 2, 32), (16, 4, 3, 32), (64, 8, 1, 32), (64, 4, 2, 32), (32, 4, 2, 16), (64, 4, 2, 16), (64, 8, 2, 16)],
+    "GTA-8": [(64, 4, 2, 128), (128, 4, 2, 128), (128, 4, 3, 128), (128, 8, 2, 128), (64, 8, 2, 128), (256, 8, 2, 128)],
+    "GLA-2": [(32, 4, 2, 128), (64, 8, 2, 128), (32, 8, 2, 128), (64, 4, 2, 32), (32, 4, 3, 32)],
+    "MLA": [(32, 8, 2, 64), (32, 4, 2, 64), (64, 8, 2, 32)],
+}  # fmt: skip
+SWEEP_KEYS_MAJOR = {
+    "GTA-8": [(64, 4, 2, 128), (64, 4, 3, 128), (64, 4, 4, 128), (128, 4, 2, 128), (128, 4, 3, 128), (128, 4, 4, 128), (32, 4, 4, 128), (32, 4, 6, 128), (128, 8, 2, 128), (128, 8, 3, 128), (256, 8, 2, 128), (64, 4, 2, 16)],
+    "GLA-2": [(32, 4, 2, 128), (64, 4, 2, 128), (64, 8, 2, 128), (128, 8, 2, 128), (32, 8, 2, 128), (64, 4, 2, 32), (64, 8, 2, 64), (128, 8, 2, 64), (64, 4, 3, 16)],
+    "MLA": [(64, 8, 2, 64), (32, 8, 2, 64), (64, 8, 2, 32), (64, 4, 2, 32), (128, 8, 2, 32), (64, 4, 2, 16)],
 }  # fmt: skip
 
 
@@ -133,13 +139,22 @@ def sweep(args, ceil: dict) -> list[dict]:
     from redpajama.kernels.decode.paged import GPU_MIN_PROGRAMS, Config
 
     rows = []
-    for (variant, candidates), nq in itertools.product(SWEEP.items(), args.query_lens):
+    for variant, nq in itertools.product(args.variants, args.query_lens):
         p = make_problem(variant, args.batch, args.seq_len, args.heads, nq, args.page_size)
         small = make_problem(variant, 4, args.seq_len, args.heads, nq, args.page_size, seed=1)
         ref = decode_fn(variant, naive=True)(small).float()
-        for bs, warps, stages, max_rows in candidates:
-            cfg = Config(bs, warps, stages, max_rows, GPU_MIN_PROGRAMS)
-            row = dict(variant=variant, query_len=nq, bs=bs, warps=warps, stages=stages, max_rows=max_rows)
+        candidates = [(*c, False) for c in SWEEP[variant]] + [(*c, True) for c in SWEEP_KEYS_MAJOR[variant]]
+        for bs, warps, stages, max_rows, keys_major in candidates:
+            cfg = Config(bs, warps, stages, max_rows, GPU_MIN_PROGRAMS, keys_major)
+            row = dict(
+                variant=variant,
+                query_len=nq,
+                bs=bs,
+                warps=warps,
+                stages=stages,
+                max_rows=max_rows,
+                keys_major=keys_major,
+            )
             fn = decode_fn(variant, splits=1, cfg=cfg)
             try:
                 row["bf16_rel_rms"] = rel_rms(ref, fn(small).float())
@@ -149,7 +164,7 @@ def sweep(args, ceil: dict) -> list[dict]:
                 continue
             rows.append(measured(dict(row, splits=1, eager_us=float("nan")), ms, variant, nq, args, ceil))
             print(
-                f"{variant} Q={nq} bs={bs} w={warps} s={stages} rows={max_rows}: {ms * 1e3:.1f} us, {rows[-1]['frac_of_roofline']:.1%} of roofline",
+                f"{variant} Q={nq} {'keys-major' if keys_major else 'row-major'} bs={bs} w={warps} s={stages} rows={max_rows}: {ms * 1e3:.1f} us, {rows[-1]['frac_of_roofline']:.1%} of roofline",
                 flush=True,
             )
         del p, small
@@ -222,6 +237,13 @@ def main() -> int:
         "--output", type=Path, default=Path(__file__).parent / "results" / "decode_attention.json"
     )
     parser.add_argument("--sweep", action="store_true", help="time candidate tile configs instead")
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        choices=list(VARIANTS),
+        default=list(VARIANTS),
+        help="variants to time or sweep",
+    )
     args = parser.parse_args()
     if not torch.cuda.is_available():
         print("decode_attention: needs a CUDA GPU (none found); nothing timed.", file=sys.stderr)
@@ -238,7 +260,7 @@ def main() -> int:
         write_json(args.output.with_name("decode_attention_sweep.json"), rows)
         return 0
     rows, ok = [], True
-    for variant in VARIANTS:
+    for variant in args.variants:
         for nq in args.query_lens:
             err = max(check(variant, args.seq_len, args.heads, nq, args.page_size, s) for s in args.splits)
             row = dict(variant=variant, query_len=nq, bf16_rel_rms=err)

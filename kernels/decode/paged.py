@@ -38,6 +38,8 @@ import torch
 import triton
 import triton.language as tl
 
+from redpajama.kernels.decode.keys_major import paged_decode_keys_major_kernel
+
 DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 MAX_DIM = 576  # DeepSeek's MLA latent + RoPE width; the (BM, Dc) accumulator lives in registers
 
@@ -47,13 +49,15 @@ class Config:
     """bs: tokens of a cache tile; warps, stages: the launch; max_rows: query rows (query positions
     x heads of the group) one program takes at most, its (rows, Dc) float32 accumulator living in
     registers; a group with more rows is split over several programs. min_programs: the programs to
-    aim for, reached by splitting each sequence into up to that many key ranges of >= 2 tiles."""
+    aim for, reached by splitting each sequence into up to that many key ranges of >= 2 tiles.
+    keys_major: run the transposed kernel (keys_major.py), for groups of few rows."""
 
     bs: int
     warps: int
     stages: int
     max_rows: int
     min_programs: int
+    keys_major: bool = False
 
 
 # The interpreter (tests): 16-token tiles, so the tiny test pages (size 8, 5, 1) span tiles and pages;
@@ -72,8 +76,12 @@ def config_for(device: torch.device, dc: int, rows: int) -> Config:
     Chosen by `benchmarks/decode_attention.py --sweep` at DEC-A (B 128, 8K context, Q = 1 and 2;
     docs/benchmarks.md), with register and shared-memory figures from offline ptxas for sm_90a
     (benchmarks/kernel_registers.py):
-    - GTA (Dc 128): 128-token tiles at 4 warps, 2 stages: half the loop trips of 64-token tiles
-      for the same bytes (657 against 724 us at Q = 1).
+    - GTA (Dc 128), up to 32 rows (Q = 1, 2 at 16 heads a group): the transposed kernel
+      (keys_major.py), whose MMAs take the tile's tokens as M. Q = 1: 64-token tiles, 2 stages,
+      585 us against 622 for the best row-major tiles; Q = 2: 128-token tiles, 3 stages, 742
+      against 804.
+    - GTA with more rows: the row-major kernel, 128-token tiles at 4 warps, 2 stages (half the
+      loop trips of 64-token tiles for the same bytes: 657 against 724 us at Q = 1).
     - GLA-2 (Dc 256), up to 64 rows (Q = 1): 32-token tiles at 4 warps (514 us; 8 warps took
       778-1109). The (rows, 256) accumulator and the 256-wide tile fill a program's registers,
       so narrow tiles and fewer threads with more registers each win.
@@ -87,6 +95,10 @@ def config_for(device: torch.device, dc: int, rows: int) -> Config:
     """
     if device.type != "cuda":
         return INTERPRETER_CONFIG
+    if dc <= 128 and rows <= 16:
+        return Config(64, 4, 2, 128, GPU_MIN_PROGRAMS, keys_major=True)
+    if dc <= 128 and rows <= 32:
+        return Config(128, 4, 3, 128, GPU_MIN_PROGRAMS, keys_major=True)
     if dc <= 128:
         return Config(128, 4, 2, 128, GPU_MIN_PROGRAMS)
     if dc <= 256:
@@ -273,7 +285,15 @@ def paged_decode_fwd(
     else:
         o_part, lse_part = o, o  # lse is never touched without a split
     bc = max(16, triton.next_power_of_2(dc))
-    paged_decode_kernel[(b * g, row_blocks, n_splits)](
+    if cfg.keys_major:
+        kernel = paged_decode_keys_major_kernel
+        widths = dict(
+            BA=max(16, triton.next_power_of_2(ka)),
+            BB=0 if dc == ka else max(16, triton.next_power_of_2(dc - ka)),
+        )
+    else:
+        kernel, widths = paged_decode_kernel, dict(BC=bc)
+    kernel[(b * g, row_blocks, n_splits)](
         q_a,
         q_r,
         cache,
@@ -299,7 +319,7 @@ def paged_decode_fwd(
         PS=page_size,
         BM=bm,
         BS=cfg.bs,
-        BC=bc,
+        **widths,
         BR=max(16, triton.next_power_of_2(dr)),
         SPLIT=n_splits > 1,
         PRECISION="ieee" if q_a.dtype == torch.float32 else "tf32",

@@ -155,6 +155,39 @@ def test_tile_override(device):
     _assert_close(ref, out)
 
 
+@pytest.mark.parametrize("splits", (None, 1, 3))
+@pytest.mark.parametrize("nq", (1, 2, 3))
+@pytest.mark.parametrize("variant", ("gta-16", "gta-24", "gla"))
+def test_keys_major(variant, nq, splits, device):
+    # The transposed kernel (keys_major.py) through the launcher: GTA's two column ranges [0, Ka)
+    # and [Ka, D) (D 24: 12-wide ranges in 16-wide tiles), GLA's one; split and unsplit.
+    from dataclasses import replace
+
+    from redpajama.kernels.decode.paged import config_for
+
+    g, hg = 2, 3
+    lengths = [max(nq, n) for n in SPLIT_LENGTHS]
+    b, h = len(lengths), g * hg
+    if variant == "gla":
+        dl, dr = 24, 8
+        (cache, k_rope), table, seq_lens = _paged(lengths, PAGE, [(g, dl), (dr,)], device, seed=71 + nq)
+        q_latent = unit_randn(b, nq, h, dl, device=device, seed=72)
+        q_rope = unit_randn(b, nq, h, dr, device=device, seed=73)
+        ref = gla_decode_naive(q_latent, q_rope, cache, k_rope, table, seq_lens, scale=0.3)
+        operands = gla_operands(q_latent, q_rope, 0.3)
+    else:
+        d = int(variant.split("-")[1])
+        (cache, k_rope), table, seq_lens = _paged(lengths, PAGE, [(g, d), (d // 2,)], device, seed=74 + nq)
+        q = unit_randn(b, nq, h, d, device=device, seed=75)
+        ref = gta_decode_naive(q, cache, k_rope, table, seq_lens, scale=0.25)
+        operands = gta_operands(q, 0.25)
+    cfg = replace(config_for(torch.device(device), cache.shape[3], nq * hg), keys_major=True)
+    with poisoned_allocations():
+        q_a, q_r, scale, ka = operands
+        out = paged_decode_fwd(q_a, q_r, cache, k_rope, table, seq_lens, scale, ka, splits=splits, cfg=cfg)
+    _assert_close(ref, out)
+
+
 def test_splits_argument_error(device):
     (kv, k_rope), table, seq_lens = _paged([4, 9], PAGE, [(1, 16), (8,)], device, seed=51)
     q = unit_randn(2, 1, 2, 16, device=device, seed=52)

@@ -1,0 +1,138 @@
+"""The paged decode kernel with its products transposed: keys along the rows, query rows along the
+columns ("swap AB", as FlashInfer and FlashMLA do for decode).
+
+A group's query rows are few (GTA-8 at DEC-A: 16 at Q = 1, 32 at Q = 2). As the M side of an MMA
+they fall below Hopper's 64-row warpgroup MMA, so Triton runs the row-major kernel (paged.py) on
+the older warp-level MMA. Here the score product is S^T = C_a @ qa^T (BS x BM: the tile's tokens
+are M) and the value product acc^T = C^T @ P^T (Dc x BM), so M is the tile width or the cache
+width, and the few rows are the N side, which may be as small as 8.
+
+The cache row is read as two column ranges, [0, Ka) and [Ka, Dc): the score runs over the first
+only, where the row-major kernel multiplies zero-padded query columns over all Dc (GTA: a third of
+its score FLOPs), and each range has its own value accumulator. GLA (Ka = Dc) has no second range.
+
+Same arguments, masking, splits and partial outputs as `paged_decode_kernel` (paged.py's module
+doc); the launcher there chooses between the two by `Config.keys_major`.
+"""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def paged_decode_keys_major_kernel(
+    q_a,
+    q_r,
+    c,
+    r,
+    o,
+    lse,
+    block_table,
+    seq_lens,
+    scale,
+    s_qa_t,
+    s_qa_h,
+    s_qr_t,
+    s_qr_h,
+    max_pages,
+    chunk,
+    n_splits,
+    Q: tl.constexpr,
+    H: tl.constexpr,
+    G: tl.constexpr,
+    KA: tl.constexpr,
+    DC: tl.constexpr,
+    DR: tl.constexpr,
+    PS: tl.constexpr,
+    BM: tl.constexpr,
+    BS: tl.constexpr,
+    BA: tl.constexpr,  # columns [0, Ka), padded to a power of two
+    BB: tl.constexpr,  # columns [Ka, Dc), padded; 0: none (GLA)
+    BR: tl.constexpr,
+    SPLIT: tl.constexpr,
+    PRECISION: tl.constexpr,
+):
+    i_bg, i_m, i_sp = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    i_b, i_g = i_bg // G, i_bg % G
+    HG: tl.constexpr = H // G
+    qk_scale = scale * 1.4426950408889634  # base 2
+
+    o_m = i_m * BM + tl.arange(0, BM)
+    m_m = o_m < Q * HG
+    o_q = o_m // HG
+    o_h = i_g * HG + o_m % HG
+    o_tok = i_b.to(tl.int64) * Q + o_q
+    o_a = tl.arange(0, BA)
+    o_r = tl.arange(0, BR)
+    m_a = o_a < KA
+    m_r = o_r < DR
+    # Queries transposed: (BA, BM) and (BR, BM).
+    p_qa = q_a + o_tok[None, :] * s_qa_t + o_h[None, :] * s_qa_h + o_a[:, None]
+    b_qa = tl.load(p_qa, mask=m_m[None, :] & m_a[:, None], other=0.0)
+    p_qr = q_r + o_tok[None, :] * s_qr_t + o_h[None, :] * s_qr_h + o_r[:, None]
+    b_qr = tl.load(p_qr, mask=m_m[None, :] & m_r[:, None], other=0.0)
+
+    seq_len = tl.load(seq_lens + i_b)
+    if SPLIT:
+        start = i_sp * chunk
+        end = tl.minimum(start + chunk, seq_len)
+    else:
+        start = 0
+        end = seq_len
+    pos = seq_len - Q + o_q  # each row's query position; padding rows see every key
+    b_m = tl.full([BM], float("-inf"), dtype=tl.float32)
+    b_l = tl.zeros([BM], dtype=tl.float32)
+    b_acc_a = tl.zeros([BA, BM], dtype=tl.float32)
+    if BB > 0:
+        o_bc = KA + tl.arange(0, BB)
+        m_bc = o_bc < DC
+        b_acc_b = tl.zeros([BB, BM], dtype=tl.float32)
+    for i_s in range(start, end, BS):
+        o_s = i_s + tl.arange(0, BS)
+        m_s = o_s < end
+        b_page = tl.load(block_table + i_b.to(tl.int64) * max_pages + o_s // PS, mask=m_s, other=0)
+        o_row = b_page.to(tl.int64) * PS + o_s % PS
+        p_row = (o_row * G + i_g) * DC
+        b_ca = tl.load(c + p_row[:, None] + o_a[None, :], mask=m_s[:, None] & m_a[None, :], other=0.0)
+        b_r = tl.load(r + o_row[:, None] * DR + o_r[None, :], mask=m_s[:, None] & m_r[None, :], other=0.0)
+        # [BS, BA] @ [BA, BM] + [BS, BR] @ [BR, BM] -> [BS, BM]
+        b_s = tl.dot(b_ca, b_qa, input_precision=PRECISION)
+        b_s = tl.dot(b_r, b_qr, b_s, input_precision=PRECISION) * qk_scale
+        b_s = tl.where((o_s[:, None] <= pos[None, :]) & m_s[:, None], b_s, float("-inf"))
+        b_mn = tl.maximum(b_m, tl.max(b_s, 0))
+        b_mc = tl.where(b_mn == float("-inf"), 0.0, b_mn)  # a split past a row's causal limit
+        b_p = tl.exp2(b_s - b_mc[None, :])
+        b_rs = tl.exp2(b_m - b_mc)
+        b_l = b_l * b_rs + tl.sum(b_p, 0)
+        b_p = b_p.to(b_ca.dtype)
+        # [BA, BS] @ [BS, BM] -> [BA, BM], and the same for columns [Ka, Dc)
+        b_acc_a = tl.dot(tl.trans(b_ca), b_p, b_acc_a * b_rs[None, :], input_precision=PRECISION)
+        if BB > 0:
+            b_cb = tl.load(c + p_row[:, None] + o_bc[None, :], mask=m_s[:, None] & m_bc[None, :], other=0.0)
+            b_acc_b = tl.dot(tl.trans(b_cb), b_p, b_acc_b * b_rs[None, :], input_precision=PRECISION)
+        b_m = b_mn
+
+    o_row_out = o_tok * H + o_h
+    if SPLIT:
+        b_seen = b_l > 0
+        b_l = tl.where(b_seen, b_l, 1.0)
+        b_inv = tl.where(b_seen, 1.0 / b_l, 0.0)
+        b_lse = tl.where(b_seen, b_m + tl.log2(b_l), float("-inf"))
+        p_o = o + ((o_row_out * n_splits + i_sp) * DC)[None, :]
+        tl.store(lse + o_row_out * n_splits + i_sp, b_lse, mask=m_m)
+    else:
+        b_inv = 1.0 / b_l  # key 0 is visible to every row
+        p_o = o + (o_row_out * DC)[None, :]
+    tl.store(
+        p_o + o_a[:, None],
+        (b_acc_a * b_inv[None, :]).to(o.dtype.element_ty),
+        mask=m_a[:, None] & m_m[None, :],
+    )
+    if BB > 0:
+        tl.store(
+            p_o + o_bc[:, None],
+            (b_acc_b * b_inv[None, :]).to(o.dtype.element_ty),
+            mask=m_bc[:, None] & m_m[None, :],
+        )
