@@ -1,4 +1,5 @@
-"""Memory-bound Triton kernels (SwiGLU, RoPE on fused QKV, cross-entropy chunk) against torch.compile.
+"""Memory-bound Triton kernels (SwiGLU, RoPE on fused QKV, residual add + RMSNorm, cross-entropy chunk)
+against torch.compile.
 
 For each op at the 468m model's shapes (B=16, T=2048, 16 q and 16 kv heads of 64, SwiGLU hidden
 2816, vocab 50304 in chunks of 8192 rows) this times ours and the torch.compile'd `naive.py`
@@ -29,6 +30,7 @@ from redpajama.io.atomic import write_json  # noqa: E402
 
 # The 468m model's shapes (training/model/config.py) and the chunked loss's rows per chunk.
 B, T, N_HEADS, N_KV, HEAD_DIM, HIDDEN, VOCAB, LAYERS = 16, 2048, 16, 16, 64, 2816, 50304, 24
+D_MODEL = 1024
 CE_ROWS = 8192
 WIDTH = (N_HEADS + 2 * N_KV) * HEAD_DIM
 # bf16 against a float32 reference: one rounding of the output is ~2^-9 relative RMS.
@@ -74,6 +76,8 @@ def load_ops() -> dict:
     """op name -> (ours, naive reference, extra positional args after the input)."""
     from redpajama.kernels.cross_entropy import cross_entropy_chunk
     from redpajama.kernels.cross_entropy import naive as ce_naive
+    from redpajama.kernels.rmsnorm import add_rmsnorm
+    from redpajama.kernels.rmsnorm import naive as rmsnorm_naive
     from redpajama.kernels.rope import naive as rope_naive
     from redpajama.kernels.rope import rope_qkv
     from redpajama.kernels.swiglu import naive as swiglu_naive
@@ -81,7 +85,16 @@ def load_ops() -> dict:
     from redpajama.training.model.layers import rope_tables
 
     cos, sin = (t.to(DEVICE) for t in rope_tables(T, HEAD_DIM, 10000.0))
+    # The residual add's other operand (a module output) and the norm's float32 weight, as in the
+    # model under autocast; y follows x's dtype (a no-op cast in the bf16 timing).
+    y = unit(B * T, D_MODEL, dtype=torch.bfloat16, seed=11)
+    weight = 1.0 + 0.1 * unit(D_MODEL, seed=12)
     return {
+        "add_rmsnorm": (
+            lambda x, y, w: add_rmsnorm(x, y.to(x.dtype), w),
+            lambda x, y, w: rmsnorm_naive.add_rmsnorm(x, y.to(x.dtype), w, 1e-5),
+            (y, weight),
+        ),
         "swiglu": (swiglu, swiglu_naive.swiglu, ()),
         "rope_qkv": (rope_qkv, rope_naive.rope_qkv, (cos, sin, N_HEADS, N_KV)),
         "cross_entropy": (cross_entropy_chunk, ce_naive.cross_entropy_chunk, ()),
@@ -93,6 +106,11 @@ def inputs(op: str, dtype, seed: int = 0):
     if op == "swiglu":
         return unit(B * T, 2 * HIDDEN, dtype=dtype, seed=seed), (
             unit(B * T, HIDDEN, dtype=dtype, seed=seed + 1),
+        )
+    if op == "add_rmsnorm":
+        # Gradients of h (from the stream's later adds) and of the normed output.
+        return unit(B * T, D_MODEL, dtype=dtype, seed=seed), tuple(
+            unit(B * T, D_MODEL, dtype=dtype, seed=seed + 1 + i) for i in range(2)
         )
     if op == "rope_qkv":
         # The attention backward hands dq/dk/dv over in its (B, H, T, D) layout, transposed back.
@@ -109,7 +127,7 @@ def check(ops) -> dict[str, float]:
     from redpajama.kernels._testing import poisoned_allocations, rel_rms
 
     errors = {}
-    for op in ("swiglu", "rope_qkv"):
+    for op in ("swiglu", "rope_qkv", "add_rmsnorm"):
         ours, naive, args = ops[op]
         x32, grads32 = inputs(op, torch.float32)
         x32.requires_grad_()
@@ -145,9 +163,12 @@ def time_ops(ops, copy: float) -> list[dict]:
         ("swiglu", "fwd+bwd"): swiglu_fwd_bytes + 5 * B * T * HIDDEN * e,  # bwd: read 2H + H, write 2H
         ("rope_qkv", "fwd"): rope_fwd_bytes,
         ("rope_qkv", "fwd+bwd"): 2 * rope_fwd_bytes,  # bwd: read dq, dk, dv, write d_qkv
+        ("add_rmsnorm", "fwd"): 4 * B * T * D_MODEL * e,  # read x, y, write h, out
+        ("add_rmsnorm", "fwd+bwd"): 8 * B * T * D_MODEL * e,  # bwd: read d_h, d_out, h, write dx
     }
+    calls = {"swiglu": LAYERS, "rope_qkv": LAYERS, "add_rmsnorm": 2 * LAYERS}
     rows = []
-    for op in ("swiglu", "rope_qkv"):
+    for op in ("swiglu", "rope_qkv", "add_rmsnorm"):
         ours, naive, args = ops[op]
         compiled = torch.compile(naive, dynamic=False)
         x, grads = inputs(op, torch.bfloat16, seed=5)
@@ -160,7 +181,7 @@ def time_ops(ops, copy: float) -> list[dict]:
             ),
         }
         for kind, (ours_fn, base_fn) in timed.items():
-            r = row(op, kind, traffic[(op, kind)], gpu_ms(ours_fn), gpu_ms(base_fn), copy, LAYERS)
+            r = row(op, kind, traffic[(op, kind)], gpu_ms(ours_fn), gpu_ms(base_fn), copy, calls[op])
             r["ours_ms_eager"] = gpu_ms(ours_fn, eager=True)
             rows.append(r)
     # The loss, one call per chunk. It rewrites its input, so each timed call runs on the previous
