@@ -39,7 +39,8 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from redpajama.training.model import Transformer, model_config
-from redpajama.training.model.ladder import LOCAL, LadderTransformer, ladder_residual, sequential_residual
+from redpajama.training.model.ladder import LadderTransformer
+from redpajama.training.model.residual import LOCAL, ladder_residual, sequential_residual
 from redpajama.training.model.tensor_parallel import TensorParallelTransformer
 
 
@@ -49,7 +50,7 @@ def step_time(args) -> dict:
     from redpajama.training.trainer.optimizer import build_optimizer
     from redpajama.training.trainer.step import train_step
 
-    cfg = model_config(args.model)
+    cfg = model_config(args.model, fused_norms=args.fused_norms)
     train_cfg = TrainConfig(
         data=Path("."), out=Path("."), model=args.model, seq_len=args.seq_len, batch_size=args.batch_size
     )
@@ -158,7 +159,7 @@ class StaticDecoder:
             modules.append((block.attn_norm, self._attention(block.attn, cache, cos, sin, mask)))
             modules.append((block.mlp_norm, block.mlp))
         loop = ladder_residual if self.flow == "ladder" else sequential_residual
-        self.logits = model.head(model.norm(loop(x, modules, self.comm)))[:, -1].float()
+        self.logits = model.head(loop(x, modules, model.norm, self.comm))[:, -1].float()
         self.ids.copy_(self.logits.argmax(-1, keepdim=True))
         self.pos.add_(1)
 
@@ -342,6 +343,11 @@ def main() -> None:
     step.add_argument("--steps", type=int, default=10)
     step.add_argument("--rounds", type=int, default=5)
     step.add_argument("--no-compile", dest="compile", action="store_false")
+    step.add_argument(
+        "--fused-norms",
+        action="store_true",
+        help="both models with the fused add + RMSNorm op (model config)",
+    )
     step.add_argument(
         "--profile", action="store_true", help="also print both steps' kernel times side by side"
     )

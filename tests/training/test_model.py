@@ -144,6 +144,19 @@ def test_model_loss_paths_agree_and_logits_have_the_vocab():
         chunked(torch.zeros(1, 257, dtype=torch.long))
 
 
+def test_module_loop_equals_the_block_loop():
+    # hidden_states runs over modules (each add fused with the next norm, across blocks); FSDP2
+    # runs block by block (Block.forward). Both are x + attn(N(x)), then + mlp(N(.)), per block.
+    torch.manual_seed(0)
+    model = Transformer(model_config("tiny", n_layers=3)).double()
+    ids = torch.randint(0, 50257, (2, 17))
+    x = model.embed(ids).double()
+    cos, sin = model.rope_cos[:17], model.rope_sin[:17]
+    for block in model.blocks:
+        x = block(x, cos, sin)
+    assert rel_rms(model.hidden_states(ids), model.norm(x)) < 1e-12
+
+
 def test_sizes_match_the_paper_shapes():
     config = model_config("468m")
     assert (config.n_layers, config.d_model, config.n_heads, config.mlp_hidden) == (24, 1024, 16, 2816)

@@ -42,6 +42,10 @@ class ModelConfig:
     # On CUDA, this project's Triton kernels for SwiGLU, RoPE (fused QKV, GQA) and the loss chunks;
     # the PyTorch expressions elsewhere (and always on the CPU).
     kernels: bool = True
+    # With kernels, each residual add and the RMSNorm after it as one Triton op (kernels/rmsnorm),
+    # the same kernels in the standard and the Ladder flow. Off by default: its kernels pass on the
+    # GPU, but the whole-model compile with it (through kernels/_inductor.py) is not yet measured.
+    fused_norms: bool = False
     # "ladder": each attention/MLP module reads the stream without the previous module's output
     # (ladder.py), so tensor-parallel all-reduces overlap the next module. Same parameters.
     residual: Literal["standard", "ladder"] = "standard"

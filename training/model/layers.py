@@ -6,19 +6,34 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from redpajama.kernels.rmsnorm import add_rmsnorm, rmsnorm
+from redpajama.kernels.rmsnorm.naive import rmsnorm as rmsnorm_reference
 from redpajama.kernels.swiglu import swiglu
 
 
 class RMSNorm(nn.Module):
-    def __init__(self, dim: int, eps: float = 1e-5) -> None:
+    def __init__(self, dim: int, eps: float = 1e-5, kernels: bool = False) -> None:
         super().__init__()
         self.eps = eps
+        self.kernels = kernels  # on CUDA, our Triton kernels (kernels/rmsnorm)
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # Normalize in float32 (bf16 sums of squares lose the small components), return x's dtype.
-        normed = x.float() * torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + self.eps)
-        return normed.type_as(x) * self.weight.type_as(x)
+        if self.kernels and x.is_cuda:
+            return rmsnorm(x, self.weight, self.eps)
+        # Normalized in float32 (bf16 sums of squares lose the small components), in x's dtype.
+        return rmsnorm_reference(x, self.weight, self.eps)
+
+    def add_and_norm(self, x: torch.Tensor, y: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(h, norm(h)) with h = x + y, the residual stream's step; y None: h = x."""
+        if y is None:
+            return x, self(x)
+        if self.kernels and x.is_cuda and y.dtype == x.dtype:
+            # One kernel each way: the add, the norm and their backward (what Inductor would fuse,
+            # but chosen here, the same in every model that uses it).
+            return add_rmsnorm(x, y, self.weight, self.eps)
+        h = x + y
+        return h, self(h)
 
 
 def rope_tables(seq_len: int, dim: int, theta: float, device: torch.device | None = None):

@@ -33,7 +33,7 @@ from torch import nn
 
 from redpajama.errors import UserError
 from redpajama.training.model.config import ModelConfig
-from redpajama.training.model.ladder import (
+from redpajama.training.model.residual import (
     LOCAL,
     Comm,
     block_modules,
@@ -86,7 +86,7 @@ class _InFlight:
 
 
 class TensorParallelComm:
-    """f and g over one process group (ladder.Comm)."""
+    """f and g over one process group (residual.Comm)."""
 
     def __init__(self, group=None) -> None:
         self.group = group
@@ -198,4 +198,4 @@ class TensorParallelTransformer(Transformer):
     def hidden_states(self, input_ids: torch.Tensor) -> torch.Tensor:
         x, cos, sin = embed_tokens(self, input_ids)
         loop = ladder_residual if self.ladder else sequential_residual
-        return self.norm(loop(x, block_modules(self.blocks, cos, sin), self.comm))
+        return loop(x, block_modules(self.blocks, cos, sin), self.norm, self.comm)

@@ -6,31 +6,34 @@ import math
 
 import torch
 from torch import nn
+from torch.distributed.fsdp import FSDPModule
 
+from redpajama.kernels._inductor import register_inductor_fallbacks
 from redpajama.training.model.attention import rope_dim
 from redpajama.training.model.config import ModelConfig
 from redpajama.training.model.hybrid import mixer_layer
 from redpajama.training.model.layers import RMSNorm, SwiGLU, rope_tables
 from redpajama.training.model.loss import chunked_linear_cross_entropy, full_cross_entropy
 from redpajama.training.model.moe import MoE, auxiliary_loss
+from redpajama.training.model.residual import block_modules, embed_tokens, sequential_residual
 
 
 class Block(nn.Module):
     def __init__(self, config: ModelConfig, layer: int = 0) -> None:
         super().__init__()
-        self.attn_norm = RMSNorm(config.d_model, config.norm_eps)
+        self.attn_norm = RMSNorm(config.d_model, config.norm_eps, config.kernels and config.fused_norms)
         # The sequence mixer: attention, or Mamba-2 / log-linear Mamba-2 where config.mixer_pattern
         # says so (hybrid.py); kept under the name `attn` so every other module sees one layout.
         self.attn = mixer_layer(config, layer)
-        self.mlp_norm = RMSNorm(config.d_model, config.norm_eps)
+        self.mlp_norm = RMSNorm(config.d_model, config.norm_eps, config.kernels and config.fused_norms)
         # Mixture of experts when the config has experts; same attribute name, so norms and
         # parameter names stay those of the dense model.
         dense = not config.moe_experts
         self.mlp = SwiGLU(config.d_model, config.mlp_hidden, config.kernels) if dense else MoE(config)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.attn_norm(x), cos, sin)
-        return x + self.mlp(self.mlp_norm(x))
+        x, normed = self.mlp_norm.add_and_norm(x, self.attn(self.attn_norm(x), cos, sin))
+        return x + self.mlp(normed)
 
 
 class Transformer(nn.Module):
@@ -41,7 +44,7 @@ class Transformer(nn.Module):
         self.config = config
         self.embed = nn.Embedding(config.vocab_size, config.d_model)
         self.blocks = nn.ModuleList(Block(config, i) for i in range(config.n_layers))
-        self.norm = RMSNorm(config.d_model, config.norm_eps)
+        self.norm = RMSNorm(config.d_model, config.norm_eps, config.kernels and config.fused_norms)
         self.head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         cos, sin = rope_tables(config.max_seq_len, rope_dim(config), config.rope_theta)
         # Not parameters and not saved: rebuilt from the config, moved with the module.
@@ -69,19 +72,21 @@ class Transformer(nn.Module):
         self.rope_cos.copy_(cos)
         self.rope_sin.copy_(sin)
 
+    def compile(self, *args, **kwargs) -> None:
+        """nn.Module.compile; with fused norms, Inductor is told about our ops first (kernels/_inductor.py)."""
+        if self.config.kernels and self.config.fused_norms:
+            register_inductor_fallbacks()
+        super().compile(*args, **kwargs)
+
     def hidden_states(self, input_ids: torch.Tensor) -> torch.Tensor:
-        t = input_ids.shape[1]
-        if t > self.config.max_seq_len:
-            raise ValueError(f"sequence length {t} exceeds max_seq_len {self.config.max_seq_len}")
-        cos, sin = self.rope_cos[:t], self.rope_sin[:t]
-        x = self.embed(input_ids)
-        if torch.is_autocast_enabled(x.device.type):
-            # A residual stream in the compute dtype, as Megatron keeps it: half the bytes of every
-            # add and norm. Norm statistics are still taken in float32 (RMSNorm upcasts).
-            x = x.to(torch.get_autocast_dtype(x.device.type))
-        for block in self.blocks:
-            x = block(x, cos, sin)
-        return self.norm(x)
+        x, cos, sin = embed_tokens(self, input_ids)
+        if any(isinstance(block, FSDPModule) for block in self.blocks):
+            # FSDP2 gathers a block's weights in hooks around the block's own forward: keep to it.
+            for block in self.blocks:
+                x = block(x, cos, sin)
+            return self.norm(x)
+        # Over modules, so each add joins the next norm across block boundaries (residual.py).
+        return sequential_residual(x, block_modules(self.blocks, cos, sin), self.norm)
 
     def forward(self, input_ids: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
         h = self.hidden_states(input_ids)
