@@ -81,22 +81,34 @@ def run_ours(
     flops = training_flops_per_token(model, args.seq_len)
     if args.compile and compile_mode == "model":
         model.compile()
+    elif args.compile and compile_mode == "cudagraphs":
+        # Inductor's CUDA-graph trees: forward and backward each replay as one graph.
+        model.compile(mode="reduce-overhead")
     elif args.compile:
         for block in model.blocks:
             block.compile()
     optim = build_optimizer(model, TrainConfig(data=Path("."), out=Path("."), lr=1e-4))
     autocast = torch.autocast("cuda", dtype=torch.bfloat16)
 
+    losses = []
+
     def step(micro_batches):
-        train_step(model, optim, micro_batches, autocast, 1.0)
+        losses.append(train_step(model, optim, micro_batches, autocast, 1.0)[0])
 
     # torch.compile compiles lazily, in the first (warm-up) steps: the settings must hold there.
     with inductor_config.patch(**(inductor or {})):
         seconds = time_steps(step, batches, args.warmup, args.steps, args.accumulate)
     peak = torch.cuda.max_memory_allocated() / 2**30
+    # Every step's loss: variants that only change how the same math is run must agree.
+    out = {
+        "seconds_per_step": seconds,
+        "flops_per_token": flops,
+        "peak_gib": peak,
+        "losses": torch.stack(losses).tolist(),
+    }
     if profile:
         print_kernel_times({"ours": kernel_times(lambda: step(batches[: args.accumulate]))}, rows=30)
-    return {"seconds_per_step": seconds, "flops_per_token": flops, "peak_gib": peak}
+    return out
 
 
 def check_kernels_match(args, batch) -> dict:
@@ -187,7 +199,7 @@ def main() -> None:
     parser.add_argument(
         "--variants",
         default="ours,baseline",
-        help="comma list: ours, ours-cdt (Inductor coordinate-descent tuning), ours-max-autotune (Inductor's GEMM templates, which can fuse epilogues), ours-no-kernels-max-autotune, ours-flash, ours-triton-attn, ours-full-loss, ours-gta, baseline, baseline-eager",
+        help="comma list: ours, ours-fused-norms (residual add + RMSNorm as one Triton op), ours-cudagraphs (compile mode reduce-overhead), ours-cdt (Inductor coordinate-descent tuning), ours-max-autotune (Inductor's GEMM templates, which can fuse epilogues), ours-no-kernels-max-autotune, ours-flash, ours-triton-attn, ours-full-loss, ours-gta, baseline, baseline-eager",
     )
     parser.add_argument(
         "--output", type=Path, default=Path(__file__).parent / "results" / "train_throughput.json"
@@ -221,6 +233,8 @@ def main() -> None:
         "ours-no-kernels-max-autotune": lambda: run_ours(
             args, batches, inductor={"max_autotune": True}, kernels=False
         ),
+        "ours-fused-norms": lambda: run_ours(args, batches, fused_norms=True),
+        "ours-cudagraphs": lambda: run_ours(args, batches, compile_mode="cudagraphs"),
         "ours-blocks": lambda: run_ours(args, batches, compile_mode="blocks"),
         "ours-no-kernels": lambda: run_ours(args, batches, kernels=False),
         "ours-profile": lambda: run_ours(args, batches, profile=True),
@@ -266,6 +280,14 @@ def main() -> None:
         print(
             f"{name:<16}{rate:>12,.0f}{out['tflops']:>10.1f}{out['mfu']:>8.1%}{ratio:>13}{out['peak_gib']:>10.1f}"
         )
+    if "ours" in results:
+        for name, out in results.items():
+            if name != "ours" and "losses" in out and len(out["losses"]) == len(results["ours"]["losses"]):
+                diff = max(abs(a - b) for a, b in zip(out["losses"], results["ours"]["losses"], strict=True))
+                out["loss_max_abs_diff_vs_ours"] = diff
+                print(
+                    f"{name}: largest step-loss difference from ours over {len(out['losses'])} steps: {diff:.3g}"
+                )
     record = {
         "model": args.model,
         "seq_len": args.seq_len,

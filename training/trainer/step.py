@@ -21,7 +21,8 @@ def train_step(
         with autocast:
             loss = model(inputs, targets) / len(micro_batches)
         loss.backward()
-        step_loss = loss.detach() if step_loss is None else step_loss + loss.detach()
+        # A copy, not the output itself: under CUDA graphs the next replay overwrites outputs.
+        step_loss = loss.detach().clone() if step_loss is None else step_loss + loss.detach()
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
