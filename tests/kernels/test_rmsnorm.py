@@ -165,6 +165,37 @@ def test_compiles_without_graph_break(device):
         assert rel_rms(ref, got) < 1e-5
 
 
+def test_registered_fallbacks_compile_a_residual_stream(device):
+    # What Transformer.compile does with fused norms: our ops get explicit Inductor fallbacks
+    # (kernels/_inductor.py), then a stream where every add + norm reads the previous one's output
+    # (directly and through a "module") compiles in one graph and matches the reference.
+    from torch._inductor.lowering import lowerings
+
+    from redpajama.kernels._inductor import register_inductor_fallbacks
+
+    register_inductor_fallbacks()
+    register_inductor_fallbacks()  # idempotent: ops already lowered are left alone
+    for name in ("rmsnorm", "add_rmsnorm", "rmsnorm_bwd"):
+        assert getattr(torch.ops.redpajama, name).default in lowerings
+    torch._dynamo.reset()
+    x, _, w, _, b = _inputs((3,), 16, 81, device)
+    mix = unit_randn(16, 16, device=device, seed=82) / 4
+
+    def stream(x, w, add_norm, norm):
+        h, out = x, norm(x, w, 1e-5)
+        for _ in range(6):
+            h, out = add_norm(h, torch.tanh(out @ mix), w, 1e-5)
+        return out
+
+    xs = [x.detach().clone().requires_grad_() for _ in range(2)]
+    ref = stream(xs[0], w, naive.add_rmsnorm, naive.rmsnorm)
+    got = torch.compile(stream, fullgraph=True)(xs[1], w, add_rmsnorm, rmsnorm)
+    (ref * b).sum().backward()
+    (got * b).sum().backward()
+    assert rel_rms(ref, got) < 1e-5
+    assert rel_rms(xs[0].grad, xs[1].grad) < 1e-5
+
+
 def _ones(*shape, **kw):
     return torch.ones(*shape, **kw)
 
