@@ -183,10 +183,32 @@ def elementwise_specs() -> list[Spec]:
     rope = importlib.import_module("redpajama.kernels.rope.rope_qkv")
     swiglu = importlib.import_module("redpajama.kernels.swiglu.swiglu")
 
+    rmsnorm = importlib.import_module("redpajama.kernels.rmsnorm.rmsnorm")
+
     rope_c = dict(N_Q=16, N_KV=16, D=64, BLOCK_T=2, BLOCK_Q=16, BLOCK_KV=16, BLOCK_HALF=32)
+    norm_c = rmsnorm._config(1024)
     strides = tuple(f"s_{t}{s}" for t in "qkv" for s in "bth")
     block = swiglu._block(2816)
     return [
+        Spec(
+            "add + rmsnorm fwd (468m)",
+            rmsnorm.__name__,
+            "rmsnorm_fwd_kernel",
+            dict(HAS_Y=True, BLOCK=norm_c["BLOCK"]),
+            norm_c["num_warps"],
+            fp32_ptrs=("weight", "rstd"),
+            ints=("D",),
+            floats=("eps",),
+        ),
+        Spec(
+            "add + rmsnorm bwd (468m)",
+            rmsnorm.__name__,
+            "rmsnorm_bwd_kernel",
+            dict(HAS_DH=True, BLOCK=norm_c["BLOCK"]),
+            norm_c["num_warps"],
+            fp32_ptrs=("weight", "rstd", "d_w_part"),
+            ints=("M", "D"),
+        ),
         Spec(
             "rope fwd (468m)",
             rope.__name__,
@@ -253,12 +275,19 @@ def decode_specs() -> list[Spec]:
                     2,
                     min(triton.cdiv(cfg.min_programs, b * g * row_blocks), triton.cdiv(capacity, 2 * cfg.bs)),
                 )
-            consts = dict(Q=q, H=h, G=g, KA=ka, DC=dc, DR=dr, PS=64, BM=bm, BS=cfg.bs, BC=dc, BR=dr)
+            consts = dict(Q=q, H=h, G=g, KA=ka, DC=dc, DR=dr, PS=64, BM=bm, BS=cfg.bs, BR=dr)
+            if cfg.keys_major:  # the transposed kernel (decode/keys_major.py), as the launcher picks it
+                kernel, kmodule = "paged_decode_keys_major_kernel", "redpajama.kernels.decode.keys_major"
+                consts.update(BA=ka, BB=0 if dc == ka else dc - ka)
+            else:
+                kernel, kmodule = "paged_decode_kernel", module
+                consts.update(BC=dc)
             out.append(
                 Spec(
-                    f"decode {label} Q={q} S={splits if split else 1}",
-                    module,
-                    "paged_decode_kernel",
+                    f"decode {label} Q={q} S={splits if split else 1}"
+                    + (" keys-major" if cfg.keys_major else ""),
+                    kmodule,
+                    kernel,
                     dict(consts, PRECISION="tf32", SPLIT=split),
                     cfg.warps,
                     cfg.stages,
