@@ -3,10 +3,10 @@
 the decode benchmark.
 
 Each step adds the pending module output to the stream and normalizes the sum for the next module in
-one call (`RMSNorm.add_and_norm`: one fused kernel on CUDA). The add and the norm that follows it
-belong to different blocks, so the loops run over modules, not blocks: Inductor, left to fuse them
-itself, pairs the Ladder's norm backwards differently from the standard model's (docs/benchmarks.md,
-Ladder residual), and the fused op gives both flows the same kernels.
+one call (`RMSNorm.add_and_norm`; one Triton op on CUDA with the model's `fused_norms`). The add and
+the norm that follows it belong to different blocks, so the loops run over modules, not blocks:
+Inductor, left to fuse them itself, pairs the Ladder's norm backwards differently from the standard
+model's (docs/benchmarks.md, Ladder residual), and the fused op gives both flows the same kernels.
 """
 
 from __future__ import annotations
