@@ -28,6 +28,8 @@ class RMSNorm(nn.Module):
         """(h, norm(h)) with h = x + y, the residual stream's step; y None: h = x."""
         if y is None:
             return x, self(x)
+        # A module output in another dtype than the stream (float32 from a module that leaves
+        # autocast) takes PyTorch's promoting add, as the unfused model does.
         if self.kernels and x.is_cuda and y.dtype == x.dtype:
             # One kernel each way: the add, the norm and their backward (what Inductor would fuse,
             # but chosen here, the same in every model that uses it).
