@@ -76,7 +76,14 @@ def train(
     """
     world = init_world(device)
     try:
-        return _train(config, world, resume, stop_after)
+        result = _train(config, world, resume, stop_after)
+        if world.distributed:
+            # Every rank finishes before any tears its connections down: a gloo rank whose peer had
+            # already destroyed the group aborted at exit ("terminate called without an active
+            # exception") once in a full test run. Not in `finally`: after an error a peer may
+            # never arrive.
+            torch.distributed.barrier()
+        return result
     finally:
         close_world(world)
 
