@@ -117,7 +117,8 @@ def traffic(variant: str, b: int, t: int, h: int, nq: int) -> tuple[int, int]:
 
 
 # Tiles tried by --sweep, per variant: (tokens a tile, warps, stages, query rows a program), row-major
-# kernel; SWEEP_KEYS_MAJOR: the same fields for the transposed kernel (decode/keys_major.py).
+# kernel; SWEEP_KEYS_MAJOR: the same fields for the transposed kernel (decode/keys_major.py);
+# SWEEP_TMA: its TMA variant.
 SWEEP = {
     "GTA-8": [(64, 4, 2, 128), (128, 4, 2, 128), (128, 4, 3, 128), (128, 8, 2, 128), (64, 8, 2, 128), (256, 8, 2, 128)],
     "GLA-2": [(32, 4, 2, 128), (64, 8, 2, 128), (32, 8, 2, 128), (64, 4, 2, 32), (32, 4, 3, 32)],
@@ -127,7 +128,13 @@ SWEEP_KEYS_MAJOR = {
     "GTA-8": [(64, 4, 2, 128), (64, 4, 3, 128), (64, 4, 4, 128), (128, 4, 2, 128), (128, 4, 3, 128), (128, 4, 4, 128), (32, 4, 4, 128), (32, 4, 6, 128), (128, 8, 2, 128), (128, 8, 3, 128), (256, 8, 2, 128), (64, 4, 2, 16)],
     "GLA-2": [(32, 4, 2, 128), (64, 4, 2, 128), (64, 8, 2, 128), (128, 8, 2, 128), (32, 8, 2, 128), (64, 4, 2, 32), (64, 8, 2, 64), (128, 8, 2, 64), (64, 4, 3, 16)],
     "MLA": [(64, 8, 2, 64), (32, 8, 2, 64), (64, 8, 2, 32), (64, 4, 2, 32), (128, 8, 2, 32), (64, 4, 2, 16)],
+}  # fmt: skip# Tiles inside a page (bs divides the 64-token page).
+SWEEP_TMA = {
+    "GTA-8": [(64, 4, 2, 128), (64, 4, 3, 128), (64, 4, 4, 128), (64, 4, 5, 128), (32, 4, 4, 128), (32, 4, 6, 128), (64, 8, 3, 128), (64, 4, 3, 16)],
+    "GLA-2": [(64, 4, 2, 128), (64, 4, 3, 128), (32, 4, 3, 128), (64, 8, 2, 128), (64, 8, 3, 64), (64, 4, 3, 32)],
+    "MLA": [(64, 8, 2, 64), (32, 8, 3, 64), (64, 4, 3, 32)],
 }  # fmt: skip
+KERNELS = {"row-major": SWEEP, "keys-major": SWEEP_KEYS_MAJOR, "tma": SWEEP_TMA}
 
 
 def sweep(args, ceil: dict) -> list[dict]:
@@ -143,17 +150,20 @@ def sweep(args, ceil: dict) -> list[dict]:
         p = make_problem(variant, args.batch, args.seq_len, args.heads, nq, args.page_size)
         small = make_problem(variant, 4, args.seq_len, args.heads, nq, args.page_size, seed=1)
         ref = decode_fn(variant, naive=True)(small).float()
-        candidates = [(*c, False) for c in SWEEP[variant]] + [(*c, True) for c in SWEEP_KEYS_MAJOR[variant]]
-        for bs, warps, stages, max_rows, keys_major in candidates:
-            cfg = Config(bs, warps, stages, max_rows, GPU_MIN_PROGRAMS, keys_major)
+        candidates = [(kernel, c) for kernel in args.kernels for c in KERNELS[kernel][variant]]
+        for kernel, (bs, warps, stages, max_rows) in candidates:
+            keys_major, tma = kernel != "row-major", kernel == "tma"
+            cfg = Config(bs, warps, stages, max_rows, GPU_MIN_PROGRAMS, keys_major, tma)
             row = dict(
                 variant=variant,
                 query_len=nq,
+                kernel=kernel,
                 bs=bs,
                 warps=warps,
                 stages=stages,
                 max_rows=max_rows,
                 keys_major=keys_major,
+                tma=tma,
             )
             fn = decode_fn(variant, splits=1, cfg=cfg)
             try:
@@ -164,7 +174,7 @@ def sweep(args, ceil: dict) -> list[dict]:
                 continue
             rows.append(measured(dict(row, splits=1, eager_us=float("nan")), ms, variant, nq, args, ceil))
             print(
-                f"{variant} Q={nq} {'keys-major' if keys_major else 'row-major'} bs={bs} w={warps} s={stages} rows={max_rows}: {ms * 1e3:.1f} us, {rows[-1]['frac_of_roofline']:.1%} of roofline",
+                f"{variant} Q={nq} {kernel} bs={bs} w={warps} s={stages} rows={max_rows}: {ms * 1e3:.1f} us, {rows[-1]['frac_of_roofline']:.1%} of roofline",
                 flush=True,
             )
         del p, small
@@ -243,6 +253,13 @@ def main() -> int:
         choices=list(VARIANTS),
         default=list(VARIANTS),
         help="variants to time or sweep",
+    )
+    parser.add_argument(
+        "--kernels",
+        nargs="+",
+        choices=list(KERNELS),
+        default=list(KERNELS),
+        help="--sweep: which kernels' candidate tiles to time",
     )
     args = parser.parse_args()
     if not torch.cuda.is_available():

@@ -344,9 +344,10 @@ def main() -> None:
     step.add_argument("--rounds", type=int, default=5)
     step.add_argument("--no-compile", dest="compile", action="store_false")
     step.add_argument(
-        "--fused-norms",
-        action="store_true",
-        help="both models with the fused add + RMSNorm op (model config)",
+        "--inductor-norms",
+        dest="fused_norms",
+        action="store_false",
+        help="both models with Inductor's own add + RMSNorm instead of our fused op (fused_norms off)",
     )
     step.add_argument(
         "--profile", action="store_true", help="also print both steps' kernel times side by side"

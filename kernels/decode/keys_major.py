@@ -11,14 +11,93 @@ The cache row is read as two column ranges, [0, Ka) and [Ka, Dc): the score runs
 only, where the row-major kernel multiplies zero-padded query columns over all Dc (GTA: a third of
 its score FLOPs), and each range has its own value accumulator. GLA (Ka = Dc) has no second range.
 
+Two ways to load a tile, one kernel each around the same step (`_tile_step`):
+- `paged_decode_keys_major_kernel` gathers each token's row through the block table (tiles may
+  span pages; any page size).
+- `paged_decode_keys_major_tma_kernel` takes tiles that lie inside one page (page_size a multiple
+  of BS) and loads each as one rectangle with Hopper's tensor memory accelerator (TMA): one
+  block-table entry a tile instead of one address per token and column, and the copy runs
+  asynchronously into shared memory while the warps compute. Column ranges padded past Ka (or
+  Dc, Dr) read neighbouring columns, which meet zero query columns in the score and are never
+  stored; the rows of the last tile past the range's end are zeroed (past the sequence they are
+  stale slots, and 0 x NaN would poison the value product).
+
 Same arguments, masking, splits and partial outputs as `paged_decode_kernel` (paged.py's module
-doc); the launcher there chooses between the two by `Config.keys_major`.
+doc); the launcher there chooses by `Config.keys_major` and `Config.tma`.
 """
 
 from __future__ import annotations
 
 import triton
 import triton.language as tl
+
+
+@triton.jit
+def _queries(q_a, q_r, i_b, i_g, i_m, s_qa_t, s_qa_h, s_qr_t, s_qr_h, Q, H, G, KA, DR, BM, BA, BR):
+    """The program's query rows, transposed: (BA, BM) and (BR, BM), zero past Ka and Dr."""
+    HG: tl.constexpr = H // G
+    o_m = i_m * BM + tl.arange(0, BM)
+    m_m = o_m < Q * HG
+    o_q = o_m // HG
+    o_h = i_g * HG + o_m % HG
+    o_tok = i_b.to(tl.int64) * Q + o_q
+    o_a = tl.arange(0, BA)
+    o_r = tl.arange(0, BR)
+    p_qa = q_a + o_tok[None, :] * s_qa_t + o_h[None, :] * s_qa_h + o_a[:, None]
+    b_qa = tl.load(p_qa, mask=m_m[None, :] & (o_a < KA)[:, None], other=0.0)
+    p_qr = q_r + o_tok[None, :] * s_qr_t + o_h[None, :] * s_qr_h + o_r[:, None]
+    b_qr = tl.load(p_qr, mask=m_m[None, :] & (o_r < DR)[:, None], other=0.0)
+    return b_qa, b_qr, m_m, o_q, o_h, o_tok
+
+
+@triton.jit
+def _tile_step(
+    b_ca, b_cb, b_r, b_qa, b_qr, o_s, m_s, pos, b_m, b_l, b_acc_a, b_acc_b, qk_scale, BB, PRECISION
+):
+    """One tile of the online softmax: scores, rescale, value products. Returns (m, l, acc_a, acc_b)."""
+    # [BS, BA] @ [BA, BM] + [BS, BR] @ [BR, BM] -> [BS, BM]
+    b_s = tl.dot(b_ca, b_qa, input_precision=PRECISION)
+    b_s = tl.dot(b_r, b_qr, b_s, input_precision=PRECISION) * qk_scale
+    b_s = tl.where((o_s[:, None] <= pos[None, :]) & m_s[:, None], b_s, float("-inf"))
+    b_mn = tl.maximum(b_m, tl.max(b_s, 0))
+    b_mc = tl.where(b_mn == float("-inf"), 0.0, b_mn)  # a split past a row's causal limit
+    b_p = tl.exp2(b_s - b_mc[None, :])
+    b_rs = tl.exp2(b_m - b_mc)
+    b_l = b_l * b_rs + tl.sum(b_p, 0)
+    b_p = b_p.to(b_ca.dtype)
+    # [BA, BS] @ [BS, BM] -> [BA, BM], and the same for columns [Ka, Dc)
+    b_acc_a = tl.dot(tl.trans(b_ca), b_p, b_acc_a * b_rs[None, :], input_precision=PRECISION)
+    if BB > 0:
+        b_acc_b = tl.dot(tl.trans(b_cb), b_p, b_acc_b * b_rs[None, :], input_precision=PRECISION)
+    return b_mn, b_l, b_acc_a, b_acc_b
+
+
+@triton.jit
+def _store(o, lse, b_acc_a, b_acc_b, b_m, b_l, m_m, o_tok, o_h, i_sp, n_splits, H, KA, DC, BA, BB, SPLIT):
+    o_a = tl.arange(0, BA)
+    o_row_out = o_tok * H + o_h
+    if SPLIT:
+        b_seen = b_l > 0
+        b_l = tl.where(b_seen, b_l, 1.0)
+        b_inv = tl.where(b_seen, 1.0 / b_l, 0.0)
+        b_lse = tl.where(b_seen, b_m + tl.log2(b_l), float("-inf"))
+        p_o = o + ((o_row_out * n_splits + i_sp) * DC)[None, :]
+        tl.store(lse + o_row_out * n_splits + i_sp, b_lse, mask=m_m)
+    else:
+        b_inv = 1.0 / b_l  # key 0 is visible to every row
+        p_o = o + (o_row_out * DC)[None, :]
+    tl.store(
+        p_o + o_a[:, None],
+        (b_acc_a * b_inv[None, :]).to(o.dtype.element_ty),
+        mask=(o_a < KA)[:, None] & m_m[None, :],
+    )
+    if BB > 0:
+        o_bc = KA + tl.arange(0, BB)
+        tl.store(
+            p_o + o_bc[:, None],
+            (b_acc_b * b_inv[None, :]).to(o.dtype.element_ty),
+            mask=(o_bc < DC)[:, None] & m_m[None, :],
+        )
 
 
 @triton.jit
@@ -56,23 +135,14 @@ def paged_decode_keys_major_kernel(
 ):
     i_bg, i_m, i_sp = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     i_b, i_g = i_bg // G, i_bg % G
-    HG: tl.constexpr = H // G
     qk_scale = scale * 1.4426950408889634  # base 2
-
-    o_m = i_m * BM + tl.arange(0, BM)
-    m_m = o_m < Q * HG
-    o_q = o_m // HG
-    o_h = i_g * HG + o_m % HG
-    o_tok = i_b.to(tl.int64) * Q + o_q
+    b_qa, b_qr, m_m, o_q, o_h, o_tok = _queries(
+        q_a, q_r, i_b, i_g, i_m, s_qa_t, s_qa_h, s_qr_t, s_qr_h, Q, H, G, KA, DR, BM, BA, BR
+    )
     o_a = tl.arange(0, BA)
     o_r = tl.arange(0, BR)
     m_a = o_a < KA
     m_r = o_r < DR
-    # Queries transposed: (BA, BM) and (BR, BM).
-    p_qa = q_a + o_tok[None, :] * s_qa_t + o_h[None, :] * s_qa_h + o_a[:, None]
-    b_qa = tl.load(p_qa, mask=m_m[None, :] & m_a[:, None], other=0.0)
-    p_qr = q_r + o_tok[None, :] * s_qr_t + o_h[None, :] * s_qr_h + o_r[:, None]
-    b_qr = tl.load(p_qr, mask=m_m[None, :] & m_r[:, None], other=0.0)
 
     seq_len = tl.load(seq_lens + i_b)
     if SPLIT:
@@ -85,10 +155,7 @@ def paged_decode_keys_major_kernel(
     b_m = tl.full([BM], float("-inf"), dtype=tl.float32)
     b_l = tl.zeros([BM], dtype=tl.float32)
     b_acc_a = tl.zeros([BA, BM], dtype=tl.float32)
-    if BB > 0:
-        o_bc = KA + tl.arange(0, BB)
-        m_bc = o_bc < DC
-        b_acc_b = tl.zeros([BB, BM], dtype=tl.float32)
+    b_acc_b = tl.zeros([BB, BM], dtype=tl.float32) if BB > 0 else b_acc_a
     for i_s in range(start, end, BS):
         o_s = i_s + tl.arange(0, BS)
         m_s = o_s < end
@@ -97,42 +164,119 @@ def paged_decode_keys_major_kernel(
         p_row = (o_row * G + i_g) * DC
         b_ca = tl.load(c + p_row[:, None] + o_a[None, :], mask=m_s[:, None] & m_a[None, :], other=0.0)
         b_r = tl.load(r + o_row[:, None] * DR + o_r[None, :], mask=m_s[:, None] & m_r[None, :], other=0.0)
-        # [BS, BA] @ [BA, BM] + [BS, BR] @ [BR, BM] -> [BS, BM]
-        b_s = tl.dot(b_ca, b_qa, input_precision=PRECISION)
-        b_s = tl.dot(b_r, b_qr, b_s, input_precision=PRECISION) * qk_scale
-        b_s = tl.where((o_s[:, None] <= pos[None, :]) & m_s[:, None], b_s, float("-inf"))
-        b_mn = tl.maximum(b_m, tl.max(b_s, 0))
-        b_mc = tl.where(b_mn == float("-inf"), 0.0, b_mn)  # a split past a row's causal limit
-        b_p = tl.exp2(b_s - b_mc[None, :])
-        b_rs = tl.exp2(b_m - b_mc)
-        b_l = b_l * b_rs + tl.sum(b_p, 0)
-        b_p = b_p.to(b_ca.dtype)
-        # [BA, BS] @ [BS, BM] -> [BA, BM], and the same for columns [Ka, Dc)
-        b_acc_a = tl.dot(tl.trans(b_ca), b_p, b_acc_a * b_rs[None, :], input_precision=PRECISION)
         if BB > 0:
-            b_cb = tl.load(c + p_row[:, None] + o_bc[None, :], mask=m_s[:, None] & m_bc[None, :], other=0.0)
-            b_acc_b = tl.dot(tl.trans(b_cb), b_p, b_acc_b * b_rs[None, :], input_precision=PRECISION)
-        b_m = b_mn
-
-    o_row_out = o_tok * H + o_h
-    if SPLIT:
-        b_seen = b_l > 0
-        b_l = tl.where(b_seen, b_l, 1.0)
-        b_inv = tl.where(b_seen, 1.0 / b_l, 0.0)
-        b_lse = tl.where(b_seen, b_m + tl.log2(b_l), float("-inf"))
-        p_o = o + ((o_row_out * n_splits + i_sp) * DC)[None, :]
-        tl.store(lse + o_row_out * n_splits + i_sp, b_lse, mask=m_m)
-    else:
-        b_inv = 1.0 / b_l  # key 0 is visible to every row
-        p_o = o + (o_row_out * DC)[None, :]
-    tl.store(
-        p_o + o_a[:, None],
-        (b_acc_a * b_inv[None, :]).to(o.dtype.element_ty),
-        mask=m_a[:, None] & m_m[None, :],
-    )
-    if BB > 0:
-        tl.store(
-            p_o + o_bc[:, None],
-            (b_acc_b * b_inv[None, :]).to(o.dtype.element_ty),
-            mask=m_bc[:, None] & m_m[None, :],
+            o_bc = KA + tl.arange(0, BB)
+            b_cb = tl.load(
+                c + p_row[:, None] + o_bc[None, :], mask=m_s[:, None] & (o_bc < DC)[None, :], other=0.0
+            )
+        else:
+            b_cb = b_ca
+        b_m, b_l, b_acc_a, b_acc_b = _tile_step(
+            b_ca, b_cb, b_r, b_qa, b_qr, o_s, m_s, pos, b_m, b_l, b_acc_a, b_acc_b, qk_scale, BB, PRECISION
         )
+    _store(o, lse, b_acc_a, b_acc_b, b_m, b_l, m_m, o_tok, o_h, i_sp, n_splits, H, KA, DC, BA, BB, SPLIT)
+
+
+@triton.jit
+def _page_tiles(desc_ca, desc_cb, desc_r, block_table, i_b, i_g, i_s, max_pages, KA, DC, PS, BB):
+    """The tile of tokens i_s .. i_s + BS - 1, inside one page: (C[:, :Ka], C[:, Ka:], R) rows."""
+    b_page = tl.load(block_table + i_b.to(tl.int64) * max_pages + i_s // PS)
+    row = b_page * PS + i_s % PS
+    b_ca = desc_ca.load([row, i_g * DC])
+    b_r = desc_r.load([row, 0])
+    if BB > 0:
+        b_cb = desc_cb.load([row, i_g * DC + KA])
+    else:
+        b_cb = b_ca
+    return b_ca, b_cb, b_r
+
+
+@triton.jit
+def paged_decode_keys_major_tma_kernel(
+    q_a,
+    q_r,
+    desc_ca,  # cache as (pages x page_size, G x Dc), blocks (BS, BA)
+    desc_cb,  # the same, blocks (BS, BB); desc_ca when BB == 0
+    desc_r,  # RoPE keys as (pages x page_size, Dr), blocks (BS, BR)
+    o,
+    lse,
+    block_table,
+    seq_lens,
+    scale,
+    s_qa_t,
+    s_qa_h,
+    s_qr_t,
+    s_qr_h,
+    max_pages,
+    chunk,
+    n_splits,
+    Q: tl.constexpr,
+    H: tl.constexpr,
+    G: tl.constexpr,
+    KA: tl.constexpr,
+    DC: tl.constexpr,
+    DR: tl.constexpr,
+    PS: tl.constexpr,  # a multiple of BS: no tile spans two pages
+    BM: tl.constexpr,
+    BS: tl.constexpr,
+    BA: tl.constexpr,
+    BB: tl.constexpr,
+    BR: tl.constexpr,
+    SPLIT: tl.constexpr,
+    PRECISION: tl.constexpr,
+):
+    i_bg, i_m, i_sp = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    i_b, i_g = i_bg // G, i_bg % G
+    qk_scale = scale * 1.4426950408889634  # base 2
+    b_qa, b_qr, m_m, o_q, o_h, o_tok = _queries(
+        q_a, q_r, i_b, i_g, i_m, s_qa_t, s_qa_h, s_qr_t, s_qr_h, Q, H, G, KA, DR, BM, BA, BR
+    )
+    seq_len = tl.load(seq_lens + i_b)
+    if SPLIT:
+        start = i_sp * chunk  # chunk is a multiple of BS: tiles stay page-aligned
+        end = tl.minimum(start + chunk, seq_len)
+    else:
+        start = 0
+        end = seq_len
+    end_full = start + tl.maximum(end - start, 0) // BS * BS
+    pos = seq_len - Q + o_q
+    b_m = tl.full([BM], float("-inf"), dtype=tl.float32)
+    b_l = tl.zeros([BM], dtype=tl.float32)
+    b_acc_a = tl.zeros([BA, BM], dtype=tl.float32)
+    b_acc_b = tl.zeros([BB, BM], dtype=tl.float32) if BB > 0 else b_acc_a
+    o_t = tl.arange(0, BS)
+    m_full = o_t < BS
+    for i_s in range(start, end_full, BS):
+        b_ca, b_cb, b_r = _page_tiles(
+            desc_ca, desc_cb, desc_r, block_table, i_b, i_g, i_s, max_pages, KA, DC, PS, BB
+        )
+        b_m, b_l, b_acc_a, b_acc_b = _tile_step(
+            b_ca,
+            b_cb,
+            b_r,
+            b_qa,
+            b_qr,
+            i_s + o_t,
+            m_full,
+            pos,
+            b_m,
+            b_l,
+            b_acc_a,
+            b_acc_b,
+            qk_scale,
+            BB,
+            PRECISION,
+        )
+    if end_full < end:
+        b_ca, b_cb, b_r = _page_tiles(
+            desc_ca, desc_cb, desc_r, block_table, i_b, i_g, end_full, max_pages, KA, DC, PS, BB
+        )
+        o_s = end_full + o_t
+        m_s = o_s < end
+        b_ca = tl.where(m_s[:, None], b_ca, 0.0)
+        b_cb = tl.where(m_s[:, None], b_cb, 0.0)
+        b_r = tl.where(m_s[:, None], b_r, 0.0)
+        b_m, b_l, b_acc_a, b_acc_b = _tile_step(
+            b_ca, b_cb, b_r, b_qa, b_qr, o_s, m_s, pos, b_m, b_l, b_acc_a, b_acc_b, qk_scale, BB, PRECISION
+        )
+    _store(o, lse, b_acc_a, b_acc_b, b_m, b_l, m_m, o_tok, o_h, i_sp, n_splits, H, KA, DC, BA, BB, SPLIT)

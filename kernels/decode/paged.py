@@ -38,7 +38,10 @@ import torch
 import triton
 import triton.language as tl
 
-from redpajama.kernels.decode.keys_major import paged_decode_keys_major_kernel
+from redpajama.kernels.decode.keys_major import (
+    paged_decode_keys_major_kernel,
+    paged_decode_keys_major_tma_kernel,
+)
 
 DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 MAX_DIM = 576  # DeepSeek's MLA latent + RoPE width; the (BM, Dc) accumulator lives in registers
@@ -50,7 +53,9 @@ class Config:
     x heads of the group) one program takes at most, its (rows, Dc) float32 accumulator living in
     registers; a group with more rows is split over several programs. min_programs: the programs to
     aim for, reached by splitting each sequence into up to that many key ranges of >= 2 tiles.
-    keys_major: run the transposed kernel (keys_major.py), for groups of few rows."""
+    keys_major: run the transposed kernel (keys_major.py), for groups of few rows. tma: its
+    variant that loads each tile as one TMA rectangle, where `tma_fits` (tiles inside pages,
+    16-byte aligned rows); elsewhere the same config gathers."""
 
     bs: int
     warps: int
@@ -58,6 +63,7 @@ class Config:
     max_rows: int
     min_programs: int
     keys_major: bool = False
+    tma: bool = False
 
 
 # The interpreter (tests): 16-token tiles, so the tiny test pages (size 8, 5, 1) span tiles and pages;
@@ -78,8 +84,10 @@ def config_for(device: torch.device, dc: int, rows: int) -> Config:
     (benchmarks/kernel_registers.py):
     - GTA (Dc 128), up to 32 rows (Q = 1, 2 at 16 heads a group): the transposed kernel
       (keys_major.py), whose MMAs take the tile's tokens as M. Q = 1: 64-token tiles, 2 stages,
-      585 us against 622 for the best row-major tiles; Q = 2: 128-token tiles, 3 stages, 742
-      against 804.
+      585 us against 622 for the best row-major tiles, and each tile one TMA rectangle where the
+      pages allow (598 us against 624 gathered, same run). Q = 2: 128-token tiles, 3 stages, 742
+      against 804, gathered: 64-token TMA tiles, the most a page of 64 holds, took 839-911 us,
+      and 128-token tiles as two TMA pages a loop step 913-917 (since removed).
     - GTA with more rows: the row-major kernel, 128-token tiles at 4 warps, 2 stages (half the
       loop trips of 64-token tiles for the same bytes: 657 against 724 us at Q = 1).
     - GLA-2 (Dc 256), up to 64 rows (Q = 1): 32-token tiles at 4 warps (514 us; 8 warps took
@@ -96,7 +104,7 @@ def config_for(device: torch.device, dc: int, rows: int) -> Config:
     if device.type != "cuda":
         return INTERPRETER_CONFIG
     if dc <= 128 and rows <= 16:
-        return Config(64, 4, 2, 128, GPU_MIN_PROGRAMS, keys_major=True)
+        return Config(64, 4, 2, 128, GPU_MIN_PROGRAMS, keys_major=True, tma=True)
     if dc <= 128 and rows <= 32:
         return Config(128, 4, 3, 128, GPU_MIN_PROGRAMS, keys_major=True)
     if dc <= 128:
@@ -285,19 +293,23 @@ def paged_decode_fwd(
     else:
         o_part, lse_part = o, o  # lse is never touched without a split
     bc = max(16, triton.next_power_of_2(dc))
+    br = max(16, triton.next_power_of_2(dr))
+    operands = (cache, rope)
     if cfg.keys_major:
         kernel = paged_decode_keys_major_kernel
         widths = dict(
             BA=max(16, triton.next_power_of_2(ka)),
             BB=0 if dc == ka else max(16, triton.next_power_of_2(dc - ka)),
         )
+        if cfg.tma and tma_fits(cache, rope, cfg.bs):
+            kernel = paged_decode_keys_major_tma_kernel
+            operands = _tma_descriptors(cache, rope, cfg.bs, widths["BA"], widths["BB"], br)
     else:
         kernel, widths = paged_decode_kernel, dict(BC=bc)
     kernel[(b * g, row_blocks, n_splits)](
         q_a,
         q_r,
-        cache,
-        rope,
+        *operands,
         o_part,
         lse_part,
         block_table,
@@ -320,7 +332,7 @@ def paged_decode_fwd(
         BM=bm,
         BS=cfg.bs,
         **widths,
-        BR=max(16, triton.next_power_of_2(dr)),
+        BR=br,
         SPLIT=n_splits > 1,
         PRECISION="ieee" if q_a.dtype == torch.float32 else "tf32",
         num_warps=cfg.warps,
@@ -331,6 +343,27 @@ def paged_decode_fwd(
             o_part, lse_part, o, n_splits, DC=dc, BSP=triton.next_power_of_2(n_splits), BC=bc, num_warps=4
         )
     return o
+
+
+def tma_fits(cache: torch.Tensor, rope: torch.Tensor, bs: int) -> bool:
+    """Whether the TMA kernel can load this cache in tiles of `bs` tokens: every tile inside one page,
+    rows and bases 16-byte aligned (the copy engine's rule for a tensor map)."""
+    row_bytes = (cache[0, 0].numel() * cache.element_size(), rope[0, 0].numel() * rope.element_size())
+    aligned = cache.data_ptr() % 16 == 0 and rope.data_ptr() % 16 == 0 and all(n % 16 == 0 for n in row_bytes)
+    return cache.shape[1] % bs == 0 and aligned
+
+
+def _tma_descriptors(cache: torch.Tensor, rope: torch.Tensor, bs: int, ba: int, bb: int, br: int) -> tuple:
+    """Tensor maps over the token rows: the cache as (rows, G x Dc) in (bs, ba) and (bs, bb) blocks,
+    the RoPE keys as (rows, Dr) in (bs, br) blocks."""
+    from triton.tools.tensor_descriptor import TensorDescriptor
+
+    num_pages, page_size, g, dc = cache.shape
+    c2 = cache.view(num_pages * page_size, g * dc)
+    r2 = rope.view(num_pages * page_size, rope.shape[2])
+    desc_ca = TensorDescriptor.from_tensor(c2, [bs, ba])
+    desc_cb = TensorDescriptor.from_tensor(c2, [bs, bb]) if bb > 0 else desc_ca
+    return desc_ca, desc_cb, TensorDescriptor.from_tensor(r2, [bs, br])
 
 
 @torch.library.custom_op("redpajama::paged_decode", mutates_args=())

@@ -188,6 +188,52 @@ def test_keys_major(variant, nq, splits, device):
     _assert_close(ref, out)
 
 
+@pytest.mark.parametrize("splits", (None, 1, 3))
+@pytest.mark.parametrize("nq", (1, 2, 3))
+@pytest.mark.parametrize("variant", ("gta-32", "gta-24", "gla"))
+def test_keys_major_tma(variant, nq, splits, device):
+    # The TMA variant of the transposed kernel: tiles as rectangles inside 16-token pages (two tiles
+    # a page in the interpreter, so a tile's offset in its page counts). Lengths end mid-page with
+    # NaN in the page's stale slots, and mid-tile inside a split; GTA-24's 12-wide ranges read
+    # padding columns of the neighbouring range or group (GTA-32 and GLA: exact widths).
+    from dataclasses import replace
+
+    from redpajama.kernels.decode.paged import config_for, tma_fits
+
+    page, g, hg = 16, 2, 3
+    lengths = [max(nq, n) for n in (2, 17, 37, 64)]
+    b, h = len(lengths), g * hg
+    if variant == "gla":
+        dl, dr = 32, 16
+        (cache, k_rope), table, seq_lens = _paged(lengths, page, [(g, dl), (dr,)], device, seed=81 + nq)
+        q_latent = unit_randn(b, nq, h, dl, device=device, seed=82)
+        q_rope = unit_randn(b, nq, h, dr, device=device, seed=83)
+        ref = gla_decode_naive(q_latent, q_rope, cache, k_rope, table, seq_lens, scale=0.3)
+        operands = gla_operands(q_latent, q_rope, 0.3)
+    else:
+        d = int(variant.split("-")[1])
+        (cache, k_rope), table, seq_lens = _paged(lengths, page, [(g, d), (d // 2,)], device, seed=84 + nq)
+        q = unit_randn(b, nq, h, d, device=device, seed=85)
+        ref = gta_decode_naive(q, cache, k_rope, table, seq_lens, scale=0.25)
+        operands = gta_operands(q, 0.25)
+    bs = 8 if device == "cpu" else 16
+    cfg = replace(config_for(torch.device(device), cache.shape[3], nq * hg), bs=bs, keys_major=True, tma=True)
+    assert tma_fits(cache, k_rope, bs)
+    with poisoned_allocations():
+        q_a, q_r, scale, ka = operands
+        out = paged_decode_fwd(q_a, q_r, cache, k_rope, table, seq_lens, scale, ka, splits=splits, cfg=cfg)
+    _assert_close(ref, out)
+
+
+def test_tma_fits():
+    from redpajama.kernels.decode.paged import tma_fits
+
+    cache, rope = torch.zeros(4, 16, 2, 32), torch.zeros(4, 16, 16)
+    assert tma_fits(cache, rope, 16) and tma_fits(cache, rope, 8)
+    assert not tma_fits(cache, rope, 32)  # a tile would span two pages
+    assert not tma_fits(torch.zeros(4, 16, 1, 3), rope, 16)  # 12-byte rows
+
+
 def test_splits_argument_error(device):
     (kv, k_rope), table, seq_lens = _paged([4, 9], PAGE, [(1, 16), (8,)], device, seed=51)
     q = unit_randn(2, 1, 2, 16, device=device, seed=52)

@@ -99,9 +99,7 @@ def _train(config: TrainConfig, world: World, resume: bool, stop_after: int | No
     if world.distributed:
         shard_model(model, world, bf16, config.fsdp_reshard_after_forward)
     if config.compile and world.distributed:
-        # FSDP2's hooks sit between blocks, so each block is its own graph (as torchtitan does).
-        for block in model.blocks:
-            block.compile()
+        model.compile_blocks()
     elif config.compile:
         # One graph for the whole model lets inductor fuse across blocks and into the loss:
         # 6% more tokens/s than per-block graphs for the 468m model on an H200.
