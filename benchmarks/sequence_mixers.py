@@ -1,4 +1,5 @@
-"""Sequence mixers at long context: log-linear Mamba-2 against Mamba-2 SSD and SDPA attention.
+"""Sequence mixers at long context: log-linear Mamba-2 and log-linear Gated DeltaNet against Mamba-2
+SSD and SDPA attention.
 
 REFERENCE C, LL-A: B=4, T=8192, H=24 heads of P=64, state N=128, one B/C group, L=14 levels, bf16
 x/B/C, float32 gates. Attention: SDPA with the same 24 heads of 64 (FlashAttention-2 backend and
@@ -13,7 +14,14 @@ cuDNN). Timed, forward and forward+backward (torch.autograd.grad of every input)
   fla_log_linear: fla's `chunk_log_linear_attn` (q = C, k = B, v = dt x, g = dt A, level_scales =
   lam, plus D x), and mamba_ssm: `mamba_chunk_scan_combined` with chunk 256 (REFERENCE LL-A).
 
-Before timing, every path is checked against the quadratic references at T=512 (relative RMS).
+Log-linear Gated DeltaNet at the same B, T, H with keys of 128 and values of 64 (the state of a
+Mamba-2 head at LL-A), bf16 q/k/v, float32 gates:
+- log_linear_gdn: `kernels.log_linear_gdn.log_linear_gdn_chunked` (chunk 64), eager
+- with --baselines: fla_gated_delta, fla's `chunk_gated_delta_rule`: plain Gated DeltaNet (every
+  lam == 1), the linear-time model the log-linear one generalises.
+
+Before timing, every path is checked against the quadratic references at T=512 (relative RMS);
+fla's Gated DeltaNet against our closed form with lam == 1.
 
     python benchmarks/sequence_mixers.py [--baselines DIR] [--output benchmarks/results/sequence_mixers.json]
 """
@@ -168,6 +176,78 @@ def time_fn(fn, leaves, d_out) -> dict[str, float]:
     )
 
 
+GDN_SHAPE = dict(B=4, T=8192, H=24, K=128, V=64)
+
+
+def make_gdn_problem(b, t, h, dk, dv, levels, seed=0):
+    gen = torch.Generator(device=DEVICE).manual_seed(seed)
+
+    def randn(*shape):
+        return torch.randn(*shape, generator=gen, device=DEVICE)
+
+    return dict(
+        q=(randn(b, t, h, dk) / dk**0.5).bfloat16(),
+        k=F.normalize(randn(b, t, h, dk), dim=-1).bfloat16(),
+        v=randn(b, t, h, dv).bfloat16(),
+        g=-F.softplus(randn(b, t, h) - 3.0),  # log decays ~ -0.05
+        beta=torch.sigmoid(randn(b, t, h)),
+        lam=F.softplus(randn(b, t, h, levels)),
+        dy=randn(b, t, h, dv).bfloat16(),
+    )
+
+
+GDN_INPUTS = ("q", "k", "v", "g", "beta", "lam")
+
+
+def gdn_mixers(baselines: Path | None) -> dict:
+    """name -> (input names, fn, lam used): ours, and fla's plain Gated DeltaNet with --baselines."""
+    from redpajama.kernels.log_linear_gdn import log_linear_gdn_chunked
+
+    out = {"log_linear_gdn": (GDN_INPUTS, log_linear_gdn_chunked, True)}
+    if baselines is not None:
+        sys.path.insert(0, str(baselines))
+        try:
+            from fla.ops.gated_delta_rule import chunk_gated_delta_rule
+
+            def fla(q, k, v, g, beta):
+                return chunk_gated_delta_rule(q, k, v, g, beta.to(q.dtype), scale=1.0)[0]
+
+            out["fla_gated_delta"] = (GDN_INPUTS[:5], fla, False)
+        except ImportError as err:
+            print(f"fla Gated DeltaNet unavailable: {err}", file=sys.stderr)
+    return out
+
+
+def gated_deltanet_rows(baselines: Path | None) -> dict:
+    """Check at T=512 against the closed form, then time at GDN_SHAPE."""
+    from redpajama.kernels._testing import rel_rms
+    from redpajama.kernels.log_linear import num_levels
+    from redpajama.kernels.log_linear_gdn import log_linear_gdn_quadratic
+
+    s = GDN_SHAPE
+    small = make_gdn_problem(1, 512, 4, s["K"], s["V"], num_levels(s["T"]), seed=1)
+    f32 = {k: v.float() for k, v in small.items()}
+    ref = log_linear_gdn_quadratic(*(f32[k] for k in GDN_INPUTS))
+    ref_plain = log_linear_gdn_quadratic(*(f32[k] for k in GDN_INPUTS[:5]), torch.ones_like(f32["lam"]))
+    p = make_gdn_problem(s["B"], s["T"], s["H"], s["K"], s["V"], num_levels(s["T"]))
+    rows = {}
+    for name, (inputs, fn, uses_lam) in gdn_mixers(baselines).items():
+        err = rel_rms(ref if uses_lam else ref_plain, fn(*(small[k] for k in inputs)).float())
+        leaves = [p[k].detach().clone().requires_grad_() for k in inputs]
+        try:
+            rows[name] = dict(check_rel_rms=err, **time_fn(fn, leaves, p["dy"]))
+        except RuntimeError as err_bwd:  # fla refuses its GDN backward on Triton 3.4-3.7.0 (Hopper)
+            if not name.startswith(BASELINE_NAMES):
+                raise
+            rows[name] = dict(
+                check_rel_rms=err,
+                fwd_ms=bench(lambda fn=fn, leaves=leaves: fn(*leaves)),
+                fwd_bwd_unavailable=str(err_bwd).splitlines()[-1][:200],
+            )
+        print(name, rows[name], flush=True)
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -178,10 +258,17 @@ def main() -> int:
     parser.add_argument(
         "--baselines", type=Path, help="folder holding fla-core and an unpacked mamba-ssm release (see above)"
     )
+    parser.add_argument(
+        "--gated-deltanet-only", action="store_true", help="time the Gated DeltaNet rows only"
+    )
     args = parser.parse_args()
     if not torch.cuda.is_available():
         print("sequence_mixers: needs a CUDA GPU (none found); nothing timed.", file=sys.stderr)
         return 2
+    if args.gated_deltanet_only:
+        rows = gated_deltanet_rows(args.baselines)
+        write_json(args.output, dict(device=torch.cuda.get_device_name(), shape=GDN_SHAPE, rows=rows))
+        return 0
     from torch.nn.attention import SDPBackend
 
     from redpajama.kernels.log_linear import num_levels
@@ -209,25 +296,27 @@ def main() -> int:
         except RuntimeError as err:
             rows[name] = {"unavailable": str(err)[:200]}
         print(name, rows[name], flush=True)
+    rows.update(gated_deltanet_rows(args.baselines))
     base = rows["ssd"]
     for row in rows.values():
-        if "fwd_ms" in row:
+        if "fwd_bwd_ms" in row:
             row["vs_ssd_fwd"] = row["fwd_ms"] / base["fwd_ms"]
             row["vs_ssd_fwd_bwd"] = row["fwd_bwd_ms"] / base["fwd_bwd_ms"]
     result = dict(
         device=torch.cuda.get_device_name(),
         versions=versions("torch", "triton"),
         shape=s,
+        gated_deltanet_shape=GDN_SHAPE,
         check_rel_rms=errors,
         rows=rows,
         note="vs_ssd_*: time over our SSD's time (lower is faster)",
     )
     write_json(args.output, result)
-    print(f"{'mixer':<12} {'fwd ms':>9} {'f+b ms':>9} {'fwd/ssd':>8} {'f+b/ssd':>8}")
+    print(f"{'mixer':<16} {'fwd ms':>9} {'f+b ms':>9} {'fwd/ssd':>8} {'f+b/ssd':>8}")
     for name, row in rows.items():
-        if "fwd_ms" in row:
+        if "fwd_bwd_ms" in row:
             print(
-                f"{name:<12} {row['fwd_ms']:9.3f} {row['fwd_bwd_ms']:9.3f} {row['vs_ssd_fwd']:8.2f} {row['vs_ssd_fwd_bwd']:8.2f}"
+                f"{name:<16} {row['fwd_ms']:9.3f} {row['fwd_bwd_ms']:9.3f} {row['vs_ssd_fwd']:8.2f} {row['vs_ssd_fwd_bwd']:8.2f}"
             )
     print(f"wrote {args.output}")
     return 0

@@ -1,5 +1,5 @@
-"""Hybrid Mamba-2 / log-linear Mamba-2 / attention stacks: the mixer against the SSD recurrence,
-causality, the pattern's validation, and training on real text."""
+"""Hybrid Mamba-2 / log-linear Mamba-2 / log-linear Gated DeltaNet / attention stacks: the mixers
+against their recurrences, causality, the pattern's validation, and training on real text."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ from training_helpers import first_and_last_loss, tiny_run
 
 from redpajama.errors import UserError
 from redpajama.kernels.log_linear import num_levels
+from redpajama.kernels.log_linear_gdn import log_linear_gdn_recurrent
 from redpajama.kernels.ssd.naive import ssd_recurrent
 from redpajama.training.model import Transformer, model_config
 from redpajama.training.model.attention import GroupedQueryAttention
+from redpajama.training.model.gated_deltanet import LogLinearGatedDeltaNetMixer
 from redpajama.training.model.hybrid import layer_kinds
 from redpajama.training.model.mamba2 import LogLinearMamba2Mixer, Mamba2Mixer
 from redpajama.training.trainer.loop import train
@@ -70,6 +72,32 @@ def test_log_linear_mixer_starts_as_mamba2_and_its_level_weights_matter():
     assert not torch.allclose(mixer(u), Mamba2Mixer.forward(mixer, u), rtol=1e-3, atol=1e-4)
 
 
+def test_gated_deltanet_mixer_equals_the_recurrence_on_its_projected_inputs():
+    torch.manual_seed(0)
+    mixer = LogLinearGatedDeltaNetMixer(tiny(mixer_pattern="D"))
+    assert mixer.levels == num_levels(64)
+    u = torch.randn(2, 37, 64)  # not a multiple of the chunk (16)
+    q, k, v, g, beta, lam = mixer.mixer_inputs(u)
+    assert q.shape == (2, 37, 4, 32) and lam.shape == (2, 37, 4, num_levels(64))
+    assert (g < 0).all() and ((beta > 0) & (beta < 1)).all() and (lam > 0).all()
+    torch.testing.assert_close(k.norm(dim=-1), torch.ones(2, 37, 4))
+    ref = log_linear_gdn_recurrent(*(x.double() for x in (q, k, v, g, beta, lam))).float()
+    expected = mixer.w_out(mixer.norm(ref).flatten(2) * F.silu(mixer.gate_proj(u)))
+    torch.testing.assert_close(mixer(u), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_gated_deltanet_inputs_are_causal_through_the_conv():
+    torch.manual_seed(0)
+    mixer = LogLinearGatedDeltaNetMixer(tiny(mixer_pattern="D"))
+    u = torch.randn(1, 20, 64)
+    u2 = u.clone()
+    u2[:, 12:] = torch.randn(1, 8, 64)
+    a1, a2 = mixer.mixer_inputs(u), mixer.mixer_inputs(u2)
+    for x1, x2 in zip(a1, a2, strict=True):
+        torch.testing.assert_close(x1[:, :12], x2[:, :12])
+    assert not torch.allclose(a1[2][:, 12], a2[2][:, 12])
+
+
 def test_blocks_follow_the_pattern_and_ssm_init_survives_reset():
     cfg = model_config("tiny", n_layers=4, mixer_pattern="ML", ssm_state=16, max_seq_len=64)
     model = Transformer(cfg)
@@ -83,10 +111,18 @@ def test_blocks_follow_the_pattern_and_ssm_init_survives_reset():
     assert (dt >= 1e-3 * 0.999).all() and (dt <= 0.1 * 1.001).all()
     assert layer_kinds(model_config("hybrid-20m")) == "MMAMMA"
     assert layer_kinds(model_config("loglinear-20m")) == "LLALLA"
+    assert layer_kinds(model_config("loglinear-gdn-20m")) == "DDADDA"
+    gdn = (
+        Transformer(model_config("tiny", n_layers=2, mixer_pattern="DA", ssm_state=16, max_seq_len=64))
+        .blocks[0]
+        .attn
+    )
+    assert isinstance(gdn, LogLinearGatedDeltaNetMixer)
+    assert (torch.exp(gdn.A_log) >= 1).all() and (F.softplus(gdn.lam_bias) - 1).abs().max() < 1e-5
     assert type(Transformer(model_config("tiny")).blocks[0].attn) is GroupedQueryAttention
 
 
-@pytest.mark.parametrize("pattern", ["MA", "LA", "L"])
+@pytest.mark.parametrize("pattern", ["MA", "LA", "L", "DA"])
 def test_hybrid_model_is_causal(pattern):
     torch.manual_seed(0)
     model = Transformer(tiny(mixer_pattern=pattern, vocab_size=128)).eval()
@@ -108,6 +144,7 @@ def test_hybrid_model_is_causal(pattern):
         ({"mixer_pattern": "M", "ssm_heads": 4, "ssm_groups": 3}, "not a multiple of ssm_groups"),
         ({"mixer_pattern": "M", "ssm_chunk": 24}, "power of two"),
         ({"mixer_pattern": "L", "ssm_state": 0}, "must be positive"),
+        ({"mixer_pattern": "D", "ssm_heads": 5}, "not a multiple of ssm_heads"),
     ],
 )
 def test_pattern_validation(overrides, message):
@@ -117,7 +154,7 @@ def test_pattern_validation(overrides, message):
     model_config("tiny", mixer_pattern="AA", ssm_heads=3, ssm_chunk=24)
 
 
-@pytest.mark.parametrize("pattern", ["MA", "LA"])
+@pytest.mark.parametrize("pattern", ["MA", "LA", "DA"])
 def test_tiny_hybrid_trains_on_real_text(shakespeare_tokens, tmp_path, pattern):
     overrides = {"mixer_pattern": pattern, "ssm_state": 16, "ssm_chunk": 16}
     cfg = tiny_run(shakespeare_tokens, tmp_path, max_steps=60, warmup_fraction=0.1, model_overrides=overrides)

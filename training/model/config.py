@@ -19,7 +19,7 @@ AttentionBackend = Literal["auto", "sdpa", "cudnn", "flash", "math", "triton"]
 MoERounding = Literal["topk", "up", "down", "nearest"]
 MoEImpl = Literal["naive", "triton"]
 # Sequence mixers of a block (hybrid.py): attention, Mamba-2, log-linear Mamba-2.
-MIXERS = ("A", "M", "L")
+MIXERS = ("A", "M", "L", "D")
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,8 @@ class ModelConfig:
     moe_aux_loss: float = 0.01
     # --- Hybrid stacks (mamba2.py, hybrid.py). `mixer_pattern` picks each block's sequence mixer,
     # repeated over the layers (layer i uses pattern[i % len(pattern)]; n_layers must be a multiple
-    # of its length): "A" attention, "M" Mamba-2, "L" log-linear Mamba-2; "" is all attention.
+    # of its length): "A" attention, "M" Mamba-2, "L" log-linear Mamba-2, "D" log-linear Gated
+    # DeltaNet (gated_deltanet.py); "" is all attention.
     # SSM mixers: inner width `ssm_expand` * d_model, `ssm_heads` heads (0: head dim 64), B/C of
     # `ssm_state` per group, `ssm_groups` groups, SSD chunks of `ssm_chunk` tokens.
     mixer_pattern: str = ""
@@ -105,10 +106,10 @@ class ModelConfig:
         pattern = self.mixer_pattern
         bad = sorted(set(pattern) - set(MIXERS))
         if bad:
-            raise UserError(f"mixer_pattern {pattern!r} has {''.join(bad)!r}; use A (attention), M, L")
+            raise UserError(f"mixer_pattern {pattern!r} has {''.join(bad)!r}; use A (attention), M, L, D")
         if pattern and self.n_layers % len(pattern):
             raise UserError(f"n_layers {self.n_layers} is not a multiple of len(mixer_pattern {pattern!r})")
-        if not set(pattern) & {"M", "L"}:
+        if not set(pattern) & {"M", "L", "D"}:
             return
         inner, heads = self.ssm_inner, self.ssm_n_heads
         if min(self.ssm_state, self.ssm_groups, self.ssm_expand, self.ssm_conv, self.ssm_chunk, heads) < 1:
@@ -123,7 +124,8 @@ class ModelConfig:
             raise UserError(f"ssm_chunk must be a power of two >= 16, got {self.ssm_chunk}")
 
     def mixer(self, layer: int) -> str:
-        """Layer `layer`'s mixer: "A" (attention), "M" (Mamba-2) or "L" (log-linear Mamba-2)."""
+        """Layer `layer`'s mixer: "A" (attention), "M" (Mamba-2), "L" (log-linear Mamba-2) or "D"
+        (log-linear Gated DeltaNet)."""
         return self.mixer_pattern[layer % len(self.mixer_pattern)] if self.mixer_pattern else "A"
 
     @property
@@ -169,6 +171,9 @@ SIZES: dict[str, ModelConfig] = {
     # log-linear Mamba-2 the same way. Inner width 768 = 12 SSM heads of 64, state 64.
     "hybrid-20m": ModelConfig(n_layers=6, d_model=384, n_heads=6, max_seq_len=1024, mixer_pattern="MMA"),
     "loglinear-20m": ModelConfig(n_layers=6, d_model=384, n_heads=6, max_seq_len=1024, mixer_pattern="LLA"),
+    "loglinear-gdn-20m": ModelConfig(
+        n_layers=6, d_model=384, n_heads=6, max_seq_len=1024, mixer_pattern="DDA"
+    ),
 }
 
 

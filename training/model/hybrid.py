@@ -1,9 +1,11 @@
 """Hybrid stacks: each block's sequence mixer follows `ModelConfig.mixer_pattern` (config.py).
 
-"A" is the config's attention (GQA/GTA), "M" `Mamba2Mixer`, "L" `LogLinearMamba2Mixer` (mamba2.py);
+"A" is the config's attention (GQA/GTA), "M" `Mamba2Mixer`, "L" `LogLinearMamba2Mixer` (mamba2.py),
+"D" `LogLinearGatedDeltaNetMixer` (gated_deltanet.py);
 the MLP (dense SwiGLU or MoE) and the pre-norm residual wiring are unchanged. The mixer keeps the
 attribute name `attn` in `Block`, so parameter names, the ladder residual and norms stay as in the
-all-attention model. Zoo sizes: `hybrid-20m` ("MMA" -> MMAMMA) and `loglinear-20m` ("LLA").
+all-attention model. Zoo sizes: `hybrid-20m` ("MMA" -> MMAMMA), `loglinear-20m` ("LLA") and
+`loglinear-gdn-20m` ("DDA").
 Not supported with SSM mixers: tensor parallelism (it shards attention heads only).
 """
 
@@ -13,6 +15,7 @@ from torch import nn
 
 from redpajama.training.model.attention import attention_layer
 from redpajama.training.model.config import ModelConfig
+from redpajama.training.model.gated_deltanet import LogLinearGatedDeltaNetMixer
 from redpajama.training.model.mamba2 import LogLinearMamba2Mixer, Mamba2Mixer
 
 
@@ -23,6 +26,8 @@ def mixer_layer(config: ModelConfig, layer: int) -> nn.Module:
         return Mamba2Mixer(config)
     if kind == "L":
         return LogLinearMamba2Mixer(config)
+    if kind == "D":
+        return LogLinearGatedDeltaNetMixer(config)
     return attention_layer(config)
 
 

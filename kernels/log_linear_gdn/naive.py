@@ -1,0 +1,76 @@
+"""Log-linear Gated DeltaNet (Guo et al. 2025, "Log-Linear Attention"): the ground truths.
+
+Gated DeltaNet (Yang et al. 2025) per head, state S (K, V), decay alpha_t = exp(g_t) in (0, 1],
+write strength beta_t in [0, 1]:
+    S_t = alpha_t (I - beta_t k_t k_t^T) S_{t-1} + beta_t k_t v_t^T,      o_t = S_t^T q_t.
+Unrolled, o_t = sum_{s <= t} P[t, s] v_s with
+    P[t, s] = beta_s q_t^T (prod_{r = s+1..t} alpha_r (I - beta_r k_r k_r^T)) k_s,
+and in closed form, Gamma[t, s] = exp(g_{s+1} + ... + g_t),
+    P = (Q K^T * Gamma * causal) (I + diag(beta) (K K^T * Gamma * strictly lower))^(-1) diag(beta).
+The log-linear model keeps one such state per Fenwick bucket of the prefix (kernels/log_linear/
+masks.py): every bucket state follows the same transitions, and query t reads bucket l weighted by
+lam_t^l, so
+    o_t = sum_{s <= t} lam_t^(level(t, s)) P[t, s] v_s,      O = (P * M^H) V.
+With every lam == 1 this is Gated DeltaNet.
+
+Shapes: q, k (B, T, H, K); v (B, T, H, V); g (B, T, H) log decays (<= 0); beta (B, T, H);
+lam (B, T, H, L) with L >= num_levels(T). No scaling of q (the layer's job). Both functions compute in
+the inputs' dtype (pass float64 for a tight reference); autograd gives the backward.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from redpajama.kernels.log_linear.masks import num_levels, weighted_mask
+from redpajama.kernels.ssd.naive import segsum
+
+
+def gdn_matrix(q, k, g, beta) -> torch.Tensor:
+    """P (B, H, T, T) of Gated DeltaNet in closed form (module doc): o = P v."""
+    t = q.shape[1]
+    gamma = torch.exp(segsum(g.permute(0, 2, 1)))  # (B, H, T, T), zero above the diagonal
+    qk = torch.einsum("bthk,bshk->bhts", q, k) * gamma
+    kk = torch.einsum("bthk,bshk->bhts", k, k) * gamma
+    strict = torch.tril(torch.ones(t, t, dtype=torch.bool, device=q.device), diagonal=-1)
+    b_t = beta.permute(0, 2, 1)  # (B, H, T)
+    lower = torch.eye(t, dtype=q.dtype, device=q.device) + b_t[..., None] * kk.masked_fill(~strict, 0)
+    # (I + L)^(-1) diag(beta) as the solution X of (I + L) X = diag(beta).
+    rhs = torch.diag_embed(b_t)
+    return qk @ torch.linalg.solve_triangular(lower, rhs, upper=False, unitriangular=True)
+
+
+def log_linear_gdn_quadratic(q, k, v, g, beta, lam) -> torch.Tensor:
+    """o (B, T, H, V) = (P * M^H) v: Gated DeltaNet's matrix reweighted per Fenwick level by lam."""
+    scores = gdn_matrix(q, k, g, beta) * weighted_mask(lam)
+    return torch.einsum("bhts,bshv->bthv", scores, v)
+
+
+def log_linear_gdn_recurrent(q, k, v, g, beta, lam) -> torch.Tensor:
+    """The same output token by token, one state per Fenwick level (the paper's recurrent form).
+
+    Before token t the states hold the buckets of t's prefix: level l >= 1 holds keys
+    [(t >> l) << l, ((t >> l) << l) + 2^(l-1)) when bit l-1 of t is set. Token t updates every state
+    by its transition, writes itself into level 0, reads o_t = sum_l lam_t^l S_l^T q_t, then moves to
+    t + 1's buckets: with p trailing zeros in t + 1, levels 0..p merge into level p + 1.
+    """
+    b, t, h, dk = k.shape
+    nl = lam.shape[-1]
+    if nl < num_levels(t):
+        raise ValueError(f"lam has L={nl} levels, T={t} needs at least {num_levels(t)}")
+    states = q.new_zeros(b, h, nl + 1, dk, v.shape[-1])  # one spare level for the final merge
+    eye = torch.eye(dk, dtype=q.dtype, device=q.device)
+    out = []
+    for i in range(t):
+        kt, bt, at = k[:, i], beta[:, i, :, None, None], torch.exp(g[:, i])[..., None, None]
+        trans = at * (eye - bt * kt[..., :, None] * kt[..., None, :])  # (B, H, K, K)
+        states = torch.einsum("bhij,bhljv->bhliv", trans, states)
+        own = bt * kt[..., :, None] * v[:, i, :, None, :]  # (B, H, K, V)
+        states = torch.cat([states[:, :, :1] + own[:, :, None], states[:, :, 1:]], dim=2)
+        read = torch.einsum("bhk,bhlkv->bhlv", q[:, i], states[:, :, :nl])
+        out.append(torch.einsum("bhl,bhlv->bhv", lam[:, i], read))
+        p = ((i + 1) & -(i + 1)).bit_length() - 1  # trailing zeros of t + 1
+        merged = states[:, :, : p + 1].sum(2, keepdim=True)
+        zeros = torch.zeros_like(states[:, :, : p + 1])
+        states = torch.cat([zeros, merged, states[:, :, p + 2 :]], dim=2)
+    return torch.stack(out, dim=1)
