@@ -14,11 +14,13 @@ Levels split at the chunk boundary as in log-linear Mamba-2 (kernels/log_linear/
 1. intra-chunk: (Aqk Tm * lam_t^level(t, s)) V, levels 0..k;
 2. inter-chunk: chunk c reads its level-j bucket state H_j (j >= 1, the bucket's tokens carried
    through every transition up to c's start) as lam_t^(k+j) (Qe H_j)_t;
-3. the bucket states, chunk after chunk: every H_j goes through the chunk's transition M; then, with
-   p trailing zeros in c + 1, levels 1..p and the chunk's own state K~^T U0 merge into level p + 1
-   (the Fenwick buckets of chunk c + 1). A scan over chunks on (levels, K, V) states, as Gated
-   DeltaNet's own chunked form scans one state; transitions are (K, K) matrices here, not scalars,
-   so the segment tree of log-linear Mamba-2 would multiply matrices.
+3. the bucket states, as log-linear Mamba-2 builds them (kernels/log_linear/chunked.py) but with
+   (K, K) transition matrices where Mamba-2 has scalar decays: a segment tree over the chunks gives
+   each half-block's own end state G_j and transition product T_j (pairwise merges); chunk c's
+   level-j bucket is the half-block before c's own, G_j[(c >> (j-1)) - 1] when bit j-1 of c is set,
+   carried to c's start by the product of the transitions of c's half-block before c (a prefix
+   product within aligned blocks, doubled level by level from the same T_j). O(log NC) rounds of
+   batched matrix products instead of a scan over the NC chunks.
 Computes in float32, or float64 if an input is float64; returns v's dtype.
 """
 
@@ -56,6 +58,45 @@ def _chunk_terms(qc, kc, vc, gc, bc):
     return p_intra, qe, m, own
 
 
+def _half_blocks(m, own, levels):
+    """Segment tree over the chunks: yields, for j = 1..levels, (G_j, T_j) with G_j[n] (B, NB, H, K, V)
+    the state at the end of half-block n (chunks [n 2^(j-1), (n+1) 2^(j-1))) from those chunks only
+    and T_j[n] (B, NB, H, K, K) the product of its transitions, the latest on the left. m, own: the
+    chunks' transitions and own end states, NC padded to 2^levels."""
+    g, tr = own, m
+    for j in range(levels):
+        if j:
+            # Merge pairs: the left half's state goes through the right half's transitions.
+            g = tr[:, 1::2] @ g[:, 0::2] + g[:, 1::2]
+            tr = tr[:, 1::2] @ tr[:, 0::2]
+        yield g, tr
+
+
+def bucket_states(m: torch.Tensor, own: torch.Tensor, levels: int):
+    """Yields, for level j = 1..levels, the level-j bucket states of the chunks that have one, carried
+    to each chunk's start: (B, NB, half, H, K, V) for the second halves (half = 2^(j-1) chunks) of
+    the NB aligned blocks of 2^j chunks (a chunk has a level-j bucket iff bit j-1 of its index is
+    set). m (B, NC, H, K, K) transitions, own (B, NC, H, K, V) own end states; NC is padded to
+    2^levels with identity transitions and empty states."""
+    b, nc, h, dk, dv = own.shape
+    size = 1 << levels
+    eye = torch.eye(dk, dtype=m.dtype, device=m.device)
+    m = torch.cat([m, eye.expand(b, size - nc, h, dk, dk)], dim=1)
+    own = F.pad(own, (0, 0, 0, 0, 0, 0, 0, size - nc))
+    prefix = m  # product of transitions from the start of c's aligned block of 2^(j-1) chunks to c
+    for j, (g, tr) in enumerate(_half_blocks(m, own, levels), start=1):
+        half = 1 << (j - 1)
+        nb = size // (2 * half)
+        # Views (block, which half, position): no gathers. The bucket is the block's first half-block.
+        pre = prefix.reshape(b, nb, 2, half, h, dk, dk)
+        src = g.reshape(b, nb, 2, h, dk, dv)[:, :, 0, None]  # (B, NB, 1, H, K, V)
+        # Carried through the transitions of the second half before c: none at its first chunk.
+        yield torch.cat([src, pre[:, :, 1, :-1] @ src], dim=2)
+        # Prefix within blocks of 2^j: the second half also passes the first half's product.
+        first_total = tr.reshape(b, nb, 2, h, dk, dk)[:, :, 0, None]
+        prefix = torch.stack([pre[:, :, 0], pre[:, :, 1] @ first_total], dim=2).reshape(b, size, h, dk, dk)
+
+
 def log_linear_gdn_chunked(q, k, v, g, beta, lam, chunk_size: int = 64) -> torch.Tensor:
     """o (B, T, H, V) = log_linear_gdn_quadratic(q, k, v, g, beta, lam), chunk by chunk (module doc)."""
     if chunk_size < 1 or chunk_size & (chunk_size - 1):
@@ -79,15 +120,16 @@ def log_linear_gdn_chunked(q, k, v, g, beta, lam, chunk_size: int = 64) -> torch
     mask = weighted_mask(lam_in).reshape(b, nc, h, chunk_size, chunk_size)
     out = torch.einsum("bchts,bcshv->bcthv", p_intra * mask, vc)
     if levels:
-        states = qc.new_zeros(b, h, levels + 1, dk, dv)  # level j at index j - 1; one spare
-        reads = []
-        for c in range(nc):
-            reads.append(states[:, :, :levels])
-            states = torch.einsum("bhij,bhljv->bhliv", m[:, c], states)
-            p = ((c + 1) & -(c + 1)).bit_length() - 1  # trailing zeros of c + 1
-            merged = states[:, :, :p].sum(2, keepdim=True) + own[:, c, :, None]
-            states = torch.cat([torch.zeros_like(states[:, :, :p]), merged, states[:, :, p + 1 :]], dim=2)
-        buckets = torch.stack(reads, dim=1)  # (B, NC, H, J, K, V): bucket states at each chunk's start
-        wl = lam_c[..., kb + 1 : kb + 1 + levels]  # (B, NC, C, H, J)
-        out = out + torch.einsum("bcthj,bcthk,bchjkv->bcthv", wl, qe, buckets)
+        size = 1 << levels
+        qe, wl = (F.pad(x, (0,) * (2 * (x.dim() - 2)) + (0, size - nc)) for x in (qe, lam_c))
+        inter = out.new_zeros(b, size, chunk_size, h, dv)
+        for j, carried in enumerate(bucket_states(m, own, levels), start=1):
+            half = 1 << (j - 1)
+            nb = size // (2 * half)
+            # The second halves of the blocks of 2^j chunks read their level-j bucket, weighted by lam.
+            q2 = qe.reshape(b, nb, 2, half, chunk_size, h, dk)[:, :, 1]
+            w2 = wl[..., kb + j].reshape(b, nb, 2, half, chunk_size, h)[:, :, 1]
+            reads = torch.einsum("bnithk,bnihkv->bnithv", q2, carried) * w2[..., None]
+            inter.view(b, nb, 2, half, chunk_size, h, dv)[:, :, 1] += reads
+        out = out + inter[:, :nc]
     return out.reshape(b, nc * chunk_size, h, dv)[:, :t].to(v.dtype)

@@ -225,6 +225,25 @@ def test_keys_major_tma(variant, nq, splits, device):
     _assert_close(ref, out)
 
 
+def test_tma_config_gathers_where_pages_split_tiles(device):
+    # Config.tma over pages of 8 with 16-token tiles: tma_fits is False, the launcher gathers instead.
+    from dataclasses import replace
+
+    from redpajama.kernels.decode.paged import config_for, tma_fits
+
+    g, hg, d = 2, 3, 32
+    lengths = [2, 17, 37]
+    (cache, k_rope), table, seq_lens = _paged(lengths, PAGE, [(g, d), (d // 2,)], device, seed=91)
+    q = unit_randn(len(lengths), 1, g * hg, d, device=device, seed=92)
+    cfg = replace(config_for(torch.device(device), d, hg), bs=16, keys_major=True, tma=True)
+    assert not tma_fits(cache, k_rope, cfg.bs)
+    ref = gta_decode_naive(q, cache, k_rope, table, seq_lens, scale=0.25)
+    with poisoned_allocations():
+        q_a, q_r, scale, ka = gta_operands(q, 0.25)
+        out = paged_decode_fwd(q_a, q_r, cache, k_rope, table, seq_lens, scale, ka, cfg=cfg)
+    _assert_close(ref, out)
+
+
 def test_tma_fits():
     from redpajama.kernels.decode.paged import tma_fits
 
