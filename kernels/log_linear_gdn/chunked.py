@@ -29,7 +29,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from redpajama.kernels.log_linear.masks import num_levels, weighted_mask
+from redpajama.kernels.log_linear.masks import weighted_mask
+from redpajama.kernels.log_linear_gdn.naive import check_inputs
 from redpajama.kernels.ssd.chunked import chunk_views
 from redpajama.kernels.ssd.naive import segsum
 
@@ -101,10 +102,9 @@ def log_linear_gdn_chunked(q, k, v, g, beta, lam, chunk_size: int = 64) -> torch
     """o (B, T, H, V) = log_linear_gdn_quadratic(q, k, v, g, beta, lam), chunk by chunk (module doc)."""
     if chunk_size < 1 or chunk_size & (chunk_size - 1):
         raise ValueError(f"chunk_size must be a power of two, got {chunk_size}")
+    check_inputs(q, k, v, g, beta, lam)
     b, t, h, dk = k.shape
     dv = v.shape[-1]
-    if lam.shape[-1] < num_levels(t):
-        raise ValueError(f"lam has L={lam.shape[-1]} levels, T={t} needs at least {num_levels(t)}")
     ctype = torch.float32
     for x in (q, k, v, g, beta, lam):
         ctype = torch.promote_types(ctype, x.dtype)

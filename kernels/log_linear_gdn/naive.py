@@ -26,6 +26,31 @@ from redpajama.kernels.log_linear.masks import num_levels, weighted_mask
 from redpajama.kernels.ssd.naive import segsum
 
 
+def check_inputs(q, k, v, g, beta, lam) -> None:
+    """Shapes as in the module doc, one device, floating point; else a ValueError naming the input."""
+    named = dict(q=q, k=k, v=v, g=g, beta=beta, lam=lam)
+    for name, x in named.items():
+        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+            raise ValueError(
+                f"{name} must be a floating-point tensor, got {getattr(x, 'dtype', type(x).__name__)}"
+            )
+        if x.device != q.device:
+            raise ValueError(f"{name} is on {x.device}, q on {q.device}")
+    if q.dim() != 4 or k.shape != q.shape:
+        raise ValueError(f"q and k must be (B, T, H, K) alike, got {tuple(q.shape)} and {tuple(k.shape)}")
+    bth = tuple(q.shape[:3])
+    want = dict(v=(*bth, v.shape[-1]), g=bth, beta=bth, lam=(*bth, lam.shape[-1]))
+    for name, shape in want.items():
+        if tuple(named[name].shape) != shape or named[name].dim() != len(shape):
+            raise ValueError(
+                f"{name} must have shape {shape} for q of {tuple(q.shape)}, got {tuple(named[name].shape)}"
+            )
+    if lam.shape[-1] < num_levels(q.shape[1]):
+        raise ValueError(
+            f"lam has L={lam.shape[-1]} levels, T={q.shape[1]} needs at least {num_levels(q.shape[1])}"
+        )
+
+
 def gdn_matrix(q, k, g, beta) -> torch.Tensor:
     """P (B, H, T, T) of Gated DeltaNet in closed form (module doc): o = P v."""
     t = q.shape[1]
@@ -42,6 +67,7 @@ def gdn_matrix(q, k, g, beta) -> torch.Tensor:
 
 def log_linear_gdn_quadratic(q, k, v, g, beta, lam) -> torch.Tensor:
     """o (B, T, H, V) = (P * M^H) v: Gated DeltaNet's matrix reweighted per Fenwick level by lam."""
+    check_inputs(q, k, v, g, beta, lam)
     scores = gdn_matrix(q, k, g, beta) * weighted_mask(lam)
     return torch.einsum("bhts,bshv->bthv", scores, v)
 
@@ -54,10 +80,9 @@ def log_linear_gdn_recurrent(q, k, v, g, beta, lam) -> torch.Tensor:
     by its transition, writes itself into level 0, reads o_t = sum_l lam_t^l S_l^T q_t, then moves to
     t + 1's buckets: with p trailing zeros in t + 1, levels 0..p merge into level p + 1.
     """
+    check_inputs(q, k, v, g, beta, lam)
     b, t, h, dk = k.shape
     nl = lam.shape[-1]
-    if nl < num_levels(t):
-        raise ValueError(f"lam has L={nl} levels, T={t} needs at least {num_levels(t)}")
     states = q.new_zeros(b, h, nl + 1, dk, v.shape[-1])  # one spare level for the final merge
     eye = torch.eye(dk, dtype=q.dtype, device=q.device)
     out = []

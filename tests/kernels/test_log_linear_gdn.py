@@ -115,3 +115,11 @@ def test_argument_errors():
         log_linear_gdn_chunked(q, k, v, g, beta, lam[..., :3])
     with pytest.raises(ValueError, match="levels"):
         log_linear_gdn_recurrent(q, k, v, g, beta, lam[..., :3])
+    with pytest.raises(ValueError, match="q and k"):
+        log_linear_gdn_chunked(q, k[..., :2], v, g, beta, lam)
+    with pytest.raises(ValueError, match="beta must have shape"):
+        log_linear_gdn_chunked(q, k, v, g, beta[:, :5], lam)
+    with pytest.raises(ValueError, match="v must have shape"):
+        log_linear_gdn_quadratic(q, k, v[:, :, :, None], g, beta, lam)
+    with pytest.raises(ValueError, match="g must be a floating-point"):
+        log_linear_gdn_chunked(q, k, v, g.long(), beta, lam)
