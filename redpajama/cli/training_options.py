@@ -6,7 +6,10 @@ import typer
 
 from redpajama.errors import UserError
 
-MODEL = typer.Option("tiny", "--model", help="Model size: tiny, 20m, 124m, 468m, 1.6b.")
+# The sizes of redpajama.training.model.SIZES, written out: importing it here would import torch
+# with every CLI start (tests/training/test_cli_training.py keeps the two in step).
+MODEL_SIZES = "tiny, 20m, 124m, 468m, 1.6b, moe-small, hybrid-20m, loglinear-20m, loglinear-gdn-20m"
+MODEL = typer.Option("tiny", "--model", help=f"Model size: {MODEL_SIZES}.")
 ATTENTION = typer.Option(None, "--attention", help="Attention variant: gqa (default) or gta.")
 KV_HEADS = typer.Option(None, "--kv-heads", help="Key/value heads (GQA) or tied KV groups (GTA).")
 LADDER = typer.Option(False, "--ladder", help="Ladder residual blocks (same parameters, overlappable TP).")

@@ -64,3 +64,10 @@ def test_ablate_compares_two_subsets(shakespeare_tokens, tmp_path):
     assert again.exit_code == 0, again.output
     assert (out / "comparison.md").read_text() == table
     assert (out / "runs" / "clean" / "metrics.jsonl").stat().st_mtime_ns == before
+
+
+def test_model_help_lists_every_size():
+    from redpajama.cli.training_options import MODEL_SIZES
+    from redpajama.training.model import SIZES
+
+    assert MODEL_SIZES.split(", ") == list(SIZES)
