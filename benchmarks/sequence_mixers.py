@@ -267,7 +267,20 @@ def main() -> int:
         return 2
     if args.gated_deltanet_only:
         rows = gated_deltanet_rows(args.baselines)
-        write_json(args.output, dict(device=torch.cuda.get_device_name(), shape=GDN_SHAPE, rows=rows))
+        base = rows.get("fla_gated_delta")
+        for name, row in rows.items():
+            if base is not None:
+                # Forward only: fla refuses its backward on some Triton versions (gated_deltanet_rows).
+                row["vs_fla_gated_delta_fwd"] = row["fwd_ms"] / base["fwd_ms"]
+            ratio = f", {row['vs_fla_gated_delta_fwd']:.2f}x fla's linear forward" if base else ""
+            print(f"{name}: forward {row['fwd_ms']:.3f} ms{ratio}")
+        result = dict(
+            device=torch.cuda.get_device_name(),
+            versions=versions("torch", "triton"),
+            shape=GDN_SHAPE,
+            rows=rows,
+        )
+        write_json(args.output, result)
         return 0
     from torch.nn.attention import SDPBackend
 
