@@ -155,9 +155,26 @@ def test_tile_override(device):
     _assert_close(ref, out)
 
 
+def _grouped_problem(variant: str, lengths, page: int, nq: int, device, seed: int):
+    """A paged GTA ("gta-D": tied KV of D, RoPE D/2) or GLA ("gla-D": latent D, RoPE D/2) problem with
+    g = 2 groups of 3 heads: (cache, rope, table, seq_lens), the reference output, the launcher's
+    operands (q_a, q_r, scale, ka)."""
+    kind, d = variant.split("-")
+    d, g, h, b = int(d), 2, 6, len(lengths)
+    (cache, k_rope), table, seq_lens = _paged(lengths, page, [(g, d), (d // 2,)], device, seed=seed)
+    if kind == "gla":
+        q_latent = unit_randn(b, nq, h, d, device=device, seed=seed + 1)
+        q_rope = unit_randn(b, nq, h, d // 2, device=device, seed=seed + 2)
+        ref = gla_decode_naive(q_latent, q_rope, cache, k_rope, table, seq_lens, scale=0.3)
+        return (cache, k_rope, table, seq_lens), ref, gla_operands(q_latent, q_rope, 0.3)
+    q = unit_randn(b, nq, h, d, device=device, seed=seed + 1)
+    ref = gta_decode_naive(q, cache, k_rope, table, seq_lens, scale=0.25)
+    return (cache, k_rope, table, seq_lens), ref, gta_operands(q, 0.25)
+
+
 @pytest.mark.parametrize("splits", (None, 1, 3))
 @pytest.mark.parametrize("nq", (1, 2, 3))
-@pytest.mark.parametrize("variant", ("gta-16", "gta-24", "gla"))
+@pytest.mark.parametrize("variant", ("gta-16", "gta-24", "gla-24"))
 def test_keys_major(variant, nq, splits, device):
     # The transposed kernel (keys_major.py) through the launcher: GTA's two column ranges [0, Ka)
     # and [Ka, D) (D 24: 12-wide ranges in 16-wide tiles), GLA's one; split and unsplit.
@@ -165,32 +182,17 @@ def test_keys_major(variant, nq, splits, device):
 
     from redpajama.kernels.decode.paged import config_for
 
-    g, hg = 2, 3
     lengths = [max(nq, n) for n in SPLIT_LENGTHS]
-    b, h = len(lengths), g * hg
-    if variant == "gla":
-        dl, dr = 24, 8
-        (cache, k_rope), table, seq_lens = _paged(lengths, PAGE, [(g, dl), (dr,)], device, seed=71 + nq)
-        q_latent = unit_randn(b, nq, h, dl, device=device, seed=72)
-        q_rope = unit_randn(b, nq, h, dr, device=device, seed=73)
-        ref = gla_decode_naive(q_latent, q_rope, cache, k_rope, table, seq_lens, scale=0.3)
-        operands = gla_operands(q_latent, q_rope, 0.3)
-    else:
-        d = int(variant.split("-")[1])
-        (cache, k_rope), table, seq_lens = _paged(lengths, PAGE, [(g, d), (d // 2,)], device, seed=74 + nq)
-        q = unit_randn(b, nq, h, d, device=device, seed=75)
-        ref = gta_decode_naive(q, cache, k_rope, table, seq_lens, scale=0.25)
-        operands = gta_operands(q, 0.25)
-    cfg = replace(config_for(torch.device(device), cache.shape[3], nq * hg), keys_major=True)
+    paged, ref, (q_a, q_r, scale, ka) = _grouped_problem(variant, lengths, PAGE, nq, device, seed=71 + 3 * nq)
+    cfg = replace(config_for(torch.device(device), paged[0].shape[3], nq * 3), keys_major=True)
     with poisoned_allocations():
-        q_a, q_r, scale, ka = operands
-        out = paged_decode_fwd(q_a, q_r, cache, k_rope, table, seq_lens, scale, ka, splits=splits, cfg=cfg)
+        out = paged_decode_fwd(q_a, q_r, *paged, scale, ka, splits=splits, cfg=cfg)
     _assert_close(ref, out)
 
 
 @pytest.mark.parametrize("splits", (None, 1, 3))
 @pytest.mark.parametrize("nq", (1, 2, 3))
-@pytest.mark.parametrize("variant", ("gta-32", "gta-24", "gla"))
+@pytest.mark.parametrize("variant", ("gta-32", "gta-24", "gla-32"))
 def test_keys_major_tma(variant, nq, splits, device):
     # The TMA variant of the transposed kernel: tiles as rectangles inside 16-token pages (two tiles
     # a page in the interpreter, so a tile's offset in its page counts). Lengths end mid-page with
@@ -200,28 +202,15 @@ def test_keys_major_tma(variant, nq, splits, device):
 
     from redpajama.kernels.decode.paged import config_for, tma_fits
 
-    page, g, hg = 16, 2, 3
     lengths = [max(nq, n) for n in (2, 17, 37, 64)]
-    b, h = len(lengths), g * hg
-    if variant == "gla":
-        dl, dr = 32, 16
-        (cache, k_rope), table, seq_lens = _paged(lengths, page, [(g, dl), (dr,)], device, seed=81 + nq)
-        q_latent = unit_randn(b, nq, h, dl, device=device, seed=82)
-        q_rope = unit_randn(b, nq, h, dr, device=device, seed=83)
-        ref = gla_decode_naive(q_latent, q_rope, cache, k_rope, table, seq_lens, scale=0.3)
-        operands = gla_operands(q_latent, q_rope, 0.3)
-    else:
-        d = int(variant.split("-")[1])
-        (cache, k_rope), table, seq_lens = _paged(lengths, page, [(g, d), (d // 2,)], device, seed=84 + nq)
-        q = unit_randn(b, nq, h, d, device=device, seed=85)
-        ref = gta_decode_naive(q, cache, k_rope, table, seq_lens, scale=0.25)
-        operands = gta_operands(q, 0.25)
+    paged, ref, (q_a, q_r, scale, ka) = _grouped_problem(variant, lengths, 16, nq, device, seed=81 + 3 * nq)
     bs = 8 if device == "cpu" else 16
-    cfg = replace(config_for(torch.device(device), cache.shape[3], nq * hg), bs=bs, keys_major=True, tma=True)
-    assert tma_fits(cache, k_rope, bs)
+    cfg = replace(
+        config_for(torch.device(device), paged[0].shape[3], nq * 3), bs=bs, keys_major=True, tma=True
+    )
+    assert tma_fits(paged[0], paged[1], bs)
     with poisoned_allocations():
-        q_a, q_r, scale, ka = operands
-        out = paged_decode_fwd(q_a, q_r, cache, k_rope, table, seq_lens, scale, ka, splits=splits, cfg=cfg)
+        out = paged_decode_fwd(q_a, q_r, *paged, scale, ka, splits=splits, cfg=cfg)
     _assert_close(ref, out)
 
 
@@ -231,16 +220,11 @@ def test_tma_config_gathers_where_pages_split_tiles(device):
 
     from redpajama.kernels.decode.paged import config_for, tma_fits
 
-    g, hg, d = 2, 3, 32
-    lengths = [2, 17, 37]
-    (cache, k_rope), table, seq_lens = _paged(lengths, PAGE, [(g, d), (d // 2,)], device, seed=91)
-    q = unit_randn(len(lengths), 1, g * hg, d, device=device, seed=92)
-    cfg = replace(config_for(torch.device(device), d, hg), bs=16, keys_major=True, tma=True)
-    assert not tma_fits(cache, k_rope, cfg.bs)
-    ref = gta_decode_naive(q, cache, k_rope, table, seq_lens, scale=0.25)
+    paged, ref, (q_a, q_r, scale, ka) = _grouped_problem("gta-32", [2, 17, 37], PAGE, 1, device, seed=91)
+    cfg = replace(config_for(torch.device(device), 32, 3), bs=16, keys_major=True, tma=True)
+    assert not tma_fits(paged[0], paged[1], cfg.bs)
     with poisoned_allocations():
-        q_a, q_r, scale, ka = gta_operands(q, 0.25)
-        out = paged_decode_fwd(q_a, q_r, cache, k_rope, table, seq_lens, scale, ka, cfg=cfg)
+        out = paged_decode_fwd(q_a, q_r, *paged, scale, ka, cfg=cfg)
     _assert_close(ref, out)
 
 

@@ -28,7 +28,7 @@ from redpajama.kernels.log_linear import num_levels
 from redpajama.kernels.log_linear_gdn import log_linear_gdn_chunked
 from redpajama.training.model.config import ModelConfig
 from redpajama.training.model.layers import RMSNorm
-from redpajama.training.model.mamba2 import A_RANGE, DT_RANGE, inverse_softplus
+from redpajama.training.model.mamba2 import init_decay, inverse_softplus
 
 
 class LogLinearGatedDeltaNetMixer(nn.Module):
@@ -61,10 +61,7 @@ class LogLinearGatedDeltaNetMixer(nn.Module):
     def reset_ssm_parameters(self) -> None:
         """Decay and level-weight initialisation (Transformer.reset_parameters calls it after its pass)."""
         self.conv.reset_parameters()
-        lo, hi = DT_RANGE
-        dt = torch.exp(torch.rand(self.n_heads) * (math.log(hi) - math.log(lo)) + math.log(lo))
-        self.dt_bias.copy_(inverse_softplus(dt))
-        self.A_log.copy_(torch.log(torch.empty(self.n_heads).uniform_(*A_RANGE)))
+        init_decay(self.dt_bias, self.A_log)
         self.lam_bias.copy_(inverse_softplus(torch.ones_like(self.lam_bias)))
 
     def mixer_inputs(self, u: torch.Tensor):

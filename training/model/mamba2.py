@@ -45,6 +45,17 @@ def inverse_softplus(y: torch.Tensor) -> torch.Tensor:
     return y + torch.log(-torch.expm1(-y))
 
 
+@torch.no_grad()
+def init_decay(dt_bias: nn.Parameter, A_log: nn.Parameter) -> None:
+    """Mamba-2's decay initialisation, per head: softplus(dt_bias) log-uniform in DT_RANGE, and
+    -exp(A_log) uniform in -A_RANGE."""
+    n = dt_bias.shape[0]
+    lo, hi = DT_RANGE
+    dt = torch.exp(torch.rand(n) * (math.log(hi) - math.log(lo)) + math.log(lo))
+    dt_bias.copy_(inverse_softplus(dt))
+    A_log.copy_(torch.log(torch.empty(n).uniform_(*A_RANGE)))
+
+
 class Mamba2Mixer(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -69,10 +80,7 @@ class Mamba2Mixer(nn.Module):
     def reset_ssm_parameters(self) -> None:
         """The SSM-specific initialisation (Transformer.reset_parameters calls it after its generic pass)."""
         self.conv.reset_parameters()
-        lo, hi = DT_RANGE
-        dt = torch.exp(torch.rand(self.n_heads) * (math.log(hi) - math.log(lo)) + math.log(lo))
-        self.dt_bias.copy_(inverse_softplus(dt))
-        self.A_log.copy_(torch.log(torch.empty(self.n_heads).uniform_(*A_RANGE)))
+        init_decay(self.dt_bias, self.A_log)
         self.D.fill_(1.0)
 
     def ssd_inputs(self, u: torch.Tensor):
