@@ -15,13 +15,13 @@ Uses Triton's compiler entry points (ASTSource, GPUTarget) and the ptxas that sh
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import re
 import subprocess
 import sys
 import tempfile
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -36,7 +36,7 @@ ARCH = 90
 CUDA = torch.device("cuda")  # a device object only: config_for picks the GPU tiles, nothing runs
 
 
-@dataclass
+@dataclasses.dataclass
 class Spec:
     """One kernel launch as the launcher makes it: pointers default to bf16 tensors."""
 
@@ -51,10 +51,14 @@ class Spec:
     i64_ptrs: tuple[str, ...] = ()
     ints: tuple[str, ...] = ()
     floats: tuple[str, ...] = ()
+    descs: dict = dataclasses.field(default_factory=dict)  # name -> (rows, cols) of a bf16 TMA block
 
     def arg_type(self, name: str) -> str:
         if name in self.constexprs:
             return "constexpr"
+        if name in self.descs:
+            rows, cols = self.descs[name]
+            return f"tensordesc<bf16[{rows}, {cols}]>"
         for names, kind in (
             (self.fp32_ptrs, "*fp32"),
             (self.i32_ptrs, "*i32"),
@@ -276,16 +280,21 @@ def decode_specs() -> list[Spec]:
                     min(triton.cdiv(cfg.min_programs, b * g * row_blocks), triton.cdiv(capacity, 2 * cfg.bs)),
                 )
             consts = dict(Q=q, H=h, G=g, KA=ka, DC=dc, DR=dr, PS=64, BM=bm, BS=cfg.bs, BR=dr)
+            descs = {}
             if cfg.keys_major:  # the transposed kernel (decode/keys_major.py), as the launcher picks it
                 kernel, kmodule = "paged_decode_keys_major_kernel", "redpajama.kernels.decode.keys_major"
                 consts.update(BA=ka, BB=0 if dc == ka else dc - ka)
+                if cfg.tma:  # pages of 64 hold whole tiles: the TMA variant
+                    kernel = "paged_decode_keys_major_tma_kernel"
+                    descs = dict(desc_ca=(cfg.bs, ka), desc_cb=(cfg.bs, dc - ka or ka), desc_r=(cfg.bs, dr))
             else:
                 kernel, kmodule = "paged_decode_kernel", module
                 consts.update(BC=dc)
             out.append(
                 Spec(
                     f"decode {label} Q={q} S={splits if split else 1}"
-                    + (" keys-major" if cfg.keys_major else ""),
+                    + (" keys-major" if cfg.keys_major else "")
+                    + (" TMA" if descs else ""),
                     kmodule,
                     kernel,
                     dict(consts, PRECISION="tf32", SPLIT=split),
@@ -295,6 +304,7 @@ def decode_specs() -> list[Spec]:
                     i32_ptrs=("block_table", "seq_lens"),
                     ints=ints,
                     floats=("scale",),
+                    descs=descs,
                 )
             )
         out.append(
