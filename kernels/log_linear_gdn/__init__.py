@@ -1,11 +1,19 @@
-"""Log-linear Gated DeltaNet (Guo et al. 2025): closed-form and recurrent references and the chunked
-O(T log T) PyTorch path (`log_linear_gdn_chunked`, differentiable by autograd). No Triton kernel yet."""
+"""Log-linear Gated DeltaNet (Guo et al. 2025): closed-form and recurrent references, the chunked
+O(T log T) PyTorch path (`log_linear_gdn_chunked`, differentiable by autograd) and the O(log T)
+decoding step (`log_linear_gdn_step`). No Triton kernel yet."""
 
 from redpajama.kernels.log_linear_gdn.chunked import log_linear_gdn_chunked
 from redpajama.kernels.log_linear_gdn.naive import (
     gdn_matrix,
     log_linear_gdn_quadratic,
     log_linear_gdn_recurrent,
+    log_linear_gdn_step,
 )
 
-__all__ = ["gdn_matrix", "log_linear_gdn_chunked", "log_linear_gdn_quadratic", "log_linear_gdn_recurrent"]
+__all__ = [
+    "gdn_matrix",
+    "log_linear_gdn_chunked",
+    "log_linear_gdn_quadratic",
+    "log_linear_gdn_recurrent",
+    "log_linear_gdn_step",
+]

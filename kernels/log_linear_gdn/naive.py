@@ -72,30 +72,51 @@ def log_linear_gdn_quadratic(q, k, v, g, beta, lam) -> torch.Tensor:
     return torch.einsum("bhts,bshv->bthv", scores, v)
 
 
-def log_linear_gdn_recurrent(q, k, v, g, beta, lam) -> torch.Tensor:
-    """The same output token by token, one state per Fenwick level (the paper's recurrent form).
+def log_linear_gdn_step(states, t: int, q_t, k_t, v_t, g_t, beta_t, lam_t):
+    """Token t of a sequence, recurrently, in O(log t) state and work (decoding).
 
-    Before token t the states hold the buckets of t's prefix: level l >= 1 holds keys
-    [(t >> l) << l, ((t >> l) << l) + 2^(l-1)) when bit l-1 of t is set. Token t updates every state
-    by its transition, writes itself into level 0, reads o_t = sum_l lam_t^l S_l^T q_t, then moves to
-    t + 1's buckets: with p trailing zeros in t + 1, levels 0..p merge into level p + 1.
+    states (B, H, S, K, V): the Fenwick bucket states of t's prefix, level l at index l, with
+    S = bit_length(t) + 1 (at t = 0: zeros of S = 1). Level l >= 1 holds keys
+    [(t >> l) << l, ((t >> l) << l) + 2^(l-1)) when bit l-1 of t is set. q_t, k_t (B, H, K);
+    v_t (B, H, V); g_t, beta_t (B, H); lam_t (B, H, L) with L >= S.
+    Every state takes the token's transition, the token writes itself into level 0, the output is
+    o_t = sum_l lam_t^l S_l^T q_t; then the states move to t + 1's buckets: with p trailing zeros in
+    t + 1, levels 0..p merge into level p + 1 (a new level when t + 1 is a power of two).
+    Returns (o_t (B, H, V), the states of t + 1's prefix).
     """
+    levels = states.shape[2]
+    if levels != t.bit_length() + 1 or lam_t.shape[-1] < levels:
+        raise ValueError(
+            f"token {t} needs states of {t.bit_length() + 1} levels and lam of at least as many; "
+            f"got {levels} and {lam_t.shape[-1]}"
+        )
+    eye = torch.eye(k_t.shape[-1], dtype=k_t.dtype, device=k_t.device)
+    b_t = beta_t[..., None, None]
+    trans = torch.exp(g_t)[..., None, None] * (
+        eye - b_t * k_t[..., :, None] * k_t[..., None, :]
+    )  # (B, H, K, K)
+    states = torch.einsum("bhij,bhljv->bhliv", trans, states)
+    own = b_t * k_t[..., :, None] * v_t[..., None, :]
+    states = torch.cat([states[:, :, :1] + own[:, :, None], states[:, :, 1:]], dim=2)
+    read = torch.einsum("bhk,bhlkv->bhlv", q_t, states)
+    o_t = torch.einsum("bhl,bhlv->bhv", lam_t[..., :levels], read)
+    p = ((t + 1) & -(t + 1)).bit_length() - 1  # trailing zeros of t + 1
+    if p + 1 == levels:
+        states = torch.cat([states, torch.zeros_like(states[:, :, :1])], dim=2)
+    merged = states[:, :, : p + 1].sum(2, keepdim=True)
+    return o_t, torch.cat([torch.zeros_like(states[:, :, : p + 1]), merged, states[:, :, p + 2 :]], dim=2)
+
+
+def log_linear_gdn_recurrent(q, k, v, g, beta, lam) -> torch.Tensor:
+    """The same output token by token (`log_linear_gdn_step`), one state per Fenwick level: the
+    paper's recurrent form."""
     check_inputs(q, k, v, g, beta, lam)
     b, t, h, dk = k.shape
-    nl = lam.shape[-1]
-    states = q.new_zeros(b, h, nl + 1, dk, v.shape[-1])  # one spare level for the final merge
-    eye = torch.eye(dk, dtype=q.dtype, device=q.device)
+    states = q.new_zeros(b, h, 1, dk, v.shape[-1])
     out = []
     for i in range(t):
-        kt, bt, at = k[:, i], beta[:, i, :, None, None], torch.exp(g[:, i])[..., None, None]
-        trans = at * (eye - bt * kt[..., :, None] * kt[..., None, :])  # (B, H, K, K)
-        states = torch.einsum("bhij,bhljv->bhliv", trans, states)
-        own = bt * kt[..., :, None] * v[:, i, :, None, :]  # (B, H, K, V)
-        states = torch.cat([states[:, :, :1] + own[:, :, None], states[:, :, 1:]], dim=2)
-        read = torch.einsum("bhk,bhlkv->bhlv", q[:, i], states[:, :, :nl])
-        out.append(torch.einsum("bhl,bhlv->bhv", lam[:, i], read))
-        p = ((i + 1) & -(i + 1)).bit_length() - 1  # trailing zeros of t + 1
-        merged = states[:, :, : p + 1].sum(2, keepdim=True)
-        zeros = torch.zeros_like(states[:, :, : p + 1])
-        states = torch.cat([zeros, merged, states[:, :, p + 2 :]], dim=2)
+        o_t, states = log_linear_gdn_step(
+            states, i, q[:, i], k[:, i], v[:, i], g[:, i], beta[:, i], lam[:, i]
+        )
+        out.append(o_t)
     return torch.stack(out, dim=1)

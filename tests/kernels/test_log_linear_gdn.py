@@ -15,6 +15,7 @@ from redpajama.kernels.log_linear_gdn import (
     log_linear_gdn_chunked,
     log_linear_gdn_quadratic,
     log_linear_gdn_recurrent,
+    log_linear_gdn_step,
 )
 
 
@@ -99,6 +100,22 @@ def test_chunked_gradients_match_closed_form(t, chunk):
     out = torch.autograd.grad(log_linear_gdn_chunked(*args, chunk_size=chunk), args, d_out)
     for name, r, o in zip(("q", "k", "v", "g", "beta", "lam"), ref, out, strict=True):
         assert rel_rms(r, o) < 1e-10, name
+
+
+def test_decoding_steps_match_the_chunked_forward_in_log_t_states():
+    # Decoding one token at a time from the states alone: outputs equal the chunked forward's, and
+    # the states hold bit_length(t) + 1 levels, never T tokens.
+    t = 70
+    q, k, v, g, beta, lam = make_inputs(2, t, 2, 8, 4, seed=5)
+    ref = log_linear_gdn_chunked(q, k, v, g, beta, lam, chunk_size=16)
+    states = q.new_zeros(2, 2, 1, 8, 4)
+    for i in range(t):
+        args = (x[:, i] for x in (q, k, v, g, beta, lam))
+        o_t, states = log_linear_gdn_step(states, i, *args)
+        assert states.shape[2] == (i + 1).bit_length() + 1
+        assert rel_rms(ref[:, i], o_t) < 1e-12
+    with pytest.raises(ValueError, match="needs states of 2 levels"):
+        log_linear_gdn_step(q.new_zeros(2, 2, 1, 8, 4), 1, *(x[:, 1] for x in (q, k, v, g, beta, lam)))
 
 
 def test_zero_beta_writes_nothing():
