@@ -51,6 +51,29 @@ def _queries(q_a, q_r, i_b, i_g, i_m, s_qa_t, s_qa_h, s_qr_t, s_qr_h, Q, H, G, K
 
 
 @triton.jit
+def key_range(seq_lens, i_b, i_sp, chunk, SPLIT):
+    """(seq_len, start, end): the keys this program reads, split i_sp of chunk keys or all of them."""
+    seq_len = tl.load(seq_lens + i_b)
+    if SPLIT:
+        start = i_sp * chunk
+        end = tl.minimum(start + chunk, seq_len)
+    else:
+        start = 0
+        end = seq_len
+    return seq_len, start, end
+
+
+@triton.jit
+def _empty_state(BM, BA, BB):
+    """Online-softmax state of BM rows: running max, running sum, value accumulators (transposed)."""
+    b_m = tl.full([BM], float("-inf"), dtype=tl.float32)
+    b_l = tl.zeros([BM], dtype=tl.float32)
+    b_acc_a = tl.zeros([BA, BM], dtype=tl.float32)
+    b_acc_b = tl.zeros([BB, BM], dtype=tl.float32) if BB > 0 else b_acc_a
+    return b_m, b_l, b_acc_a, b_acc_b
+
+
+@triton.jit
 def _tile_step(
     b_ca, b_cb, b_r, b_qa, b_qr, o_s, m_s, pos, b_m, b_l, b_acc_a, b_acc_b, qk_scale, BB, PRECISION
 ):
@@ -144,18 +167,9 @@ def paged_decode_keys_major_kernel(
     m_a = o_a < KA
     m_r = o_r < DR
 
-    seq_len = tl.load(seq_lens + i_b)
-    if SPLIT:
-        start = i_sp * chunk
-        end = tl.minimum(start + chunk, seq_len)
-    else:
-        start = 0
-        end = seq_len
+    seq_len, start, end = key_range(seq_lens, i_b, i_sp, chunk, SPLIT)
     pos = seq_len - Q + o_q  # each row's query position; padding rows see every key
-    b_m = tl.full([BM], float("-inf"), dtype=tl.float32)
-    b_l = tl.zeros([BM], dtype=tl.float32)
-    b_acc_a = tl.zeros([BA, BM], dtype=tl.float32)
-    b_acc_b = tl.zeros([BB, BM], dtype=tl.float32) if BB > 0 else b_acc_a
+    b_m, b_l, b_acc_a, b_acc_b = _empty_state(BM, BA, BB)
     for i_s in range(start, end, BS):
         o_s = i_s + tl.arange(0, BS)
         m_s = o_s < end
@@ -231,19 +245,11 @@ def paged_decode_keys_major_tma_kernel(
     b_qa, b_qr, m_m, o_q, o_h, o_tok = _queries(
         q_a, q_r, i_b, i_g, i_m, s_qa_t, s_qa_h, s_qr_t, s_qr_h, Q, H, G, KA, DR, BM, BA, BR
     )
-    seq_len = tl.load(seq_lens + i_b)
-    if SPLIT:
-        start = i_sp * chunk  # chunk is a multiple of BS: tiles stay page-aligned
-        end = tl.minimum(start + chunk, seq_len)
-    else:
-        start = 0
-        end = seq_len
+    # chunk is a multiple of BS, so split ranges start on a tile, inside a page.
+    seq_len, start, end = key_range(seq_lens, i_b, i_sp, chunk, SPLIT)
     end_full = start + tl.maximum(end - start, 0) // BS * BS
     pos = seq_len - Q + o_q
-    b_m = tl.full([BM], float("-inf"), dtype=tl.float32)
-    b_l = tl.zeros([BM], dtype=tl.float32)
-    b_acc_a = tl.zeros([BA, BM], dtype=tl.float32)
-    b_acc_b = tl.zeros([BB, BM], dtype=tl.float32) if BB > 0 else b_acc_a
+    b_m, b_l, b_acc_a, b_acc_b = _empty_state(BM, BA, BB)
     o_t = tl.arange(0, BS)
     m_full = o_t < BS
     for i_s in range(start, end_full, BS):

@@ -39,6 +39,7 @@ import triton
 import triton.language as tl
 
 from redpajama.kernels.decode.keys_major import (
+    key_range,
     paged_decode_keys_major_kernel,
     paged_decode_keys_major_tma_kernel,
 )
@@ -169,13 +170,7 @@ def paged_decode_kernel(
     p_qr = q_r + o_tok[:, None] * s_qr_t + o_h[:, None] * s_qr_h + o_r[None, :]
     b_qr = tl.load(p_qr, mask=m_m[:, None] & m_r[None, :], other=0.0)
 
-    seq_len = tl.load(seq_lens + i_b)
-    if SPLIT:
-        start = i_sp * chunk
-        end = tl.minimum(start + chunk, seq_len)
-    else:
-        start = 0
-        end = seq_len
+    seq_len, start, end = key_range(seq_lens, i_b, i_sp, chunk, SPLIT)
     # Position of each row's query; padding rows (m >= Q*HG) get >= seq_len: every key is visible.
     pos = seq_len - Q + o_q
     b_m = tl.full([BM], float("-inf"), dtype=tl.float32)
@@ -348,7 +343,7 @@ def paged_decode_fwd(
 def tma_fits(cache: torch.Tensor, rope: torch.Tensor, bs: int) -> bool:
     """Whether the TMA kernel can load this cache in tiles of `bs` tokens: every tile inside one page,
     rows and bases 16-byte aligned (the copy engine's rule for a tensor map)."""
-    row_bytes = (cache[0, 0].numel() * cache.element_size(), rope[0, 0].numel() * rope.element_size())
+    row_bytes = (math.prod(cache.shape[2:]) * cache.element_size(), rope.shape[2] * rope.element_size())
     aligned = cache.data_ptr() % 16 == 0 and rope.data_ptr() % 16 == 0 and all(n % 16 == 0 for n in row_bytes)
     return cache.shape[1] % bs == 0 and aligned
 

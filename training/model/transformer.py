@@ -73,19 +73,21 @@ class Transformer(nn.Module):
         self.rope_sin.copy_(sin)
 
     def compile(self, *args, **kwargs) -> None:
-        """nn.Module.compile: one graph for the whole model; with fused norms, Inductor is told about
-        our ops first (kernels/_inductor.py)."""
-        if self.config.kernels and self.config.fused_norms:
-            register_inductor_fallbacks()
+        """nn.Module.compile: one graph for the whole model."""
+        self._before_compile()
         super().compile(*args, **kwargs)
 
     def compile_blocks(self, *args, **kwargs) -> None:
         """Each block its own graph, as FSDP2 needs (its hooks sit between blocks; torchtitan does
-        the same); Inductor is told about our ops first, as in `compile`."""
-        if self.config.kernels and self.config.fused_norms:
-            register_inductor_fallbacks()
+        the same)."""
+        self._before_compile()
         for block in self.blocks:
             block.compile(*args, **kwargs)
+
+    def _before_compile(self) -> None:
+        # With fused norms, Inductor is told about our ops first (kernels/_inductor.py).
+        if self.config.kernels and self.config.fused_norms:
+            register_inductor_fallbacks()
 
     def hidden_states(self, input_ids: torch.Tensor) -> torch.Tensor:
         x, cos, sin = embed_tokens(self, input_ids)
