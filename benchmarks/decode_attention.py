@@ -116,25 +116,35 @@ def traffic(variant: str, b: int, t: int, h: int, nq: int) -> tuple[int, int]:
     return cache_bytes + io_bytes, flops
 
 
-# Tiles tried by --sweep, per variant: (tokens a tile, warps, stages, query rows a program), row-major
-# kernel; SWEEP_KEYS_MAJOR: the same fields for the transposed kernel (decode/keys_major.py);
-# SWEEP_TMA: its TMA variant.
-SWEEP = {
+# Tiles tried by --sweep, per kernel and variant: (tokens a tile, warps, stages, query rows a program).
+# The TMA variants take tiles inside a page (bs divides the 64-token page) and boxes of at most 256
+# columns (not MLA's 512: there the launcher gathers).
+SWEEP_ROW_MAJOR = {
     "GTA-8": [(64, 4, 2, 128), (128, 4, 2, 128), (128, 4, 3, 128), (128, 8, 2, 128), (64, 8, 2, 128), (256, 8, 2, 128)],
-    "GLA-2": [(32, 4, 2, 128), (64, 8, 2, 128), (32, 8, 2, 128), (64, 4, 2, 32), (32, 4, 3, 32)],
+    "GLA-2": [(32, 4, 2, 128), (64, 8, 2, 128), (32, 8, 2, 128), (32, 4, 2, 64), (64, 4, 2, 32), (32, 4, 3, 32)],
     "MLA": [(32, 8, 2, 64), (32, 4, 2, 64), (64, 8, 2, 32)],
 }  # fmt: skip
+SWEEP_ROW_MAJOR_TMA = {
+    "GTA-8": [(64, 4, 2, 128), (64, 4, 3, 128), (32, 4, 3, 128)],
+    "GLA-2": [(32, 4, 2, 128), (32, 4, 3, 128), (32, 4, 4, 128), (64, 4, 2, 128), (64, 8, 2, 128), (32, 8, 3, 128), (32, 4, 2, 64)],
+    "MLA": [],
+}  # fmt: skip
 SWEEP_KEYS_MAJOR = {
-    "GTA-8": [(64, 4, 2, 128), (64, 4, 3, 128), (64, 4, 4, 128), (128, 4, 2, 128), (128, 4, 3, 128), (128, 4, 4, 128), (32, 4, 4, 128), (32, 4, 6, 128), (128, 8, 2, 128), (128, 8, 3, 128), (256, 8, 2, 128), (64, 4, 2, 16)],
+    "GTA-8": [(64, 4, 2, 128), (64, 4, 3, 128), (64, 4, 4, 128), (128, 4, 2, 128), (128, 4, 3, 128), (128, 4, 4, 128), (32, 4, 4, 128), (32, 4, 6, 128), (128, 8, 2, 128), (128, 8, 3, 128), (256, 8, 2, 128), (64, 4, 2, 16), (128, 4, 3, 16)],
     "GLA-2": [(32, 4, 2, 128), (64, 4, 2, 128), (64, 8, 2, 128), (128, 8, 2, 128), (32, 8, 2, 128), (64, 4, 2, 32), (64, 8, 2, 64), (128, 8, 2, 64), (64, 4, 3, 16)],
     "MLA": [(64, 8, 2, 64), (32, 8, 2, 64), (64, 8, 2, 32), (64, 4, 2, 32), (128, 8, 2, 32), (64, 4, 2, 16)],
-}  # fmt: skip# Tiles inside a page (bs divides the 64-token page).
-SWEEP_TMA = {
-    "GTA-8": [(64, 4, 2, 128), (64, 4, 3, 128), (64, 4, 4, 128), (64, 4, 5, 128), (32, 4, 4, 128), (32, 4, 6, 128), (64, 8, 3, 128), (64, 4, 3, 16)],
-    "GLA-2": [(64, 4, 2, 128), (64, 4, 3, 128), (32, 4, 3, 128), (64, 8, 2, 128), (64, 8, 3, 64), (64, 4, 3, 32)],
-    "MLA": [(64, 8, 2, 64), (32, 8, 3, 64), (64, 4, 3, 32)],
 }  # fmt: skip
-KERNELS = {"row-major": SWEEP, "keys-major": SWEEP_KEYS_MAJOR, "tma": SWEEP_TMA}
+SWEEP_KEYS_MAJOR_TMA = {
+    "GTA-8": [(64, 4, 2, 128), (64, 4, 3, 128), (64, 4, 4, 128), (64, 4, 5, 128), (32, 4, 4, 128), (32, 4, 6, 128), (64, 8, 3, 128), (64, 4, 2, 16), (64, 4, 3, 16)],
+    "GLA-2": [(64, 4, 2, 128), (64, 4, 3, 128), (32, 4, 3, 128), (64, 8, 2, 128), (64, 8, 3, 64), (64, 4, 3, 32)],
+    "MLA": [],
+}  # fmt: skip
+KERNELS = {
+    "row-major": SWEEP_ROW_MAJOR,
+    "row-major-tma": SWEEP_ROW_MAJOR_TMA,
+    "keys-major": SWEEP_KEYS_MAJOR,
+    "keys-major-tma": SWEEP_KEYS_MAJOR_TMA,
+}
 
 
 def sweep(args, ceil: dict) -> list[dict]:
@@ -152,7 +162,7 @@ def sweep(args, ceil: dict) -> list[dict]:
         ref = decode_fn(variant, naive=True)(small).float()
         candidates = [(kernel, c) for kernel in args.kernels for c in KERNELS[kernel][variant]]
         for kernel, (bs, warps, stages, max_rows) in candidates:
-            keys_major, tma = kernel != "row-major", kernel == "tma"
+            keys_major, tma = kernel.startswith("keys-major"), kernel.endswith("-tma")
             cfg = Config(bs, warps, stages, max_rows, GPU_MIN_PROGRAMS, keys_major, tma)
             row = dict(
                 variant=variant,

@@ -287,9 +287,12 @@ def decode_specs() -> list[Spec]:
                 if cfg.tma:  # pages of 64 hold whole tiles: the TMA variant
                     kernel = "paged_decode_keys_major_tma_kernel"
                     descs = dict(desc_ca=(cfg.bs, ka), desc_cb=(cfg.bs, dc - ka or ka), desc_r=(cfg.bs, dr))
-            else:
-                kernel, kmodule = "paged_decode_kernel", module
+            else:  # the row-major kernel (decode/row_major.py)
+                kernel, kmodule = "paged_decode_kernel", "redpajama.kernels.decode.row_major"
                 consts.update(BC=dc)
+                if cfg.tma and dc <= 256:  # tma_fits: boxes of at most 256 columns
+                    kernel = "paged_decode_tma_kernel"
+                    descs = dict(desc_c=(cfg.bs, dc), desc_r=(cfg.bs, dr))
             out.append(
                 Spec(
                     f"decode {label} Q={q} S={splits if split else 1}"

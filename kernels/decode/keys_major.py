@@ -51,6 +51,16 @@ def _queries(q_a, q_r, i_b, i_g, i_m, s_qa_t, s_qa_h, s_qr_t, s_qr_h, Q, H, G, K
 
 
 @triton.jit
+def program_coords(Q, H, G, BM):
+    """(sequence, group, row block, split) of this program. The row blocks of a group are adjacent
+    programs: they read the same cache tiles, which the later ones then find in L2."""
+    RB: tl.constexpr = (Q * (H // G) + BM - 1) // BM
+    i_p, i_sp = tl.program_id(0), tl.program_id(1)
+    i_bg, i_m = i_p // RB, i_p % RB
+    return i_bg // G, i_bg % G, i_m, i_sp
+
+
+@triton.jit
 def key_range(seq_lens, i_b, i_sp, chunk, SPLIT):
     """(seq_len, start, end): the keys this program reads, split i_sp of chunk keys or all of them."""
     seq_len = tl.load(seq_lens + i_b)
@@ -156,8 +166,7 @@ def paged_decode_keys_major_kernel(
     SPLIT: tl.constexpr,
     PRECISION: tl.constexpr,
 ):
-    i_bg, i_m, i_sp = tl.program_id(0), tl.program_id(1), tl.program_id(2)
-    i_b, i_g = i_bg // G, i_bg % G
+    i_b, i_g, i_m, i_sp = program_coords(Q, H, G, BM)
     qk_scale = scale * 1.4426950408889634  # base 2
     b_qa, b_qr, m_m, o_q, o_h, o_tok = _queries(
         q_a, q_r, i_b, i_g, i_m, s_qa_t, s_qa_h, s_qr_t, s_qr_h, Q, H, G, KA, DR, BM, BA, BR
@@ -210,7 +219,7 @@ def paged_decode_keys_major_tma_kernel(
     q_a,
     q_r,
     desc_ca,  # cache as (pages x page_size, G x Dc), blocks (BS, BA)
-    desc_cb,  # the same, blocks (BS, BB); desc_ca when BB == 0
+    desc_cb,  # the same, blocks (BS, BB); unread when BB == 0
     desc_r,  # RoPE keys as (pages x page_size, Dr), blocks (BS, BR)
     o,
     lse,
@@ -239,8 +248,7 @@ def paged_decode_keys_major_tma_kernel(
     SPLIT: tl.constexpr,
     PRECISION: tl.constexpr,
 ):
-    i_bg, i_m, i_sp = tl.program_id(0), tl.program_id(1), tl.program_id(2)
-    i_b, i_g = i_bg // G, i_bg % G
+    i_b, i_g, i_m, i_sp = program_coords(Q, H, G, BM)
     qk_scale = scale * 1.4426950408889634  # base 2
     b_qa, b_qr, m_m, o_q, o_h, o_tok = _queries(
         q_a, q_r, i_b, i_g, i_m, s_qa_t, s_qa_h, s_qr_t, s_qr_h, Q, H, G, KA, DR, BM, BA, BR

@@ -39,10 +39,10 @@ import triton
 import triton.language as tl
 
 from redpajama.kernels.decode.keys_major import (
-    key_range,
     paged_decode_keys_major_kernel,
     paged_decode_keys_major_tma_kernel,
 )
+from redpajama.kernels.decode.row_major import paged_decode_kernel, paged_decode_tma_kernel
 
 DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 MAX_DIM = 576  # DeepSeek's MLA latent + RoPE width; the (BM, Dc) accumulator lives in registers
@@ -54,9 +54,10 @@ class Config:
     x heads of the group) one program takes at most, its (rows, Dc) float32 accumulator living in
     registers; a group with more rows is split over several programs. min_programs: the programs to
     aim for, reached by splitting each sequence into up to that many key ranges of >= 2 tiles.
-    keys_major: run the transposed kernel (keys_major.py), for groups of few rows. tma: its
-    variant that loads each tile as one TMA rectangle, where `tma_fits` (tiles inside pages,
-    16-byte aligned rows); elsewhere the same config gathers."""
+    keys_major: run the transposed kernel (keys_major.py), for groups of few rows; otherwise the
+    row-major one (row_major.py). tma: that kernel's variant that loads each tile as one TMA
+    rectangle, where `tma_fits` (tiles inside pages, boxes of <= 256, 16-byte aligned rows);
+    elsewhere the same config gathers."""
 
     bs: int
     warps: int
@@ -91,11 +92,14 @@ def config_for(device: torch.device, dc: int, rows: int) -> Config:
       and 128-token tiles as two TMA pages a loop step 913-917 (since removed).
     - GTA with more rows: the row-major kernel, 128-token tiles at 4 warps, 2 stages (half the
       loop trips of 64-token tiles for the same bytes: 657 against 724 us at Q = 1).
-    - GLA-2 (Dc 256), up to 64 rows (Q = 1): 32-token tiles at 4 warps (514 us; 8 warps took
-      778-1109). The (rows, 256) accumulator and the 256-wide tile fill a program's registers,
-      so narrow tiles and fewer threads with more registers each win.
+    - GLA-2 (Dc 256), up to 64 rows (Q = 1): 32-token tiles at 4 warps (514 us gathered; 8
+      warps took 778-1109). The (rows, 256) accumulator and the 256-wide tile fill a program's
+      registers, so narrow tiles and fewer threads with more registers each win. Loaded as TMA
+      rectangles: 466 against 518-526 us gathered in one run.
     - GLA-2 at 128 rows (Q = 2): 4 warps cannot hold that accumulator (3257 us); 64-token tiles
-      at 8 warps stay best (755 us). Up to Dc 256 a group's 128 rows fit one program.
+      at 8 warps stay best (755 us gathered; as TMA rectangles 681 against 775 in one run). Up to
+      Dc 256 a group's 128 rows fit one program; split over two programs of 64 rows (adjacent,
+      so the second reads the tiles from L2) they took 955-980 us.
     - MLA (Dc 512, 128 heads on one latent): a (128, 512) float32 accumulator alone is a whole
       SM's register file (255 registers and 3 KB of spills a thread), and 64-token tiles in 2
       stages need 288 KB of shared memory where a program may have 227 KB. 64 rows a program and
@@ -111,111 +115,10 @@ def config_for(device: torch.device, dc: int, rows: int) -> Config:
     if dc <= 128:
         return Config(128, 4, 2, 128, GPU_MIN_PROGRAMS)
     if dc <= 256:
-        return (
-            Config(32, 4, 2, 128, GPU_MIN_PROGRAMS) if rows <= 64 else Config(64, 8, 2, 128, GPU_MIN_PROGRAMS)
-        )
+        if rows <= 64:
+            return Config(32, 4, 2, 128, GPU_MIN_PROGRAMS, tma=True)
+        return Config(64, 8, 2, 128, GPU_MIN_PROGRAMS, tma=True)
     return Config(32, 8, 2, 64, GPU_MIN_PROGRAMS)
-
-
-@triton.jit
-def paged_decode_kernel(
-    q_a,
-    q_r,
-    c,
-    r,
-    o,
-    lse,
-    block_table,
-    seq_lens,
-    scale,
-    s_qa_t,
-    s_qa_h,
-    s_qr_t,
-    s_qr_h,
-    max_pages,
-    chunk,
-    n_splits,
-    Q: tl.constexpr,
-    H: tl.constexpr,
-    G: tl.constexpr,
-    KA: tl.constexpr,
-    DC: tl.constexpr,
-    DR: tl.constexpr,
-    PS: tl.constexpr,
-    BM: tl.constexpr,
-    BS: tl.constexpr,
-    BC: tl.constexpr,
-    BR: tl.constexpr,
-    SPLIT: tl.constexpr,
-    PRECISION: tl.constexpr,
-):
-    i_bg, i_m, i_sp = tl.program_id(0), tl.program_id(1), tl.program_id(2)
-    i_b, i_g = i_bg // G, i_bg % G
-    HG: tl.constexpr = H // G
-    qk_scale = scale * 1.4426950408889634  # base 2: exp(x) = exp2(x * log2(e))
-
-    # Row m of the group (this program's block i_m of BM rows): query position i_q = m // HG,
-    # head i_g * HG + m % HG.
-    o_m = i_m * BM + tl.arange(0, BM)
-    m_m = o_m < Q * HG
-    o_q = o_m // HG
-    o_h = i_g * HG + o_m % HG
-    o_tok = i_b.to(tl.int64) * Q + o_q
-    o_c = tl.arange(0, BC)
-    o_r = tl.arange(0, BR)
-    m_c = o_c < DC
-    m_r = o_r < DR
-    p_qa = q_a + o_tok[:, None] * s_qa_t + o_h[:, None] * s_qa_h + o_c[None, :]
-    b_qa = tl.load(p_qa, mask=m_m[:, None] & (o_c < KA)[None, :], other=0.0)  # zero beyond Ka
-    p_qr = q_r + o_tok[:, None] * s_qr_t + o_h[:, None] * s_qr_h + o_r[None, :]
-    b_qr = tl.load(p_qr, mask=m_m[:, None] & m_r[None, :], other=0.0)
-
-    seq_len, start, end = key_range(seq_lens, i_b, i_sp, chunk, SPLIT)
-    # Position of each row's query; padding rows (m >= Q*HG) get >= seq_len: every key is visible.
-    pos = seq_len - Q + o_q
-    b_m = tl.full([BM], float("-inf"), dtype=tl.float32)
-    b_l = tl.zeros([BM], dtype=tl.float32)
-    b_acc = tl.zeros([BM, BC], dtype=tl.float32)
-    for i_s in range(start, end, BS):
-        o_s = i_s + tl.arange(0, BS)
-        m_s = o_s < end
-        b_page = tl.load(block_table + i_b.to(tl.int64) * max_pages + o_s // PS, mask=m_s, other=0)
-        o_row = b_page.to(tl.int64) * PS + o_s % PS  # physical token rows
-        p_c = c + (o_row[:, None] * G + i_g) * DC + o_c[None, :]
-        b_c = tl.load(p_c, mask=m_s[:, None] & m_c[None, :], other=0.0)
-        p_r = r + o_row[:, None] * DR + o_r[None, :]
-        b_r = tl.load(p_r, mask=m_s[:, None] & m_r[None, :], other=0.0)
-        # [BM, BC] @ [BC, BS] -> [BM, BS]
-        b_s = tl.dot(b_qa, tl.trans(b_c), input_precision=PRECISION)
-        # [BM, BR] @ [BR, BS] -> [BM, BS]
-        b_s = tl.dot(b_qr, tl.trans(b_r), b_s, input_precision=PRECISION) * qk_scale
-        b_s = tl.where((o_s[None, :] <= pos[:, None]) & m_s[None, :], b_s, float("-inf"))
-        b_mn = tl.maximum(b_m, tl.max(b_s, 1))
-        # A split may start past a row's causal limit: its max stays -inf, and -inf - -inf is NaN.
-        b_mc = tl.where(b_mn == float("-inf"), 0.0, b_mn)
-        b_p = tl.exp2(b_s - b_mc[:, None])
-        b_rs = tl.exp2(b_m - b_mc)
-        b_l = b_l * b_rs + tl.sum(b_p, 1)
-        # [BM, BS] @ [BS, BC] -> [BM, BC]
-        b_acc = tl.dot(b_p.to(b_c.dtype), b_c, b_acc * b_rs[:, None], input_precision=PRECISION)
-        b_m = b_mn
-
-    m_o = m_m[:, None] & m_c[None, :]
-    o_row_out = o_tok * H + o_h  # row (b, q, h) of the output
-    if SPLIT:
-        # No visible key (b_l == 0): an empty partial, weight 2^-inf = 0 in the merge.
-        b_seen = b_l > 0
-        b_l = tl.where(b_seen, b_l, 1.0)
-        b_o = b_acc * tl.where(b_seen, 1.0 / b_l, 0.0)[:, None]
-        b_lse = tl.where(b_seen, b_m + tl.log2(b_l), float("-inf"))
-        p_o = o + ((o_row_out * n_splits + i_sp) * DC)[:, None] + o_c[None, :]
-        tl.store(p_o, b_o, mask=m_o)
-        tl.store(lse + o_row_out * n_splits + i_sp, b_lse, mask=m_m)
-    else:
-        # Key 0 is visible to every row (seq_len >= Q): b_l > 0.
-        b_o = b_acc * (1.0 / b_l)[:, None]
-        p_o = o + (o_row_out * DC)[:, None] + o_c[None, :]
-        tl.store(p_o, b_o.to(p_o.dtype.element_ty), mask=m_o)
 
 
 @triton.jit
@@ -289,19 +192,21 @@ def paged_decode_fwd(
         o_part, lse_part = o, o  # lse is never touched without a split
     bc = max(16, triton.next_power_of_2(dc))
     br = max(16, triton.next_power_of_2(dr))
-    operands = (cache, rope)
     if cfg.keys_major:
-        kernel = paged_decode_keys_major_kernel
-        widths = dict(
-            BA=max(16, triton.next_power_of_2(ka)),
-            BB=0 if dc == ka else max(16, triton.next_power_of_2(dc - ka)),
+        ba = max(16, triton.next_power_of_2(ka))
+        bb = 0 if dc == ka else max(16, triton.next_power_of_2(dc - ka))
+        kernels, widths = (
+            (paged_decode_keys_major_kernel, paged_decode_keys_major_tma_kernel),
+            dict(BA=ba, BB=bb),
         )
-        if cfg.tma and tma_fits(cache, rope, cfg.bs):
-            kernel = paged_decode_keys_major_tma_kernel
-            operands = _tma_descriptors(cache, rope, cfg.bs, widths["BA"], widths["BB"], br)
+        blocks = (ba, bb or ba)  # the kernel reads desc_cb only where BB > 0
     else:
-        kernel, widths = paged_decode_kernel, dict(BC=bc)
-    kernel[(b * g, row_blocks, n_splits)](
+        kernels, widths, blocks = (paged_decode_kernel, paged_decode_tma_kernel), dict(BC=bc), (bc,)
+    if cfg.tma and tma_fits(cache, rope, cfg.bs, (*blocks, br)):
+        kernel, operands = kernels[1], _tma_descriptors(cache, rope, cfg.bs, blocks, br)
+    else:
+        kernel, operands = kernels[0], (cache, rope)
+    kernel[(b * g * row_blocks, n_splits)](
         q_a,
         q_r,
         *operands,
@@ -340,25 +245,34 @@ def paged_decode_fwd(
     return o
 
 
-def tma_fits(cache: torch.Tensor, rope: torch.Tensor, bs: int) -> bool:
-    """Whether the TMA kernel can load this cache in tiles of `bs` tokens: every tile inside one page,
-    rows and bases 16-byte aligned (the copy engine's rule for a tensor map)."""
+# A tensor map's box is at most 256 elements along each dimension.
+TMA_MAX_BOX = 256
+
+
+def tma_fits(cache: torch.Tensor, rope: torch.Tensor, bs: int, widths: tuple[int, ...]) -> bool:
+    """Whether the TMA kernels can load this cache in tiles of `bs` tokens and blocks of `widths`
+    columns: every tile inside one page, boxes of at most 256 elements a side, rows and bases 16-byte
+    aligned (the copy engine's rule for a tensor map)."""
     row_bytes = (math.prod(cache.shape[2:]) * cache.element_size(), rope.shape[2] * rope.element_size())
     aligned = cache.data_ptr() % 16 == 0 and rope.data_ptr() % 16 == 0 and all(n % 16 == 0 for n in row_bytes)
-    return cache.shape[1] % bs == 0 and aligned
+    boxes = max(bs, *widths) <= TMA_MAX_BOX
+    return cache.shape[1] % bs == 0 and aligned and boxes
 
 
-def _tma_descriptors(cache: torch.Tensor, rope: torch.Tensor, bs: int, ba: int, bb: int, br: int) -> tuple:
-    """Tensor maps over the token rows: the cache as (rows, G x Dc) in (bs, ba) and (bs, bb) blocks,
-    the RoPE keys as (rows, Dr) in (bs, br) blocks."""
+def _tma_descriptors(
+    cache: torch.Tensor, rope: torch.Tensor, bs: int, blocks: tuple[int, ...], br: int
+) -> tuple:
+    """Tensor maps over the token rows: the cache as (rows, G x Dc) in (bs, w) blocks, one map for
+    each w of `blocks`, then the RoPE keys as (rows, Dr) in (bs, br) blocks."""
     from triton.tools.tensor_descriptor import TensorDescriptor
 
     num_pages, page_size, g, dc = cache.shape
     c2 = cache.view(num_pages * page_size, g * dc)
     r2 = rope.view(num_pages * page_size, rope.shape[2])
-    desc_ca = TensorDescriptor.from_tensor(c2, [bs, ba])
-    desc_cb = TensorDescriptor.from_tensor(c2, [bs, bb]) if bb > 0 else desc_ca
-    return desc_ca, desc_cb, TensorDescriptor.from_tensor(r2, [bs, br])
+    return (
+        *(TensorDescriptor.from_tensor(c2, [bs, w]) for w in blocks),
+        TensorDescriptor.from_tensor(r2, [bs, br]),
+    )
 
 
 @torch.library.custom_op("redpajama::paged_decode", mutates_args=())

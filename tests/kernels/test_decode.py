@@ -193,11 +193,13 @@ def test_keys_major(variant, nq, splits, device):
 @pytest.mark.parametrize("splits", (None, 1, 3))
 @pytest.mark.parametrize("nq", (1, 2, 3))
 @pytest.mark.parametrize("variant", ("gta-32", "gta-24", "gla-32"))
-def test_keys_major_tma(variant, nq, splits, device):
-    # The TMA variant of the transposed kernel: tiles as rectangles inside 16-token pages (two tiles
-    # a page in the interpreter, so a tile's offset in its page counts). Lengths end mid-page with
-    # NaN in the page's stale slots, and mid-tile inside a split; GTA-24's 12-wide ranges read
-    # padding columns of the neighbouring range or group (GTA-32 and GLA: exact widths).
+@pytest.mark.parametrize("keys_major", (True, False), ids=("keys-major", "row-major"))
+def test_tma(keys_major, variant, nq, splits, device):
+    # The TMA variants of both kernels: tiles as rectangles inside 16-token pages (two tiles a page
+    # in the interpreter, so a tile's offset in its page counts). Lengths end mid-page with NaN in
+    # the page's stale slots, and mid-tile inside a split. GTA-24 reads padding columns: the
+    # transposed kernel's 12-wide ranges in 16-wide blocks, the row-major kernel's 24 in 32 (into
+    # the next group, or past the row for the last); GTA-32 and GLA: exact widths.
     from dataclasses import replace
 
     from redpajama.kernels.decode.paged import config_for, tma_fits
@@ -206,9 +208,9 @@ def test_keys_major_tma(variant, nq, splits, device):
     paged, ref, (q_a, q_r, scale, ka) = _grouped_problem(variant, lengths, 16, nq, device, seed=81 + 3 * nq)
     bs = 8 if device == "cpu" else 16
     cfg = replace(
-        config_for(torch.device(device), paged[0].shape[3], nq * 3), bs=bs, keys_major=True, tma=True
+        config_for(torch.device(device), paged[0].shape[3], nq * 3), bs=bs, keys_major=keys_major, tma=True
     )
-    assert tma_fits(paged[0], paged[1], bs)
+    assert tma_fits(paged[0], paged[1], bs, (32, 16))
     with poisoned_allocations():
         out = paged_decode_fwd(q_a, q_r, *paged, scale, ka, splits=splits, cfg=cfg)
     _assert_close(ref, out)
@@ -222,7 +224,7 @@ def test_tma_config_gathers_where_pages_split_tiles(device):
 
     paged, ref, (q_a, q_r, scale, ka) = _grouped_problem("gta-32", [2, 17, 37], PAGE, 1, device, seed=91)
     cfg = replace(config_for(torch.device(device), 32, 3), bs=16, keys_major=True, tma=True)
-    assert not tma_fits(paged[0], paged[1], cfg.bs)
+    assert not tma_fits(paged[0], paged[1], cfg.bs, (16, 16, 16))
     with poisoned_allocations():
         out = paged_decode_fwd(q_a, q_r, *paged, scale, ka, cfg=cfg)
     _assert_close(ref, out)
@@ -232,9 +234,10 @@ def test_tma_fits():
     from redpajama.kernels.decode.paged import tma_fits
 
     cache, rope = torch.zeros(4, 16, 2, 32), torch.zeros(4, 16, 16)
-    assert tma_fits(cache, rope, 16) and tma_fits(cache, rope, 8)
-    assert not tma_fits(cache, rope, 32)  # a tile would span two pages
-    assert not tma_fits(torch.zeros(4, 16, 1, 3), rope, 16)  # 12-byte rows
+    assert tma_fits(cache, rope, 16, (32, 16)) and tma_fits(cache, rope, 8, (32, 16))
+    assert not tma_fits(cache, rope, 32, (32, 16))  # a tile would span two pages
+    assert not tma_fits(torch.zeros(4, 16, 1, 3), rope, 16, (16, 16))  # 12-byte rows
+    assert tma_fits(cache, rope, 16, (256, 16)) and not tma_fits(cache, rope, 16, (512, 16))  # boxes <= 256
 
 
 def test_splits_argument_error(device):

@@ -1,0 +1,215 @@
+"""The paged decode kernels with query rows along the MMA rows: scores S = qa @ C^T + qr @ R^T
+(BM x BS) and values acc = P @ C (BM x Dc), for groups of >= 64 rows (GLA, MLA, GTA with many
+heads a group), which fill Hopper's warpgroup MMA as they are. Groups of fewer rows run the
+transposed kernels (keys_major.py).
+
+The same loaded tile C[BS, Dc] feeds the score product (qa zero-padded beyond Ka) and the value
+product. Two ways to load a tile, one kernel each around the same step (`_tile_step`):
+- `paged_decode_kernel` gathers each token's row through the block table (tiles may span pages;
+  any page size).
+- `paged_decode_tma_kernel` takes tiles inside one page (page_size a multiple of BS) and loads
+  each as one TMA rectangle: one block-table entry a tile, the copy asynchronous into shared
+  memory. Columns padded past Dc (a power of two) read the neighbouring group's columns or, past
+  the row, zeros: they meet zero query columns in the score and are never stored. Rows of the
+  last tile past the range's end are zeroed (stale slots; 0 x NaN would poison the value product).
+
+Arguments, masking, splits and partial outputs: paged.py's module doc.
+"""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+from redpajama.kernels.decode.keys_major import key_range, program_coords
+
+
+@triton.jit
+def _queries(q_a, q_r, i_b, i_g, i_m, s_qa_t, s_qa_h, s_qr_t, s_qr_h, Q, H, G, KA, DR, BM, BC, BR):
+    """The program's query rows (BM, BC) and (BM, BR), zero past Ka and Dr. Row m of the group's
+    block i_m: query position m // (H/G), head i_g * H/G + m % (H/G)."""
+    HG: tl.constexpr = H // G
+    o_m = i_m * BM + tl.arange(0, BM)
+    m_m = o_m < Q * HG
+    o_q = o_m // HG
+    o_h = i_g * HG + o_m % HG
+    o_tok = i_b.to(tl.int64) * Q + o_q
+    o_c = tl.arange(0, BC)
+    o_r = tl.arange(0, BR)
+    p_qa = q_a + o_tok[:, None] * s_qa_t + o_h[:, None] * s_qa_h + o_c[None, :]
+    b_qa = tl.load(p_qa, mask=m_m[:, None] & (o_c < KA)[None, :], other=0.0)
+    p_qr = q_r + o_tok[:, None] * s_qr_t + o_h[:, None] * s_qr_h + o_r[None, :]
+    b_qr = tl.load(p_qr, mask=m_m[:, None] & (o_r < DR)[None, :], other=0.0)
+    return b_qa, b_qr, m_m, o_q, o_h, o_tok
+
+
+@triton.jit
+def _tile_step(b_c, b_r, b_qa, b_qr, o_s, m_s, pos, b_m, b_l, b_acc, qk_scale, PRECISION):
+    """One tile of the online softmax (base 2). Returns (m, l, acc)."""
+    # [BM, BC] @ [BC, BS] + [BM, BR] @ [BR, BS] -> [BM, BS]
+    b_s = tl.dot(b_qa, tl.trans(b_c), input_precision=PRECISION)
+    b_s = tl.dot(b_qr, tl.trans(b_r), b_s, input_precision=PRECISION) * qk_scale
+    b_s = tl.where((o_s[None, :] <= pos[:, None]) & m_s[None, :], b_s, float("-inf"))
+    b_mn = tl.maximum(b_m, tl.max(b_s, 1))
+    # A split may start past a row's causal limit: its max stays -inf, and -inf - -inf is NaN.
+    b_mc = tl.where(b_mn == float("-inf"), 0.0, b_mn)
+    b_p = tl.exp2(b_s - b_mc[:, None])
+    b_rs = tl.exp2(b_m - b_mc)
+    b_l = b_l * b_rs + tl.sum(b_p, 1)
+    # [BM, BS] @ [BS, BC] -> [BM, BC]
+    b_acc = tl.dot(b_p.to(b_c.dtype), b_c, b_acc * b_rs[:, None], input_precision=PRECISION)
+    return b_mn, b_l, b_acc
+
+
+@triton.jit
+def _store(o, lse, b_acc, b_m, b_l, m_m, o_tok, o_h, i_sp, n_splits, H, DC, BC, SPLIT):
+    o_c = tl.arange(0, BC)
+    m_o = m_m[:, None] & (o_c < DC)[None, :]
+    o_row_out = o_tok * H + o_h  # row (b, q, h) of the output
+    if SPLIT:
+        # No visible key (b_l == 0): an empty partial, weight 2^-inf = 0 in the merge.
+        b_seen = b_l > 0
+        b_l = tl.where(b_seen, b_l, 1.0)
+        b_o = b_acc * tl.where(b_seen, 1.0 / b_l, 0.0)[:, None]
+        b_lse = tl.where(b_seen, b_m + tl.log2(b_l), float("-inf"))
+        p_o = o + ((o_row_out * n_splits + i_sp) * DC)[:, None] + o_c[None, :]
+        tl.store(p_o, b_o, mask=m_o)
+        tl.store(lse + o_row_out * n_splits + i_sp, b_lse, mask=m_m)
+    else:
+        # Key 0 is visible to every row (seq_len >= Q): b_l > 0.
+        b_o = b_acc * (1.0 / b_l)[:, None]
+        p_o = o + (o_row_out * DC)[:, None] + o_c[None, :]
+        tl.store(p_o, b_o.to(p_o.dtype.element_ty), mask=m_o)
+
+
+@triton.jit
+def paged_decode_kernel(
+    q_a,
+    q_r,
+    c,
+    r,
+    o,
+    lse,
+    block_table,
+    seq_lens,
+    scale,
+    s_qa_t,
+    s_qa_h,
+    s_qr_t,
+    s_qr_h,
+    max_pages,
+    chunk,
+    n_splits,
+    Q: tl.constexpr,
+    H: tl.constexpr,
+    G: tl.constexpr,
+    KA: tl.constexpr,
+    DC: tl.constexpr,
+    DR: tl.constexpr,
+    PS: tl.constexpr,
+    BM: tl.constexpr,
+    BS: tl.constexpr,
+    BC: tl.constexpr,
+    BR: tl.constexpr,
+    SPLIT: tl.constexpr,
+    PRECISION: tl.constexpr,
+):
+    i_b, i_g, i_m, i_sp = program_coords(Q, H, G, BM)
+    qk_scale = scale * 1.4426950408889634  # base 2: exp(x) = exp2(x * log2(e))
+    b_qa, b_qr, m_m, o_q, o_h, o_tok = _queries(
+        q_a, q_r, i_b, i_g, i_m, s_qa_t, s_qa_h, s_qr_t, s_qr_h, Q, H, G, KA, DR, BM, BC, BR
+    )
+    o_c = tl.arange(0, BC)
+    o_r = tl.arange(0, BR)
+    m_c = o_c < DC
+    m_r = o_r < DR
+    seq_len, start, end = key_range(seq_lens, i_b, i_sp, chunk, SPLIT)
+    # Position of each row's query; padding rows (m >= Q*HG) get >= seq_len: every key is visible.
+    pos = seq_len - Q + o_q
+    b_m = tl.full([BM], float("-inf"), dtype=tl.float32)
+    b_l = tl.zeros([BM], dtype=tl.float32)
+    b_acc = tl.zeros([BM, BC], dtype=tl.float32)
+    for i_s in range(start, end, BS):
+        o_s = i_s + tl.arange(0, BS)
+        m_s = o_s < end
+        b_page = tl.load(block_table + i_b.to(tl.int64) * max_pages + o_s // PS, mask=m_s, other=0)
+        o_row = b_page.to(tl.int64) * PS + o_s % PS  # physical token rows
+        p_c = c + (o_row[:, None] * G + i_g) * DC + o_c[None, :]
+        b_c = tl.load(p_c, mask=m_s[:, None] & m_c[None, :], other=0.0)
+        p_r = r + o_row[:, None] * DR + o_r[None, :]
+        b_r = tl.load(p_r, mask=m_s[:, None] & m_r[None, :], other=0.0)
+        b_m, b_l, b_acc = _tile_step(
+            b_c, b_r, b_qa, b_qr, o_s, m_s, pos, b_m, b_l, b_acc, qk_scale, PRECISION
+        )
+    _store(o, lse, b_acc, b_m, b_l, m_m, o_tok, o_h, i_sp, n_splits, H, DC, BC, SPLIT)
+
+
+@triton.jit
+def _page_tile(desc_c, desc_r, block_table, i_b, i_g, i_s, max_pages, DC, PS):
+    """The tile of tokens i_s .. i_s + BS - 1, inside one page: (C, R) rows."""
+    b_page = tl.load(block_table + i_b.to(tl.int64) * max_pages + i_s // PS)
+    row = b_page * PS + i_s % PS
+    return desc_c.load([row, i_g * DC]), desc_r.load([row, 0])
+
+
+@triton.jit
+def paged_decode_tma_kernel(
+    q_a,
+    q_r,
+    desc_c,  # cache as (pages x page_size, G x Dc), blocks (BS, BC)
+    desc_r,  # RoPE keys as (pages x page_size, Dr), blocks (BS, BR)
+    o,
+    lse,
+    block_table,
+    seq_lens,
+    scale,
+    s_qa_t,
+    s_qa_h,
+    s_qr_t,
+    s_qr_h,
+    max_pages,
+    chunk,
+    n_splits,
+    Q: tl.constexpr,
+    H: tl.constexpr,
+    G: tl.constexpr,
+    KA: tl.constexpr,
+    DC: tl.constexpr,
+    DR: tl.constexpr,
+    PS: tl.constexpr,  # a multiple of BS: no tile spans two pages
+    BM: tl.constexpr,
+    BS: tl.constexpr,
+    BC: tl.constexpr,
+    BR: tl.constexpr,
+    SPLIT: tl.constexpr,
+    PRECISION: tl.constexpr,
+):
+    i_b, i_g, i_m, i_sp = program_coords(Q, H, G, BM)
+    qk_scale = scale * 1.4426950408889634
+    b_qa, b_qr, m_m, o_q, o_h, o_tok = _queries(
+        q_a, q_r, i_b, i_g, i_m, s_qa_t, s_qa_h, s_qr_t, s_qr_h, Q, H, G, KA, DR, BM, BC, BR
+    )
+    # chunk is a multiple of BS, so split ranges start on a tile, inside a page.
+    seq_len, start, end = key_range(seq_lens, i_b, i_sp, chunk, SPLIT)
+    end_full = start + tl.maximum(end - start, 0) // BS * BS
+    pos = seq_len - Q + o_q
+    b_m = tl.full([BM], float("-inf"), dtype=tl.float32)
+    b_l = tl.zeros([BM], dtype=tl.float32)
+    b_acc = tl.zeros([BM, BC], dtype=tl.float32)
+    o_t = tl.arange(0, BS)
+    m_full = o_t < BS
+    for i_s in range(start, end_full, BS):
+        b_c, b_r = _page_tile(desc_c, desc_r, block_table, i_b, i_g, i_s, max_pages, DC, PS)
+        b_m, b_l, b_acc = _tile_step(
+            b_c, b_r, b_qa, b_qr, i_s + o_t, m_full, pos, b_m, b_l, b_acc, qk_scale, PRECISION
+        )
+    if end_full < end:
+        b_c, b_r = _page_tile(desc_c, desc_r, block_table, i_b, i_g, end_full, max_pages, DC, PS)
+        o_s = end_full + o_t
+        m_s = o_s < end
+        b_c = tl.where(m_s[:, None], b_c, 0.0)
+        b_r = tl.where(m_s[:, None], b_r, 0.0)
+        b_m, b_l, b_acc = _tile_step(
+            b_c, b_r, b_qa, b_qr, o_s, m_s, pos, b_m, b_l, b_acc, qk_scale, PRECISION
+        )
+    _store(o, lse, b_acc, b_m, b_l, m_m, o_tok, o_h, i_sp, n_splits, H, DC, BC, SPLIT)
