@@ -87,9 +87,11 @@ def config_for(device: torch.device, dc: int, rows: int) -> Config:
     - GTA (Dc 128), up to 32 rows (Q = 1, 2 at 16 heads a group): the transposed kernel
       (keys_major.py), whose MMAs take the tile's tokens as M. Q = 1: 64-token tiles, 2 stages,
       585 us against 622 for the best row-major tiles, and each tile one TMA rectangle where the
-      pages allow (598 us against 624 gathered, same run). Q = 2: 128-token tiles, 3 stages, 742
-      against 804, gathered: 64-token TMA tiles, the most a page of 64 holds, took 839-911 us,
-      and 128-token tiles as two TMA pages a loop step 913-917 (since removed).
+      pages allow (598 us against 624 gathered, same run). Q = 2: 64-token TMA tiles (the most a
+      page of 64 holds) in 5 stages (84 KB, two programs an SM): 714-721 us against 742-760 for the
+      gathered 128-token tiles in 3 stages, in two calls after the softmax sums were deferred
+      (before that, 839 against 772); 128-token tiles as two TMA pages a loop step took 913-917
+      (since removed).
     - GTA with more rows: the row-major kernel, 128-token tiles at 4 warps, 2 stages (half the
       loop trips of 64-token tiles for the same bytes: 657 against 724 us at Q = 1).
     - GLA-2 (Dc 256), up to 64 rows (Q = 1): 32-token tiles at 4 warps (514 us gathered; 8
@@ -111,7 +113,7 @@ def config_for(device: torch.device, dc: int, rows: int) -> Config:
     if dc <= 128 and rows <= 16:
         return Config(64, 4, 2, 128, GPU_MIN_PROGRAMS, keys_major=True, tma=True)
     if dc <= 128 and rows <= 32:
-        return Config(128, 4, 3, 128, GPU_MIN_PROGRAMS, keys_major=True)
+        return Config(64, 4, 5, 128, GPU_MIN_PROGRAMS, keys_major=True, tma=True)
     if dc <= 128:
         return Config(128, 4, 2, 128, GPU_MIN_PROGRAMS)
     if dc <= 256:
