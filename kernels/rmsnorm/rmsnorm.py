@@ -31,7 +31,8 @@ DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 # ~30 KB in flight to stream at full bandwidth, hence 16 (8 KB of partials a program at D=1024: 8.6
 # MB at 132 SMs, summed in ~3 us). Offline ptxas gives the kernel 55 registers, so only 9 are
 # resident and the launch runs in two rounds; it measured 0.086 ms at the 468m shape, 75% of the
-# copy bandwidth (docs/benchmarks.md). Several rows in flight per program is the next step.
+# copy bandwidth (docs/benchmarks.md). Neither one round nor more rows in flight a program beat it:
+# 8 or 10 programs an SM took 82.8 and 101.5 us, blocks of 2 or 4 rows a step 88.6-97.0 us.
 PROGRAMS_PER_SM = 16
 # In the CPU interpreter a program costs per program, not per value: a few, each walking many rows.
 CPU_PROGRAMS = 4
