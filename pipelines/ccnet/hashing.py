@@ -1,11 +1,14 @@
 """Pass 1 of the line dedup: one task per documents file writes its line keys, and the keys of a
 group of shards are merged into the sorted array of duplicates that pass 2 reads.
 
-    _runs/ccnet/hashes/<snapshot>/<shard>/<file>.min<N>.npz   keys (sorted unique uint64), counts
-    _runs/ccnet/groups/<snapshot>/<digest>.npy               keys seen >= 2 times in the group
+    _runs/ccnet/hashes/<snapshot>/<shard>/<file>.min<N>.docs.npz   keys (sorted unique uint64), and
+                                                                   the documents holding each
+    _runs/ccnet/groups/<snapshot>/<digest>.npy                     keys of >= 2 documents of the group
 
 A group's file name is a digest of its member hash files, so a group whose membership changes
-(shards added by a later ingest) gets a new duplicates file instead of reusing a wrong one.
+(shards added by a later ingest) gets a new duplicates file instead of reusing a wrong one. (The
+".docs" in a hash file's name marks document counts; earlier versions counted line occurrences,
+and their files are not reused.)
 Hash files are kept after the run: a group that still has unprocessed shards needs the hashes of
 its processed ones, whose original text is gone from the tree.
 """
@@ -22,7 +25,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from redpajama.io import atomic, layout, markers
-from redpajama.pipelines.ccnet.line_dedup import KEY_DTYPE, duplicate_keys, line_keys, unique_counts
+from redpajama.pipelines.ccnet.line_dedup import KEY_DTYPE, document_keys, duplicate_keys, unique_counts
 from redpajama.pipelines.ccnet.transform import hashable_text
 from redpajama.runners.local import TaskContext, TaskResult
 from redpajama.runners.stats import Stats
@@ -36,7 +39,7 @@ def ccnet_dir(root: Path) -> Path:
 
 def hash_file(root: Path, documents_file: str, min_length: int) -> Path:
     relative = Path(documents_file).relative_to(layout.DOCUMENTS)
-    return ccnet_dir(root) / "hashes" / relative.parent / f"{relative.stem}.min{min_length}.npz"
+    return ccnet_dir(root) / "hashes" / relative.parent / f"{relative.stem}.min{min_length}.docs.npz"
 
 
 def group_file(root: Path, snapshot: str, members: Sequence[str]) -> Path:
@@ -70,8 +73,7 @@ class HashWork:
                 batch_size=self.batch_rows, columns=["raw_content"]
             ):
                 texts = batch.column(0).to_pylist()
-                lines = [line for t in texts if hashable_text(t, task.min_length) for line in t.split("\n")]
-                parts.append(line_keys(lines))
+                parts.append(document_keys([t.split("\n") for t in texts if hashable_text(t, task.min_length)]))
                 stats.docs_in += batch.num_rows
                 ctx.progress(batch.num_rows)
             keys, counts = unique_counts(np.concatenate(parts) if parts else np.empty(0, KEY_DTYPE))

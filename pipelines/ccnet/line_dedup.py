@@ -1,11 +1,13 @@
 """CCNet's paragraph (line) dedup (`cc_net/dedup.py`), vectorised with numpy.
 
 A line's key is the first 8 bytes of SHA-1 of its `normalize_for_dedup` form, read as a
-little-endian uint64. Pass 1 stores, per documents file, the sorted unique keys of every line
-with how often each occurs. A group of shards merges those into one sorted array of the keys seen
-at least twice in the group (`duplicate_keys`). Pass 2 drops every line whose key is in that
-array: all copies, the first one too, and so also lines repeated inside one document (CCNet's
-two-pass semantics). A document whose lines are all dropped is dropped.
+little-endian uint64. Pass 1 stores, per documents file, the sorted unique keys of its documents'
+lines with the number of documents holding each (a key repeated inside one document counts once:
+CCNet's hash set takes a document's keys in one batch, `FlatHashSet.add`). A group of shards merges
+those into one sorted array of the keys held by at least two documents of the group
+(`duplicate_keys`). Pass 2 drops every line whose key is in that array, all copies, the first one
+too; of a line repeated only inside its document it keeps the first copy (`finalize_doc`). A
+document whose lines are all dropped is dropped.
 """
 
 from __future__ import annotations
@@ -27,14 +29,19 @@ def line_keys(lines: Sequence[str]) -> np.ndarray:
     return np.frombuffer(digest, dtype=KEY_DTYPE)
 
 
+def document_keys(docs_lines: Sequence[Sequence[str]]) -> np.ndarray:
+    """The keys of each document's distinct lines, concatenated (a document's repeats once)."""
+    return np.concatenate([np.unique(line_keys(lines)) for lines in docs_lines] or [np.empty(0, KEY_DTYPE)])
+
+
 def unique_counts(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(sorted unique keys, occurrences of each) of one file's lines."""
+    """(sorted unique keys, occurrences of each): of `document_keys`, the documents holding each."""
     unique, counts = np.unique(keys, return_counts=True)
     return unique.astype(KEY_DTYPE, copy=False), counts.astype(np.int64, copy=False)
 
 
 def duplicate_keys(parts: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
-    """Keys occurring >= 2 times over all `parts` ((unique keys, counts) per file); sorted."""
+    """Keys held by >= 2 documents over all `parts` ((unique keys, documents) per file); sorted."""
     if not parts:
         return np.empty(0, KEY_DTYPE)
     keys = np.concatenate([k for k, _ in parts])

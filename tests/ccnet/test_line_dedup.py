@@ -1,4 +1,5 @@
-"""CCNet line dedup: all copies of a line seen twice in a group go, groups do not leak."""
+"""CCNet line dedup: all copies of a line held by two documents of a group go (a repeat inside one
+document keeps its first copy), groups do not leak."""
 
 import hashlib
 
@@ -7,6 +8,7 @@ from ccnet_helpers import cli, rows, write_jsonl
 
 from redpajama.pipelines.ccnet.line_dedup import (
     dedup_doc,
+    document_keys,
     duplicate_keys,
     is_duplicate,
     line_keys,
@@ -30,12 +32,15 @@ def test_key_is_first_8_bytes_of_sha1_little_endian():
     assert int(key) == expected
 
 
-def test_group_counts_merge_over_files():
-    a = unique_counts(line_keys(["x", "y", "y"]))
-    b = unique_counts(line_keys(["x", "z"]))
+def test_group_counts_documents_over_files():
+    # CCNet (FlatHashSet.add takes a document's keys as one batch): a key is a duplicate when two
+    # documents hold it, in one file or two; repeats inside one document count once.
+    a = unique_counts(document_keys([["x", "y", "y"], ["w", "v"], ["v"]]))
+    b = unique_counts(document_keys([["x", "z"]]))
     dups = duplicate_keys([a, b])
-    assert set(dups.tolist()) == set(line_keys(["x", "y"]).tolist())
-    assert is_duplicate(line_keys(["x", "y", "z"]), dups).tolist() == [True, True, False]
+    assert set(dups.tolist()) == set(line_keys(["x", "v"]).tolist())
+    assert is_duplicate(line_keys(["x", "y", "z", "v", "w"]), dups).tolist() == [True, False, False, True, False]
+    assert unique_counts(document_keys([]))[0].size == 0
 
 
 def test_dedup_doc_records_kept_ids_and_drops_inner_repeats():
@@ -65,10 +70,12 @@ def test_stage_removes_boilerplate_in_every_doc_and_respects_groups(tmp_path, li
         a0["raw_content"]
     )
     assert a1["raw_content"] == EN[2] and a1["line_ids"] == [0]
-    # b/0: boilerplate gone, and the line repeated inside it goes entirely (count 2 in the group)
-    assert "b/0" not in docs
+    # b/0: boilerplate gone; the line repeated only inside it keeps its first copy (CCNet counts
+    # documents, not lines: FlatHashSet.add takes a document's keys at once)
+    b0 = docs["b/0"]
+    assert b0["raw_content"] == EN[3] and b0["line_ids"] == [1]
     assert "b/1" not in docs  # only boilerplate: empty after dedup, dropped
-    # c is another group: EN[0] and EN[1] (also in a) stay; EN[5] repeated inside c/1 goes
+    # c is another group: EN[0] and EN[1] (also in a) stay; EN[5], repeated inside c/1, once
     assert c0["raw_content"] == f"{EN[4]}\n{EN[0]}"
-    assert c1["raw_content"] == EN[1] and c1["line_ids"] == [2]
+    assert c1["raw_content"] == f"{EN[5]}\n{EN[1]}" and c1["line_ids"] == [0, 2]
     assert all(d["language"] == "en" for d in docs.values())
