@@ -16,8 +16,9 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import posixpath
 import tarfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from pathlib import Path, PurePosixPath
@@ -142,6 +143,36 @@ def _category_of_member(name: str, categories: frozenset[str], flat_category: st
     return category if category in categories else None
 
 
+def _clean(name: str) -> str:
+    return "/".join(p for p in PurePosixPath(name).parts if p not in (".", ""))
+
+
+def _folder_aliases(members: Sequence[tarfile.TarInfo]) -> dict[str, list[str]]:
+    """Folder -> the symlinks in the archive that point at it (relative links resolved)."""
+    aliases: dict[str, list[str]] = {}
+    for member in members:
+        if member.issym():
+            name = _clean(member.name)
+            target = posixpath.normpath(posixpath.join(posixpath.dirname(name), member.linkname))
+            aliases.setdefault(_clean(target), []).append(name)
+    return aliases
+
+
+def _add_domains(domain_cats: dict[str, set[str] | str], text: str, category: str) -> None:
+    for dom in text.splitlines():
+        dom = dom.strip()
+        if not dom:
+            continue
+        got = domain_cats.get(dom)
+        if got is None:
+            domain_cats[dom] = category  # a str while single-category (saves memory)
+        elif isinstance(got, str):
+            if got != category:
+                domain_cats[dom] = {got, category}
+        else:
+            got.add(category)
+
+
 def build_ut1_domain_map(
     tar_path: str | Path,
     categories: Iterable[str] = RPV2_UT1_CATEGORIES,
@@ -150,35 +181,36 @@ def build_ut1_domain_map(
     """Read a UT1 blacklists tarball and return domain -> category-combination id.
 
     Members `<...>/<category>/domains` are read for the wanted categories; a flat tarball whose
-    member is just `domains` counts as `flat_category`. Domains are stripped lines, as in RPv2;
-    unlike RPv2, empty lines are skipped (RPv2 would map the empty domain).
+    member is just `domains` counts as `flat_category`. A category folder that is a symlink to
+    another (UT1's `blacklists/porn -> adult`) holds that folder's domains under its own name too,
+    as RPv2 sees it after extracting (`iterdir()` and `is_dir()` follow the link); symlinked
+    `domains` files are read through their target. Domains are stripped lines, as in RPv2; unlike
+    RPv2, empty lines are skipped (RPv2 would map the empty domain).
     """
     cats = frozenset(categories)
     index = ut1_category_index(cats)
     domain_cats: dict[str, set[str] | str] = {}
     with tarfile.open(tar_path, mode="r:*") as tar:
-        for member in tar:
-            if not member.isfile():
+        members = tar.getmembers()
+        aliases = _folder_aliases(members)
+        for member in members:
+            if not (member.isfile() or member.issym() or member.islnk()):
                 continue
-            category = _category_of_member(member.name, cats, flat_category)
-            if category is None:
+            name = _clean(member.name)
+            folder, _, leaf = name.rpartition("/")
+            names = [name, *(f"{alias}/{leaf}" for alias in aliases.get(folder, ()))]
+            found = {c for n in names if (c := _category_of_member(n, cats, flat_category)) is not None}
+            if not found:
                 continue
-            f = tar.extractfile(member)
+            try:
+                f = tar.extractfile(member)
+            except KeyError:  # a link whose target is not in the archive
+                continue
             if f is None:
                 continue
             text = f.read().decode("utf-8", errors="replace")
-            for dom in text.splitlines():
-                dom = dom.strip()
-                if not dom:
-                    continue
-                got = domain_cats.get(dom)
-                if got is None:
-                    domain_cats[dom] = category  # a str while single-category (saves memory)
-                elif isinstance(got, str):
-                    if got != category:
-                        domain_cats[dom] = {got, category}
-                else:
-                    got.add(category)
+            for category in sorted(found):
+                _add_domains(domain_cats, text, category)
     single = {(c,): index[(c,)] for c in cats}
     out: dict[str, int] = {}
     for dom, got in domain_cats.items():

@@ -67,6 +67,34 @@ def test_build_from_ut1_layout(tmp_path):
     assert m == {"a.com": 0, "b.com": 23, "c.com": 11, "d.com": 8}
 
 
+def test_symlinked_category_folders_hold_their_targets_domains(tmp_path):
+    # UT1 ships blacklists/porn as a symlink to adult: RPv2 extracts the tarball and walks the
+    # folders following links, so every adult domain is also a porn domain ({adult, porn} = 23).
+    # A symlinked domains file reads through to its target.
+    path = tmp_path / "ut1.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        for name, text in {
+            "blacklists/adult/domains": "sex.example\nboth.example\n",
+            "blacklists/violence/domains": "both.example\n",
+        }.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(text.encode())
+            tar.addfile(info, io.BytesIO(text.encode()))
+        for name, target in (
+            ("blacklists/porn", "adult"),
+            ("./blacklists/gambling/domains", "../violence/domains"),
+        ):
+            link = tarfile.TarInfo(name)
+            link.type, link.linkname = tarfile.SYMTYPE, target
+            tar.addfile(link)
+    index = ut1_category_index(RPV2_UT1_CATEGORIES)
+    assert build_ut1_domain_map(path) == {
+        "sex.example": index[("adult", "porn")],
+        "both.example": index[("adult", "gambling", "porn", "violence")],
+    }
+    assert index[("adult", "porn")] == 23
+
+
 def test_build_from_flat_layout(tmp_path):
     tar = _tarball(tmp_path / "flat.tar.gz", {"domains": "x.com\ny.com\n", "urls": "x.com/a\n"})
     assert build_ut1_domain_map(tar) == {"x.com": 0, "y.com": 0}
