@@ -8,7 +8,7 @@ model p (Wikipedia, books, OpenWebText) against the source model q (CCNet),
 The length correction adds `log(Poisson(L; lt) + 1e-8) - log(Poisson(L; ls) + 1e-8)` with the
 datasets' mean raw-word counts lt, ls but L = len(raw_content) in characters: RPv2's unit
 mismatch, reproduced (REFERENCE A.1.9 #6). For real documents both pmfs underflow and the
-correction is 0.
+correction is 0; near the lambdas it is computed with scipy's pmf and numpy's log, as RPv2 does.
 
 Counts and lambdas come from the bundle (`dsir/<lang>/...`), hashed with the mode its manifest
 records (`Resources.dsir_hash`). Null for an empty document or a missing model; books and
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import cache, partial
+from functools import cache, lru_cache, partial
 
 import numpy as np
 
@@ -83,17 +83,34 @@ def _bundle_model(bundle: Bundle, lang: str, dataset: str) -> DsirModel | None:
 
 
 def poisson_log_pmf(k: int, lam: float) -> float:
-    """log Poisson(k; lam) via lgamma: lam**k / k! overflows for document lengths (scipy-free)."""
+    """log Poisson(k; lam) via lgamma: lam**k / k! overflows for document lengths."""
     if lam <= 0.0:
         return 0.0 if k == 0 and lam == 0.0 else -math.inf
     return k * math.log(lam) - lam - math.lgamma(k + 1)
 
 
+# A pmf below this vanishes next to RPv2's +1e-8 (half an ulp of 1e-8 is 8.3e-25): log(pmf + 1e-8)
+# is then log(1e-8) exactly, whatever the pmf's last bits.
+_NEGLIGIBLE_LOG_PMF = math.log(1e-25)
+
+
 def length_correction(length: int, target_lambda: float, source_lambda: float) -> float:
-    # pmf = exp(logpmf) as scipy computes it (exp underflows to 0, never overflows), then RPv2's +1e-8
-    target = math.exp(poisson_log_pmf(length, target_lambda))
-    source = math.exp(poisson_log_pmf(length, source_lambda))
-    return math.log(target + EPS) - math.log(source + EPS)
+    """log(Poisson(L; lt) + 1e-8) - log(Poisson(L; ls) + 1e-8), computed as RPv2 does (scipy's pmf,
+    numpy's log), so the rounded score matches to the last decimal. Where both pmfs are negligible
+    (every length far from both lambdas: nearly all documents) it is exactly 0 without scipy."""
+    negligible = max(poisson_log_pmf(length, target_lambda), poisson_log_pmf(length, source_lambda))
+    if negligible < _NEGLIGIBLE_LOG_PMF:
+        return 0.0
+    return _rpv2_length_correction(length, float(target_lambda), float(source_lambda))
+
+
+@lru_cache(maxsize=1 << 16)
+def _rpv2_length_correction(length: int, target_lambda: float, source_lambda: float) -> float:
+    from scipy import stats
+
+    target = stats.poisson.pmf(length, target_lambda)
+    source = stats.poisson.pmf(length, source_lambda)
+    return float(np.log(target + EPS) - np.log(source + EPS))
 
 
 def importance_score(counts: np.ndarray, model: DsirModel, length: int, corrected: bool) -> float:

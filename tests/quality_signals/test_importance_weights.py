@@ -86,7 +86,24 @@ def test_length_correction_is_stable_for_document_sizes():
     )
     # RPv2's unit mismatch: 3000 characters against ~500 words: both pmfs underflow -> 0
     assert length_correction(3000, 500.0, 450.0) == 0.0
+    # far enough from both lambdas that the pmfs vanish next to 1e-8, but do not underflow
+    assert 0.0 < math.exp(poisson_log_pmf(800, 500.0)) < 1e-30
+    assert length_correction(800, 500.0, 450.0) == 0.0
     assert poisson_log_pmf(0, 0.0) == 0.0 and poisson_log_pmf(3, 0.0) == -math.inf
+
+
+def test_length_correction_is_rpv2s_scipy_computation_to_the_bit():
+    # RPv2: np.log(stats.poisson.pmf(L, lt) + 1e-8) - np.log(stats.poisson.pmf(L, ls) + 1e-8). Near
+    # the lambdas the lgamma form differs from scipy's in the last bits, enough to flip the 8th
+    # decimal of a rounded score now and then (743 against 771.858 / 773.757 did).
+    from scipy import stats
+
+    for length, lt, ls in ((743, 771.858, 773.757), (5, 4.0, 2.0), (1000, 1000.0, 900.0), (60, 64.5, 120.0)):
+        expected = float(
+            np.log(stats.poisson.pmf(length, lt) + 1e-8) - np.log(stats.poisson.pmf(length, ls) + 1e-8)
+        )
+        assert length_correction(length, lt, ls) == expected
+    assert round(length_correction(743, 771.858, 773.757), 8) == 0.0732442
 
 
 def test_hashed_counts_are_unigrams_plus_bigrams():
