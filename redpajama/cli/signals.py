@@ -62,7 +62,8 @@ def signals(
         False,
         "--rpv2-compat",
         help="Hash DSIR n-grams as RPv2 (Python hash, PYTHONHASHSEED=42); the bundle's DSIR counts must "
-        "be built that way (manifest dsir_hash=rpv2, or no manifest as in RPv2's own tarball).",
+        "be built that way (manifest dsir_hash=rpv2). A bundle without a manifest (RPv2's own "
+        "tarball) is read that way even without this flag.",
     ),
     list_signals: bool = typer.Option(False, "--list", help="Print every signal: name, level, definition."),
     workers: int = WORKERS,

@@ -157,8 +157,12 @@ PINNED_STABLE = [6574, 7692, 4516, 8005, 7752]
 
 
 def test_resolve_hash_mode_reads_the_manifest():
-    assert resolve_hash_mode({}) == "stable"
-    assert resolve_hash_mode(None, rpv2_compat=True) == "rpv2"  # RPv2's tarball has no manifest
+    # No manifest: a foreign bundle such as RPv2's own DSIR files, hashed as RPv2 hashed them
+    assert resolve_hash_mode({}) == "rpv2" and resolve_hash_mode(None) == "rpv2"
+    assert resolve_hash_mode(None, rpv2_compat=True) == "rpv2"
+    # A manifest of ours without the key (no DSIR counts in that bundle)
+    assert resolve_hash_mode({"name": "mine"}) == "stable"
+    assert resolve_hash_mode({"name": "mine"}, rpv2_compat=True) == "rpv2"
     assert resolve_hash_mode({"dsir_hash": "rpv2"}) == "rpv2"
     assert resolve_hash_mode({"dsir_hash": "rpv2"}, rpv2_compat=True) == "rpv2"
     with pytest.raises(ValueError, match="rebuild"):
