@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from redpajama.errors import UserError
+from redpajama.pipelines.ccnet import CCNET_MIN_LENGTH
 from redpajama.runners.local import RunOptions, RunSummary
 
 SHIPPED = Path(__file__).resolve().parent / "recipes"
@@ -48,7 +49,7 @@ class CCNetStep:
     artifacts: str | None = None
     lang_threshold: float = 0.5
     hash_group: int = 50
-    min_length: int = 0
+    min_length: int = CCNET_MIN_LENGTH
     keep_languages: tuple[str, ...] | None = None  # None: every language
     per_line_perplexity: bool = False
 

@@ -5,3 +5,6 @@ group duplicate sets), `language_id` (fastText lid.176), `perplexity` (SentenceP
 `buckets` (head/middle/tail), `swap` (the crash-safe shard replacement), `stage` (the two passes
 and the run).
 """
+
+# cc_net's `min_len` (mine.py): its WET reader drops documents shorter than this many characters.
+CCNET_MIN_LENGTH = 300

@@ -73,7 +73,9 @@ class HashWork:
                 batch_size=self.batch_rows, columns=["raw_content"]
             ):
                 texts = batch.column(0).to_pylist()
-                parts.append(document_keys([t.split("\n") for t in texts if hashable_text(t, task.min_length)]))
+                parts.append(
+                    document_keys([t.split("\n") for t in texts if hashable_text(t, task.min_length)])
+                )
                 stats.docs_in += batch.num_rows
                 ctx.progress(batch.num_rows)
             keys, counts = unique_counts(np.concatenate(parts) if parts else np.empty(0, KEY_DTYPE))

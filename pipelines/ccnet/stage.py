@@ -32,7 +32,7 @@ from redpajama import schema
 from redpajama.artifacts.bundle import Bundle
 from redpajama.io import atomic, layout, markers
 from redpajama.io.parquet_writer import PartitionedWriter
-from redpajama.pipelines.ccnet import hashing, swap
+from redpajama.pipelines.ccnet import CCNET_MIN_LENGTH, hashing, swap
 from redpajama.pipelines.ccnet.language_id import identifier
 from redpajama.pipelines.ccnet.perplexity import LanguageModel, language_model
 from redpajama.pipelines.ccnet.transform import Models, TransformOptions, transform
@@ -50,7 +50,7 @@ class CCNetConfig:
     artifacts: str | None = None  # bundle folder; None: Bundle.default()
     lang_threshold: float = 0.5
     hash_group: int = DEFAULT_HASH_GROUP
-    min_length: int = 0  # CCNet's min_len (300 in mine.py) on the text before dedup
+    min_length: int = CCNET_MIN_LENGTH  # on the text before dedup; 0 keeps every length
     keep_languages: tuple[str, ...] | None = None  # None: every language (CCNet's default)
     per_line_perplexity: bool = False  # see perplexity.py: off reproduces mine.py
     batch_rows: int = 1_000

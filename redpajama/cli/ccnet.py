@@ -18,6 +18,7 @@ from redpajama.cli.common import (
     report,
     run_options,
 )
+from redpajama.pipelines.ccnet import CCNET_MIN_LENGTH
 
 
 def _languages(value: str) -> tuple[str, ...] | None:
@@ -53,7 +54,9 @@ def ccnet(
         help="Shards per line-dedup group (CCNet's hash_in_mem): a line seen twice in a group is removed.",
     ),
     min_length: int = typer.Option(
-        0, "--min-length", help="Drop documents shorter than this many characters before dedup (CCNet: 300)."
+        CCNET_MIN_LENGTH,
+        "--min-length",
+        help="Drop documents shorter than this many characters before dedup (CCNet's min_len; 0 keeps all).",
     ),
     keep_languages: str = typer.Option(
         "all", "--keep-languages", help="Comma-separated languages to keep (e.g. en,de,fr,es,it), or `all`."

@@ -39,7 +39,13 @@ def test_group_counts_documents_over_files():
     b = unique_counts(document_keys([["x", "z"]]))
     dups = duplicate_keys([a, b])
     assert set(dups.tolist()) == set(line_keys(["x", "v"]).tolist())
-    assert is_duplicate(line_keys(["x", "y", "z", "v", "w"]), dups).tolist() == [True, False, False, True, False]
+    assert is_duplicate(line_keys(["x", "y", "z", "v", "w"]), dups).tolist() == [
+        True,
+        False,
+        False,
+        True,
+        False,
+    ]
     assert unique_counts(document_keys([]))[0].size == 0
 
 
@@ -61,7 +67,18 @@ def test_stage_removes_boilerplate_in_every_doc_and_respects_groups(tmp_path, li
     write_jsonl(tmp_path / "in" / "c.jsonl", [f"{EN[4]}\n{EN[0]}", f"{EN[5]}\n{EN[5]}\n{EN[1]}"])
     out = tmp_path / "out"
     cli("ingest", str(tmp_path / "in"), "-o", str(out), "--workers", "1")
-    cli("ccnet", str(out), "--artifacts", str(lid_bundle), "--hash-group", "2", "--lang-threshold", "0")
+    cli(
+        "ccnet",
+        str(out),
+        "--artifacts",
+        str(lid_bundle),
+        "--hash-group",
+        "2",
+        "--lang-threshold",
+        "0",
+        "--min-length",
+        "0",
+    )
     docs = rows(out)
     a0, a1, c0, c1 = docs["a/0"], docs["a/1"], docs["c/0"], docs["c/1"]
     assert a0["raw_content"] == f"{EN[0]}\n{EN[1]}" and a0["line_ids"] == [0, 2]
@@ -79,3 +96,17 @@ def test_stage_removes_boilerplate_in_every_doc_and_respects_groups(tmp_path, li
     assert c0["raw_content"] == f"{EN[4]}\n{EN[0]}"
     assert c1["raw_content"] == f"{EN[5]}\n{EN[1]}" and c1["line_ids"] == [0, 2]
     assert all(d["language"] == "en" for d in docs.values())
+
+
+def test_default_drops_documents_under_ccnets_300_characters_before_dedup(tmp_path, lid_bundle):
+    # cc_net's min_len (300): a shorter document goes as it is read, so its lines never count as
+    # duplicates of a longer document's.
+    long_doc = "\n".join(EN[:4])
+    short_doc = f"{EN[0]}\n{EN[5]}"
+    assert len(long_doc) >= 300 > len(short_doc)
+    write_jsonl(tmp_path / "in" / "a.jsonl", [long_doc, short_doc])
+    out = tmp_path / "out"
+    cli("ingest", str(tmp_path / "in"), "-o", str(out), "--workers", "1")
+    cli("ccnet", str(out), "--artifacts", str(lid_bundle), "--lang-threshold", "0")
+    docs = rows(out)
+    assert set(docs) == {"a/0"} and docs["a/0"]["raw_content"] == long_doc

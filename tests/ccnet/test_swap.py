@@ -38,7 +38,7 @@ def _ingested(tmp_path: Path) -> Path:
 
 
 def _run(out: Path, bundle: Path):
-    config = stage.CCNetConfig(artifacts=str(bundle), lang_threshold=0.0)
+    config = stage.CCNetConfig(artifacts=str(bundle), lang_threshold=0.0, min_length=0)
     return stage.run(out, config, RunOptions(workers=1, progress=False))
 
 
