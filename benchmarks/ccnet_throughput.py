@@ -42,7 +42,7 @@ from _common import cpu_model, versions  # noqa: E402
 from redpajama import schema  # noqa: E402
 from redpajama.artifacts.bundle import Bundle  # noqa: E402
 from redpajama.pipelines.ccnet.language_id import LanguageIdentifier  # noqa: E402
-from redpajama.pipelines.ccnet.line_dedup import duplicate_keys, line_keys, unique_counts  # noqa: E402
+from redpajama.pipelines.ccnet.line_dedup import document_keys, duplicate_keys, unique_counts  # noqa: E402
 from redpajama.pipelines.ccnet.normalize import UNICODE_PUNCT, normalize  # noqa: E402
 from redpajama.pipelines.ccnet.perplexity import LanguageModel  # noqa: E402
 from redpajama.pipelines.ccnet.toy_lm import write_arpa  # noqa: E402
@@ -104,7 +104,7 @@ def models(workdir: Path) -> tuple[Path, Path, Path, str]:
 
 def run_ours(docs: list[str], lid: LanguageIdentifier, lm: LanguageModel) -> int:
     batches = [docs[i : i + BATCH] for i in range(0, len(docs), BATCH)]
-    parts = [unique_counts(line_keys([x for d in b for x in d.split("\n")])) for b in batches]
+    parts = [unique_counts(document_keys([d.split("\n") for d in b])) for b in batches]
     dups = duplicate_keys(parts)
     m = Models(
         lid=lid, language_model=lambda lang: lm if lang == "en" else None, cutoffs={"en": (340.0, 520.0)}
@@ -159,9 +159,11 @@ def _cc_hashes(content: str) -> np.ndarray:
 
 def run_baseline(docs: list[str], ft, sp, klm) -> int:
     table: dict[int, bool] = {}
-    for doc in docs:  # HashesCollector
-        for h in _cc_hashes(doc):
-            table[h] = h in table
+    for doc in docs:  # HashesCollector: FlatHashSet.add looks a document's keys up before setting them
+        hashes = _cc_hashes(doc)
+        contains = [h in table for h in hashes]
+        for h, c in zip(hashes, contains, strict=True):
+            table[h] = c
     kept = 0
     for doc in docs:
         hashes = _cc_hashes(doc)  # DuplicatesRemover
