@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,7 @@ from redpajama.runners.local import RunOptions, RunSummary, TaskContext, TaskRes
 from redpajama.runners.stats import Stats
 
 EXACT = "exact"
+CRAWL_DATE = re.compile(r"\d{4}-\d{2}")  # a snapshot folder named by its crawl (YYYY-WW)
 SCHEMA = pa.schema(
     [
         pa.field("shard_id", pa.string()),
@@ -48,16 +50,28 @@ SCHEMA = pa.schema(
 
 
 def processing_order(files: list[InputFile], seed: int = 42) -> list[InputFile]:
-    """Newest snapshot first; within a snapshot, sorted paths shuffled with `seed`."""
+    """Newest snapshot first, snapshots without a crawl date (`unknown`) last; within a snapshot,
+    sorted paths shuffled with `seed`."""
     by_snapshot: dict[str, list[InputFile]] = defaultdict(list)
     for f in files:
         by_snapshot[f.relative.split("/", 1)[0]].append(f)
     order = []
-    for snapshot in sorted(by_snapshot, reverse=True):
+    for snapshot in sorted(by_snapshot, key=lambda s: (CRAWL_DATE.fullmatch(s) is not None, s), reverse=True):
         group = sorted(by_snapshot[snapshot], key=lambda f: f.relative)
         random.Random(seed).shuffle(group)
         order += group
     return order
+
+
+def _doc_ids(ids: pa.Array, shard_id: str, first_row: int, rows: np.ndarray) -> list[str]:
+    """RPv2's `<shard_id>/<row_idx>`, the row's line in its json.gz shard. A document ingested from
+    that shard carries the line in its id (`<shard_id>/<line>`, blank and corrupt lines counted), so
+    the id is the doc_id; for other documents, the row's position in the Parquet file."""
+    prefix = shard_id + "/"
+    return [
+        doc if doc.startswith(prefix) else f"{prefix}{first_row + r}"
+        for doc, r in zip(ids.to_pylist(), rows.tolist(), strict=True)
+    ]
 
 
 def _keys(batch: pa.RecordBatch, key: str) -> tuple[np.ndarray, list[bytes]]:
@@ -113,7 +127,7 @@ class ExactWork:
                         out = pa.RecordBatch.from_arrays(
                             [
                                 pa.array([shard_id] * rows.size, pa.string()),
-                                pa.array([f"{shard_id}/{row + r}" for r in rows], pa.string()),
+                                pa.array(_doc_ids(picked.column("id"), shard_id, row, rows), pa.string()),
                                 digest,
                                 picked.column("id"),
                                 picked.column("id_int"),

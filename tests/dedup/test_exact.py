@@ -1,5 +1,6 @@
 """Exact dedup: Bloom filter accuracy, newest-first order, RPv2's duplicates columns, reruns."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -86,6 +87,50 @@ def test_order_within_snapshot_is_deterministic(tmp_path):
     exact.run(a, ExactConfig(), OPTIONS)
     exact.run(b, ExactConfig(), OPTIONS)
     assert _duplicates(a) == _duplicates(b)
+
+
+def test_snapshots_without_a_crawl_date_come_last():
+    files = [
+        InputFile(relative=f"{snapshot}/0000/en_head.parquet", start=0, rows=1)
+        for snapshot in ("unknown", "2023-14", "2024-10", "2019-13")
+    ]
+    order = [f.relative.split("/")[0] for f in exact.processing_order(files)]
+    assert order == ["2024-10", "2023-14", "2019-13", "unknown"]
+
+
+def test_doc_id_is_the_source_line_of_an_ingested_shard(tmp_path):
+    # RPv2's doc_id counts lines of the json.gz shard, blank and corrupt ones too; ingest keeps
+    # that line in the id, while the Parquet row position skips the lines it could not read.
+    import gzip
+    import subprocess
+    import sys
+
+    src = tmp_path / "src" / "2023-14" / "0000"
+    src.mkdir(parents=True)
+    doc = {"raw_content": "same text", "digest": "sha1:AAA"}
+    lines = [json.dumps(doc), "{not json", json.dumps({**doc, "digest": "sha1:BBB"}), json.dumps(doc)]
+    with gzip.open(src / "en_head.json.gz", "wt") as handle:
+        handle.write("\n".join(lines) + "\n")
+    out = tmp_path / "out"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "redpajama",
+            "ingest",
+            str(tmp_path / "src"),
+            "-o",
+            str(out),
+            "--max-error-rate",
+            "0.5",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    exact.run(out, ExactConfig(), OPTIONS)
+    (dup,) = _duplicates(out)
+    assert dup["shard_id"] == "2023-14/0000/en_head.json.gz"
+    assert dup["doc_id"] == "2023-14/0000/en_head.json.gz/3" == dup["id"]  # the 4th line, 3rd row
 
 
 def test_text_key(tmp_path):
