@@ -4,7 +4,8 @@
     quality_signals/<s>/<shard>/<lang>_<bucket>.parquet  -> <dest>/quality_signals/<s>/<shard>/<lang>_<bucket>.signals.json.gz
 
 so tools written for the released RPv2 files read ours unchanged. Documents keep RPv2's 16
-fields (`InputSpec`); signals files are line-aligned with their documents files, as RPv2's are.
+fields (`InputSpec`); signals files are line-aligned with their documents files, as RPv2's are,
+and their ids are RPv2's for the exported file: `<snapshot>/<shard>/<lang>_<bucket>.json.gz/<line>`.
 Files are gzip with mtime 0, so an export is byte-identical when rerun.
 """
 
@@ -95,7 +96,8 @@ def export_signals(signals: Path, documents: Path, final: Path, cc_net_source: s
     with gzip_lines(final) as out:
         pairs = zip(chunks(signals, None), chunks(documents, _SIGNAL_DOC_COLUMNS), strict=True)
         for signal_table, document_table in pairs:
-            for line in rpv2_signals.to_json_lines(signal_table, document_table, cc_net_source, int_scores):
+            lines = rpv2_signals.to_json_lines(signal_table, document_table, cc_net_source, int_scores, rows)
+            for line in lines:
                 out.write(line)
             rows += signal_table.num_rows
     return rows

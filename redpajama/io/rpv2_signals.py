@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
+from redpajama.ids import id_int_of, rpv2_doc_id
 from redpajama.io.readers.base import RecordError
 from redpajama.io.readers.compressed import StreamError, iter_lines
 
@@ -41,8 +42,14 @@ def to_json_lines(
     documents: pa.Table,
     cc_net_source: str,
     int_scores: Iterable[str],
+    first_row: int = 0,
 ) -> Iterator[bytes]:
-    """RPv2 JSON lines for a signals table and the documents table it was computed from."""
+    """RPv2 JSON lines for a signals table and the documents table it was computed from, whose
+    rows are lines `first_row`, `first_row + 1`, ... of the exported documents file `cc_net_source`.
+
+    `id` and `id_int` are RPv2's for that line (`<cc_net_source>/<line>`, REFERENCE A.2.7), not
+    the ids of our tree: those came from the input file, which need not be the exported file (other
+    input formats, lines dropped by a stage or unreadable at ingest)."""
     int_scores = set(int_scores)
     if signals.column("id").to_pylist() != documents.column("id").to_pylist():
         raise ValueError(f"{cc_net_source}: signals and documents rows are not aligned by id")
@@ -51,9 +58,8 @@ def to_json_lines(
     meta_columns = {k: documents.column(k).to_pylist() for k in METADATA_KEYS if k in documents.column_names}
     values = {n: signals.column(n).to_pylist() for n in names}
     line_level = {n for n in names if pa.types.is_list(signals.schema.field(n).type)}
-    ids = signals.column("id").to_pylist()
-    id_ints = signals.column("id_int").to_pylist()
-    for row, doc_id in enumerate(ids):
+    for row in range(signals.num_rows):
+        doc_id = rpv2_doc_id(cc_net_source, first_row + row)
         metadata = {
             key: cc_net_source if key == "cc_net_source" else meta_columns.get(key, [None] * (row + 1))[row]
             for key in METADATA_KEYS
@@ -71,7 +77,7 @@ def to_json_lines(
                 )
             else:
                 quality[name] = [[0, lengths[row], _score(value, as_int)]]
-        record = {"id": doc_id, "id_int": id_ints[row], "metadata": metadata, "quality_signals": quality}
+        record = {"id": doc_id, "id_int": id_int_of(doc_id), "metadata": metadata, "quality_signals": quality}
         yield orjson.dumps(record) + b"\n"
 
 

@@ -111,6 +111,32 @@ def test_export_writes_rpv2_records(tree: Path, tmp_path: Path):
     )
 
 
+def test_exported_ids_are_rpv2_ids_of_the_exported_lines(tree: Path, tmp_path: Path):
+    # Every input format: `<cc_net_source>/<line>` of the exported documents file (A.2.7), so the
+    # exported documents and signals join again after a re-ingest, whatever our ids were.
+    from redpajama.ids import id_int_of
+
+    dest = tmp_path / "rpv2"
+    assert export.run(tree, dest, OPTIONS).failed == {}
+    files = sorted((dest / "quality_signals").rglob("*.signals.json.gz"))
+    assert len(files) > 1
+    for path in files:
+        source = path.relative_to(dest / "quality_signals").as_posix().replace(".signals.json.gz", ".json.gz")
+        with gzip.open(path, "rt") as handle:
+            records = [json.loads(line) for line in handle]
+        assert [r["id"] for r in records] == [f"{source}/{i}" for i in range(len(records))]
+        assert all(r["id_int"] == id_int_of(r["id"]) for r in records)
+    back = tmp_path / "back"
+    ingest.run([str(dest / "documents"), str(dest / "quality_signals")], back, ingest.IngestConfig(), OPTIONS)
+    reingested = sorted((back / "quality_signals").rglob("*.parquet"))
+    assert len(reingested) == len(files)
+    for path in reingested:
+        relative = path.relative_to(back / "quality_signals")
+        signal_ids = pq.read_table(path, columns=["id"]).column("id").to_pylist()
+        document_ids = pq.read_table(back / "documents" / relative, columns=["id"]).column("id").to_pylist()
+        assert signal_ids == document_ids
+
+
 def test_round_trip_parquet_rpv2_json_parquet(tree: Path, tmp_path: Path):
     dest = tmp_path / "rpv2"
     assert export.run(tree, dest, OPTIONS).failed == {}
