@@ -1,10 +1,14 @@
 from redpajama.io.readers import ReadOptions, RecordError, read_file
 from redpajama.io.readers.warc import read_wet
 
+# The body's blank line is kept, and so is the one separator line after it: the record ends in a
+# single empty line, and cc_net's parse_doc drops the last two only when both are empty.
 QUOTES = """Don't part with your illusions. When they are gone you may still exist, but you have ceased to live.
 Education: that which reveals to the wise, and conceals from the stupid, the vast limits of their knowledge.
+
 Facts are stubborn things, but statistics are more pliable.
-Fiction is obliged to stick to possibilities. Truth isn't."""
+Fiction is obliged to stick to possibilities. Truth isn't.
+"""
 
 
 def test_ccnet_sample_parsed_like_ccnet(shared_data):
@@ -13,7 +17,8 @@ def test_ccnet_sample_parsed_like_ccnet(shared_data):
     assert not [i for i in items if isinstance(i, RecordError)]
     assert [d.index for d in items] == [0, 1, 2]
     f = [d.fields for d in items]
-    # Expected values are those of cc_net's own tests/test_parse_wet_file.py.
+    # Expected values are those of the cc_net RPv2 ran (RedPajama's vendored copy, f54b86f) and of
+    # cc_net's later tests/test_parse_wet_file.py: empty body lines are kept.
     assert [d["url"] for d in f] == [
         "http://sample_english.com",
         "http://sample_chinese.zh",
@@ -33,7 +38,7 @@ def test_ccnet_sample_parsed_like_ccnet(shared_data):
     assert f[0]["raw_content"] == QUOTES
     assert f[0]["digest"] == "sha1:XQZHW7QWIG54HVAV3KPRW6MK5ILDNCER"
     assert [d["length"] for d in f] == [353, 109, 355]  # Content-Length headers, as CCNet keeps them
-    assert [d["nlines"] for d in f] == [4, 4, 4]
+    assert [d["nlines"] for d in f] == [6, 5, 4]
     assert {d["snapshot_id"] for d in f} == {"2019-13"}
     assert {d["cc_segment"] for d in f} == {"CC-MAIN-20190318132220-20190318153634-00064.warc.wet.gz"}
 
@@ -56,3 +61,36 @@ def test_cc_segment_from_crawl_data_path(tmp_path, shared_data):
     target.write_bytes(src.read_bytes())
     docs = list(read_wet(str(target), ReadOptions()))
     assert {d.fields["cc_segment"] for d in docs} == {"crawl-data/CC-MAIN-2019-13/segments/1/wet/x.warc.wet"}
+
+
+def _wet(tmp_path, body: bytes, newline: bytes = b"\r\n") -> list:
+    """One conversion record in Common Crawl's framing: CRLF headers, a body ending in a newline,
+    then two CRLFs (the two empty lines parse_doc drops)."""
+    headers = [
+        b"WARC/1.0",
+        b"WARC-Type: conversion",
+        b"WARC-Target-URI: http://example.com/a",
+        b"WARC-Date: 2024-05-18T00:00:00Z",
+        b"WARC-Block-Digest: sha1:AAAA",
+        b"Content-Type: text/plain",
+        b"Content-Length: %d" % len(body),
+    ]
+    path = tmp_path / "x.warc.wet"
+    path.write_bytes(newline.join(headers) + newline + newline + body + newline + newline)
+    return [d.fields for d in read_wet(str(path), ReadOptions())]
+
+
+def test_record_separator_dropped_and_inner_empty_lines_kept(tmp_path):
+    (doc,) = _wet(tmp_path, b"Title\nfirst\n\n  second  \nthird\n")
+    assert doc["title"] == "Title"
+    assert doc["raw_content"] == "first\n\nsecond\nthird" and doc["nlines"] == 4
+
+
+def test_bare_carriage_return_ends_a_line_as_in_text_mode(tmp_path):
+    # cc_net reads WET files as text (universal newlines); CR LF is one line end, a bare CR too.
+    (doc,) = _wet(tmp_path, b"Title\r\nfirst\rsecond\r\n\r\nthird\r\n")
+    assert doc["raw_content"] == "first\nsecond\n\nthird" and doc["nlines"] == 4
+
+
+def test_title_only_record_is_dropped(tmp_path):
+    assert _wet(tmp_path, b"Title\n\n") == []

@@ -312,11 +312,14 @@ class _WetRecord:
 
 
 def read_wet(path: str, options: ReadOptions) -> Iterator[RawDoc | RecordError]:
-    """Conversion records parsed the way CCNet's `process_wet_file` does.
+    """Conversion records parsed the way the cc_net RPv2 ran (`process_wet_file`, as vendored in
+    RedPajama's `data_prep/cc/cc_net`) does.
 
-    Line-based like CCNet (a `WARC/1.x` line starts a record; body lines stripped, empty ones
-    dropped; first line = title), so files whose Content-Length is off still read as CCNet reads
-    them. Headers are looked up by name, not by position as CCNet does.
+    Line-based like cc_net (a `WARC/1.x` line starts a record; first body line = title), so files
+    whose Content-Length is off still read as cc_net reads them. Body lines are stripped and empty
+    ones kept, except the record's last two when both are empty (the separator between records);
+    upstream cc_net's first release dropped every empty line. cc_net reads the file as text, so a
+    bare CR also ends a line. Headers are looked up by name, not by position as cc_net does.
     """
     ctx = _FileContext(path, options)
     current: _WetRecord | None = None
@@ -348,16 +351,27 @@ def read_wet(path: str, options: ReadOptions) -> Iterator[RawDoc | RecordError]:
                 current.headers[key.strip()] = value.strip()
             continue
         current.body_bytes += len(line)
-        if stripped:
-            current.lines.append(stripped)
+        current.lines.append(line)
     if current is not None:
         yield from _finish_wet(ctx, current, last=True)
+
+
+def _text_lines(raw: list[bytes]) -> list[str]:
+    """Stripped text lines of a record body read as a text file does (universal newlines: CR LF,
+    LF and a bare CR each end a line)."""
+    lines = []
+    for b in raw:
+        text = b.decode("utf-8")
+        text = text[:-1] if text.endswith("\n") else text
+        text = text[:-1] if text.endswith("\r") else text
+        lines += [part.strip() for part in text.split("\r")]
+    return lines
 
 
 def _finish_wet(ctx: _FileContext, rec: _WetRecord, last: bool) -> Iterator[RawDoc | RecordError]:
     kind = rec.headers.get("WARC-Type")
     if kind == "warcinfo":
-        body = b"\n".join(rec.lines).decode("utf-8", errors="replace")
+        body = b"".join(rec.lines).decode("utf-8", errors="replace")
         ctx.learn_warcinfo(rec.headers.get("WARC-Filename"), body)
         return
     if kind != "conversion":
@@ -379,12 +393,14 @@ def _finish_wet(ctx: _FileContext, rec: _WetRecord, last: bool) -> Iterator[RawD
         yield ctx.error("truncated", index, rec.offset, f"body has {rec.body_bytes} of {length} bytes")
         return
     try:
-        lines = [s for s in (b.decode("utf-8").strip() for b in rec.lines) if s]
+        lines = _text_lines(rec.lines)
     except UnicodeDecodeError as e:
         yield ctx.error("utf8", index, rec.offset, f"invalid UTF-8 in body: {e.reason}")
         return
-    if len(lines) < 2:
-        return  # CCNet drops docs without content (parse_doc / min_len)
+    if len(lines) >= 2 and not lines[-1] and not lines[-2]:
+        lines = lines[:-2]  # "Docs are separated by two empty lines" (parse_doc)
+    if not any(lines[1:]):
+        return  # cc_net drops docs without content (parse_doc / min_len)
     fields: dict[str, Any] = {
         "url": url,
         "date_download": date,
