@@ -16,20 +16,32 @@ def _bullets(n_bullet: int, n: int) -> list[dict]:
     return [dict(s, score=1.0 if i < n_bullet else 0.0) for i, s in enumerate(lines(n))]
 
 
-def _punct(n_punct: int, n: int = 100) -> dict:
-    spans = [dict(s, score=1.0 if i < n_punct else 0.0) for i, s in enumerate(lines(n))]
-    # An empty line (just "\n") never counts for FineWeb's ratios.
-    spans.append({"start": n * 50, "end": n * 50 + 1, "score": 0.0})
-    return {"rps_lines_ending_with_terminal_punctution_mark": spans}
-
-
-def _short(n_short: int, n: int = 100) -> dict:
+def _text_and_spans(texts: list[str], trailing_newline: bool) -> tuple[str, list[dict]]:
+    """A document of these lines and RPv2's line spans over it (each span keeps its newline)."""
+    text = "\n".join(texts) + ("\n" if trailing_newline else "")
     spans, pos = [], 0
-    for i in range(n):
-        length = 30 if i < n_short else 31  # a span of 30 includes the newline: 29 characters
-        spans.append({"start": pos, "end": pos + length, "score": 5.0})
-        pos += length
-    return {"rps_lines_num_words": spans}
+    for i, line in enumerate(texts):
+        end = pos + len(line) + (i < len(texts) - 1 or trailing_newline)
+        spans.append({"start": pos, "end": end, "score": 0.0})
+        pos = end
+    return text, spans
+
+
+def _punct(n_punct: int, n: int = 100) -> dict:
+    # n lines and an empty one, the text ending in a newline: datatrove counts n + 2 lines (the
+    # empty one and the empty string after the last newline), neither ending with punctuation.
+    text, spans = _text_and_spans(["x" * 40] * (n // 2) + [""] + ["x" * 40] * (n - n // 2), True)
+    marked = [i for i, s in enumerate(spans) if s["end"] - s["start"] > 1][:n_punct]
+    for i in marked:
+        spans[i]["score"] = 1.0
+    return {"rps_lines_ending_with_terminal_punctution_mark": spans, "raw_content": text}
+
+
+def _short(n_short: int, n: int = 100, trailing_newline: bool = False) -> dict:
+    # Short lines are <= 30 characters; they come last, so the last line (no newline after it
+    # unless trailing_newline) is one of them. A trailing newline adds an empty, short line.
+    text, spans = _text_and_spans(["y" * 31] * (n - n_short) + ["z" * 30] * n_short, trailing_newline)
+    return {"rps_lines_num_words": [dict(s, score=5.0) for s in spans], "raw_content": text}
 
 
 # rule -> (signals just inside, signals just outside)
@@ -60,7 +72,12 @@ CASES: dict[str, list[tuple[dict, dict]]] = {
         (
             {"rps_doc_word_count": 100, "rps_doc_stop_word_fraction": 0.02},
             {"rps_doc_word_count": 100, "rps_doc_stop_word_fraction": 0.0199},
-        )
+        ),
+        # 2 stop words in 60 words, the fraction rounded to 8 decimals: 0.03333333 x 60 < 2
+        (
+            {"rps_doc_word_count": 60, "rps_doc_stop_word_fraction": 0.03333333},
+            {"rps_doc_word_count": 60, "rps_doc_stop_word_fraction": 0.01666667},
+        ),
     ],
     **{
         f"gopher_top_{n}gram": [
@@ -79,8 +96,11 @@ CASES: dict[str, list[tuple[dict, dict]]] = {
     "c4_no_lorem_ipsum": [({"rps_doc_lorem_ipsum": 0.0}, {"rps_doc_lorem_ipsum": 0.001})],
     "c4_no_curly_bracket": [({"rps_doc_curly_bracket": 0.0}, {"rps_doc_curly_bracket": 0.001})],
     "rpv1_wikiref": [({"rps_doc_ml_wikiref_score": 0.25}, {"rps_doc_ml_wikiref_score": 0.2499})],
-    "fineweb_line_punct": [(_punct(13), _punct(12))],
-    "fineweb_short_lines": [(_short(66), _short(67))],
+    # 98 lines, the empty one and the empty tail: 13 of 100 kept, 12 of 100 dropped (12 of the
+    # 98 non-empty lines would be 0.122, kept)
+    "fineweb_line_punct": [(_punct(13, 98), _punct(12, 98))],
+    # 66 of 100 kept, 67 dropped; with a trailing newline 65 + 1 of 100 kept, 66 + 1 dropped
+    "fineweb_short_lines": [(_short(66), _short(67)), (_short(65, 99, True), _short(66, 99, True))],
 }
 SETS = ["gopher", "c4", "rpv1", "fineweb"]
 
@@ -94,10 +114,16 @@ def test_every_shipped_document_rule_has_a_case():
 def judged(tmp_path_factory):
     root = tmp_path_factory.mktemp("tree")
     rows = [{"id": "baseline", "signals": passing_signals()}]
+
+    def row(doc_id: str, case: dict) -> dict:
+        signals = {k: v for k, v in case.items() if k != "raw_content"}
+        text = {"raw_content": case["raw_content"]} if "raw_content" in case else {}
+        return {"id": doc_id, "signals": {**passing_signals(), **signals}, **text}
+
     for rule, cases in CASES.items():
         for n, (inside, outside) in enumerate(cases):
-            rows.append({"id": f"{rule}/{n}/in", "signals": {**passing_signals(), **inside}})
-            rows.append({"id": f"{rule}/{n}/out", "signals": {**passing_signals(), **outside}})
+            rows.append(row(f"{rule}/{n}/in", inside))
+            rows.append(row(f"{rule}/{n}/out", outside))
     write_tree(root, rows)
     config = stage.FilterConfig(source=str(root), rules=tuple(rule_sets.resolve(SETS)), keep_dropped=True)
     stage.run(root / "curated", config, RunOptions(workers=1))
