@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from redpajama.io import atomic, layout, markers, rpv2_signals
-from redpajama.quality_signals.registry import SIGNALS
+from redpajama.quality_signals.registry import RPV2_RECORD_ORDER, SIGNALS
 from redpajama.runners.local import RunOptions, RunSummary, TaskContext, TaskResult, run_tasks
 from redpajama.runners.stats import Stats
 
@@ -96,7 +96,9 @@ def export_signals(signals: Path, documents: Path, final: Path, cc_net_source: s
     with gzip_lines(final) as out:
         pairs = zip(chunks(signals, None), chunks(documents, _SIGNAL_DOC_COLUMNS), strict=True)
         for signal_table, document_table in pairs:
-            lines = rpv2_signals.to_json_lines(signal_table, document_table, cc_net_source, int_scores, rows)
+            lines = rpv2_signals.to_json_lines(
+                signal_table, document_table, cc_net_source, int_scores, rows, RPV2_RECORD_ORDER
+            )
             for line in lines:
                 out.write(line)
             rows += signal_table.num_rows

@@ -36,6 +36,7 @@ __all__ = [
     "Signal",
     "SIGNALS",
     "LINE_SPANS_TYPE",
+    "RPV2_RECORD_ORDER",
     "RPV2_SCHEMA_ORDER",
     "HEURISTIC_SIGNALS",
     "CCNET_SIGNALS",
@@ -139,6 +140,13 @@ HEURISTIC_SIGNALS = (
 )
 ML_SIGNALS = tuple(name for module in (classifiers, importance_weights) for name, _, _ in module.SIGNALS)
 RPV2_SCHEMA_ORDER = (*CCNET_SIGNALS, *HEURISTIC_SIGNALS, *ML_SIGNALS)
+# The order RPv2's files hold a record's signals in, which is not the schema's: its worker builds
+# the dict `{**ccnet, **rp_v2_signals}` with the modules registered content, repetitions,
+# natural_language, lines, classifiers, importance_weights, and msgspec writes dicts in insertion
+# order. Same order inside a module.
+_RECORD_FAMILIES = (
+    "ccnet", "content", "repetitions", "natural_language", "lines", "classifiers", "importance_weights"
+)  # fmt: skip
 
 _DOC_DTYPES = {"rps_doc_word_count": pa.int64(), "rps_doc_ut1_blacklist": pa.int32()}
 # Signals whose RPv2 scores are Python ints (line scores are stored as doubles, exported as ints).
@@ -192,6 +200,9 @@ def _register_builtins() -> None:
 
 
 _register_builtins()
+RPV2_RECORD_ORDER = tuple(
+    sorted(RPV2_SCHEMA_ORDER, key=lambda name: _RECORD_FAMILIES.index(SIGNALS[name].family))
+)
 
 
 def compute(

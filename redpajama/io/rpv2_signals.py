@@ -14,7 +14,7 @@ list of spans, so conversion needs to know each signal's level: `levels` maps a 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -43,9 +43,11 @@ def to_json_lines(
     cc_net_source: str,
     int_scores: Iterable[str],
     first_row: int = 0,
+    key_order: Sequence[str] = (),
 ) -> Iterator[bytes]:
     """RPv2 JSON lines for a signals table and the documents table it was computed from, whose
     rows are lines `first_row`, `first_row + 1`, ... of the exported documents file `cc_net_source`.
+    Signals named in `key_order` come first, in that order, then the others in table order.
 
     `id` and `id_int` are RPv2's for that line (`<cc_net_source>/<line>`, REFERENCE A.2.7), not
     the ids of our tree: those came from the input file, which need not be the exported file (other
@@ -53,7 +55,9 @@ def to_json_lines(
     int_scores = set(int_scores)
     if signals.column("id").to_pylist() != documents.column("id").to_pylist():
         raise ValueError(f"{cc_net_source}: signals and documents rows are not aligned by id")
+    rank = {name: i for i, name in enumerate(key_order)}
     names = [n for n in signals.column_names if n not in ("id", "id_int")]
+    names.sort(key=lambda n: rank.get(n, len(rank)))
     lengths = [len(t or "") for t in documents.column("raw_content").to_pylist()]
     meta_columns = {k: documents.column(k).to_pylist() for k in METADATA_KEYS if k in documents.column_names}
     values = {n: signals.column(n).to_pylist() for n in names}

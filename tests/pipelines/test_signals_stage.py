@@ -100,6 +100,19 @@ def test_export_writes_rpv2_records(tree: Path, tmp_path: Path):
         "snapshot_id",
     ]
     assert first["metadata"]["cc_net_source"] == "2020-16/0174/en_head.json.gz"
+    # RPv2's worker writes {**ccnet, **signals} with its modules registered content, repetitions,
+    # natural_language, lines, classifiers, importance: that, not the schema's, is the file order.
+    keys = list(first["quality_signals"])
+    assert keys[:7] == [n for n in keys if n.startswith("ccnet_")]
+    assert keys[7:9] == ["rps_doc_curly_bracket", "rps_doc_ldnoobw_words"]
+    assert keys[12:15] == [
+        "rps_doc_frac_chars_dupe_10grams",
+        "rps_doc_frac_chars_dupe_5grams",
+        "rps_doc_frac_chars_dupe_6grams",
+    ]
+    assert keys.index("rps_doc_frac_chars_top_4gram") < keys.index("rps_doc_frac_all_caps_words")
+    assert keys.index("rps_doc_word_count") < keys.index("rps_lines_ending_with_terminal_punctution_mark")
+    assert keys[-1] == "rps_doc_wikipedia_importance_length_correction"
     length = len(documents[0]["raw_content"])
     assert first["quality_signals"]["rps_doc_word_count"] == [
         [0, length, first["quality_signals"]["rps_doc_word_count"][0][2]]
