@@ -98,8 +98,8 @@ def length_correction(length: int, target_lambda: float, source_lambda: float) -
     """log(Poisson(L; lt) + 1e-8) - log(Poisson(L; ls) + 1e-8), computed as RPv2 does (scipy's pmf,
     numpy's log), so the rounded score matches to the last decimal. Where both pmfs are negligible
     (every length far from both lambdas: nearly all documents) it is exactly 0 without scipy."""
-    negligible = max(poisson_log_pmf(length, target_lambda), poisson_log_pmf(length, source_lambda))
-    if negligible < _NEGLIGIBLE_LOG_PMF:
+    largest = max(poisson_log_pmf(length, target_lambda), poisson_log_pmf(length, source_lambda))
+    if largest < _NEGLIGIBLE_LOG_PMF:
         return 0.0
     return _rpv2_length_correction(length, float(target_lambda), float(source_lambda))
 
