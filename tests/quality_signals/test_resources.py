@@ -67,26 +67,33 @@ def test_build_from_ut1_layout(tmp_path):
     assert m == {"a.com": 0, "b.com": 23, "c.com": 11, "d.com": 8}
 
 
-def test_symlinked_category_folders_hold_their_targets_domains(tmp_path):
+@pytest.mark.parametrize("links_first", (False, True))
+def test_symlinked_category_folders_hold_their_targets_domains(tmp_path, links_first):
     # UT1 ships blacklists/porn as a symlink to adult: RPv2 extracts the tarball and walks the
     # folders following links, so every adult domain is also a porn domain ({adult, porn} = 23).
-    # A symlinked domains file reads through to its target.
+    # A symlinked domains file holds its target's domains. Links may come before their targets.
     path = tmp_path / "ut1.tar.gz"
-    with tarfile.open(path, "w:gz") as tar:
-        for name, text in {
-            "blacklists/adult/domains": "sex.example\nboth.example\n",
-            "blacklists/violence/domains": "both.example\n",
-        }.items():
+    files = {
+        "blacklists/adult/domains": "sex.example\nboth.example\n",
+        "blacklists/violence/domains": "both.example\n",
+    }
+    links = (("blacklists/porn", "adult"), ("./blacklists/gambling/domains", "../violence/domains"))
+
+    def add_files(tar):
+        for name, text in files.items():
             info = tarfile.TarInfo(name)
             info.size = len(text.encode())
             tar.addfile(info, io.BytesIO(text.encode()))
-        for name, target in (
-            ("blacklists/porn", "adult"),
-            ("./blacklists/gambling/domains", "../violence/domains"),
-        ):
+
+    def add_links(tar):
+        for name, target in links:
             link = tarfile.TarInfo(name)
             link.type, link.linkname = tarfile.SYMTYPE, target
             tar.addfile(link)
+
+    with tarfile.open(path, "w:gz") as tar:
+        for add in (add_links, add_files) if links_first else (add_files, add_links):
+            add(tar)
     index = ut1_category_index(RPV2_UT1_CATEGORIES)
     assert build_ut1_domain_map(path) == {
         "sex.example": index[("adult", "porn")],
