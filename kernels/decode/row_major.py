@@ -44,6 +44,15 @@ def _queries(q_a, q_r, i_b, i_g, i_m, s_qa_t, s_qa_h, s_qr_t, s_qr_h, Q, H, G, K
 
 
 @triton.jit
+def _empty_state(BM, BC):
+    """Online-softmax state of BM rows: running max, running sum, value accumulator."""
+    b_m = tl.full([BM], float("-inf"), dtype=tl.float32)
+    b_l = tl.zeros([BM], dtype=tl.float32)
+    b_acc = tl.zeros([BM, BC], dtype=tl.float32)
+    return b_m, b_l, b_acc
+
+
+@triton.jit
 def _tile_step(b_c, b_r, b_qa, b_qr, o_s, m_s, pos, b_m, b_l, b_acc, qk_scale, PRECISION):
     """One tile of the online softmax (base 2). Returns (m, l, acc)."""
     # [BM, BC] @ [BC, BS] + [BM, BR] @ [BR, BS] -> [BM, BS]
@@ -126,9 +135,7 @@ def paged_decode_kernel(
     seq_len, start, end = key_range(seq_lens, i_b, i_sp, chunk, SPLIT)
     # Position of each row's query; padding rows (m >= Q*HG) get >= seq_len: every key is visible.
     pos = seq_len - Q + o_q
-    b_m = tl.full([BM], float("-inf"), dtype=tl.float32)
-    b_l = tl.zeros([BM], dtype=tl.float32)
-    b_acc = tl.zeros([BM, BC], dtype=tl.float32)
+    b_m, b_l, b_acc = _empty_state(BM, BC)
     for i_s in range(start, end, BS):
         o_s = i_s + tl.arange(0, BS)
         m_s = o_s < end
@@ -193,9 +200,7 @@ def paged_decode_tma_kernel(
     seq_len, start, end = key_range(seq_lens, i_b, i_sp, chunk, SPLIT)
     end_full = start + tl.maximum(end - start, 0) // BS * BS
     pos = seq_len - Q + o_q
-    b_m = tl.full([BM], float("-inf"), dtype=tl.float32)
-    b_l = tl.zeros([BM], dtype=tl.float32)
-    b_acc = tl.zeros([BM, BC], dtype=tl.float32)
+    b_m, b_l, b_acc = _empty_state(BM, BC)
     o_t = tl.arange(0, BS)
     m_full = o_t < BS
     for i_s in range(start, end_full, BS):
