@@ -264,15 +264,17 @@ def tma_fits(cache: torch.Tensor, rope: torch.Tensor, bs: int, widths: tuple[int
 def _tma_descriptors(
     cache: torch.Tensor, rope: torch.Tensor, bs: int, blocks: tuple[int, ...], br: int
 ) -> tuple:
-    """Tensor maps over the token rows: the cache as (rows, G x Dc) in (bs, w) blocks, one map for
-    each w of `blocks`, then the RoPE keys as (rows, Dr) in (bs, br) blocks."""
+    """Tensor maps over the token rows: the cache as (rows, G x Dc) in (bs, w) blocks, a map for
+    each w of `blocks` (one map serves equal widths: it is built per call, on the host), then the
+    RoPE keys as (rows, Dr) in (bs, br) blocks."""
     from triton.tools.tensor_descriptor import TensorDescriptor
 
     num_pages, page_size, g, dc = cache.shape
     c2 = cache.view(num_pages * page_size, g * dc)
     r2 = rope.view(num_pages * page_size, rope.shape[2])
+    maps = {w: TensorDescriptor.from_tensor(c2, [bs, w]) for w in dict.fromkeys(blocks)}
     return (
-        *(TensorDescriptor.from_tensor(c2, [bs, w]) for w in blocks),
+        *(maps[w] for w in blocks),
         TensorDescriptor.from_tensor(r2, [bs, br]),
     )
 
