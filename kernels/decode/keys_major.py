@@ -74,6 +74,16 @@ def key_range(seq_lens, i_b, i_sp, chunk, SPLIT):
 
 
 @triton.jit
+def masked_from(end, seq_len, Q):
+    """Keys from here on need the mask: past the range's end, or past the first query row's
+    position (seq_len - Q), which later rows see but it does not. A tile wholly before it skips
+    the mask (a scalar branch in the loop: splitting the loop in two restarted the software
+    pipeline, GTA-8 Q = 2 665-684 -> 695 us); with Q query positions only the last tile or two
+    take it."""
+    return tl.minimum(end, seq_len - Q + 1)
+
+
+@triton.jit
 def _empty_state(BM, BA, BB, BS):
     """Online-softmax state of BM rows: running max, value accumulators (transposed), and the
     running sum kept per (token slot, row) of a tile, summed over the slots only at the end. The
@@ -89,17 +99,20 @@ def _empty_state(BM, BA, BB, BS):
 
 @triton.jit
 def _tile_step(
-    b_ca, b_cb, b_r, b_qa, b_qr, o_s, m_s, pos, b_m, b_l, b_acc_a, b_acc_b, qk_scale, BB, PRECISION
+    b_ca, b_cb, b_r, b_qa, b_qr, o_s, m_s, pos, b_m, b_l, b_acc_a, b_acc_b, qk_scale, BB, MASKED, PRECISION
 ):
     """One tile of the online softmax: scores, rescale, value products. Returns (m, l, acc_a, acc_b),
-    l per token slot (`_empty_state`)."""
+    l per token slot (`_empty_state`), m in base-2 units. MASKED applies the causal and range mask
+    (`masked_from` says which tiles need it). The scale is applied inside the exponent's
+    multiply-add, and to the tile's max, not to every score on its own."""
     # [BS, BA] @ [BA, BM] + [BS, BR] @ [BR, BM] -> [BS, BM]
     b_s = tl.dot(b_ca, b_qa, input_precision=PRECISION)
-    b_s = tl.dot(b_r, b_qr, b_s, input_precision=PRECISION) * qk_scale
-    b_s = tl.where((o_s[:, None] <= pos[None, :]) & m_s[:, None], b_s, float("-inf"))
-    b_mn = tl.maximum(b_m, tl.max(b_s, 0))
+    b_s = tl.dot(b_r, b_qr, b_s, input_precision=PRECISION)
+    if MASKED:
+        b_s = tl.where((o_s[:, None] <= pos[None, :]) & m_s[:, None], b_s, float("-inf"))
+    b_mn = tl.maximum(b_m, tl.max(b_s, 0) * qk_scale)
     b_mc = tl.where(b_mn == float("-inf"), 0.0, b_mn)  # a split past a row's causal limit
-    b_p = tl.exp2(b_s - b_mc[None, :])
+    b_p = tl.exp2(b_s * qk_scale - b_mc[None, :])
     b_rs = tl.exp2(b_m - b_mc)
     b_l = b_l * b_rs[None, :] + b_p
     b_p = b_p.to(b_ca.dtype)
@@ -136,6 +149,29 @@ def _store(o, lse, b_acc_a, b_acc_b, b_m, b_l, m_m, o_tok, o_h, i_sp, n_splits, 
             (b_acc_b * b_inv[None, :]).to(o.dtype.element_ty),
             mask=(o_bc < DC)[:, None] & m_m[None, :],
         )
+
+
+@triton.jit
+def _gathered_tiles(c, r, block_table, i_b, i_g, i_s, end, max_pages, G, KA, DC, DR, PS, BS, BA, BB, BR):
+    """Tokens i_s .. i_s + BS - 1 up to `end`, each row through the block table: (C[:, :Ka],
+    C[:, Ka:], R) rows, the tokens' positions, and which of them are in range."""
+    o_s = i_s + tl.arange(0, BS)
+    m_s = o_s < end
+    o_a = tl.arange(0, BA)
+    o_r = tl.arange(0, BR)
+    b_page = tl.load(block_table + i_b.to(tl.int64) * max_pages + o_s // PS, mask=m_s, other=0)
+    o_row = b_page.to(tl.int64) * PS + o_s % PS
+    p_row = (o_row * G + i_g) * DC
+    b_ca = tl.load(c + p_row[:, None] + o_a[None, :], mask=m_s[:, None] & (o_a < KA)[None, :], other=0.0)
+    b_r = tl.load(r + o_row[:, None] * DR + o_r[None, :], mask=m_s[:, None] & (o_r < DR)[None, :], other=0.0)
+    if BB > 0:
+        o_bc = KA + tl.arange(0, BB)
+        b_cb = tl.load(
+            c + p_row[:, None] + o_bc[None, :], mask=m_s[:, None] & (o_bc < DC)[None, :], other=0.0
+        )
+    else:
+        b_cb = b_ca
+    return b_ca, b_cb, b_r, o_s, m_s
 
 
 @triton.jit
@@ -176,31 +212,31 @@ def paged_decode_keys_major_kernel(
     b_qa, b_qr, m_m, o_q, o_h, o_tok = _queries(
         q_a, q_r, i_b, i_g, i_m, s_qa_t, s_qa_h, s_qr_t, s_qr_h, Q, H, G, KA, DR, BM, BA, BR
     )
-    o_a = tl.arange(0, BA)
-    o_r = tl.arange(0, BR)
-    m_a = o_a < KA
-    m_r = o_r < DR
-
     seq_len, start, end = key_range(seq_lens, i_b, i_sp, chunk, SPLIT)
     pos = seq_len - Q + o_q  # each row's query position; padding rows see every key
     b_m, b_l, b_acc_a, b_acc_b = _empty_state(BM, BA, BB, BS)
+    mask_at = masked_from(end, seq_len, Q)
     for i_s in range(start, end, BS):
-        o_s = i_s + tl.arange(0, BS)
-        m_s = o_s < end
-        b_page = tl.load(block_table + i_b.to(tl.int64) * max_pages + o_s // PS, mask=m_s, other=0)
-        o_row = b_page.to(tl.int64) * PS + o_s % PS
-        p_row = (o_row * G + i_g) * DC
-        b_ca = tl.load(c + p_row[:, None] + o_a[None, :], mask=m_s[:, None] & m_a[None, :], other=0.0)
-        b_r = tl.load(r + o_row[:, None] * DR + o_r[None, :], mask=m_s[:, None] & m_r[None, :], other=0.0)
-        if BB > 0:
-            o_bc = KA + tl.arange(0, BB)
-            b_cb = tl.load(
-                c + p_row[:, None] + o_bc[None, :], mask=m_s[:, None] & (o_bc < DC)[None, :], other=0.0
-            )
-        else:
-            b_cb = b_ca
+        b_ca, b_cb, b_r, o_s, m_s = _gathered_tiles(
+            c, r, block_table, i_b, i_g, i_s, end, max_pages, G, KA, DC, DR, PS, BS, BA, BB, BR
+        )
         b_m, b_l, b_acc_a, b_acc_b = _tile_step(
-            b_ca, b_cb, b_r, b_qa, b_qr, o_s, m_s, pos, b_m, b_l, b_acc_a, b_acc_b, qk_scale, BB, PRECISION
+            b_ca,
+            b_cb,
+            b_r,
+            b_qa,
+            b_qr,
+            o_s,
+            m_s,
+            pos,
+            b_m,
+            b_l,
+            b_acc_a,
+            b_acc_b,
+            qk_scale,
+            BB,
+            i_s + BS > mask_at,
+            PRECISION,
         )
     _store(
         o,
@@ -283,6 +319,7 @@ def paged_decode_keys_major_tma_kernel(
     b_m, b_l, b_acc_a, b_acc_b = _empty_state(BM, BA, BB, BS)
     o_t = tl.arange(0, BS)
     m_full = o_t < BS
+    mask_at = masked_from(end, seq_len, Q)
     for i_s in range(start, end_full, BS):
         b_ca, b_cb, b_r = _page_tiles(
             desc_ca, desc_cb, desc_r, block_table, i_b, i_g, i_s, max_pages, KA, DC, PS, BB
@@ -302,6 +339,7 @@ def paged_decode_keys_major_tma_kernel(
             b_acc_b,
             qk_scale,
             BB,
+            i_s + BS > mask_at,
             PRECISION,
         )
     if end_full < end:
@@ -314,7 +352,22 @@ def paged_decode_keys_major_tma_kernel(
         b_cb = tl.where(m_s[:, None], b_cb, 0.0)
         b_r = tl.where(m_s[:, None], b_r, 0.0)
         b_m, b_l, b_acc_a, b_acc_b = _tile_step(
-            b_ca, b_cb, b_r, b_qa, b_qr, o_s, m_s, pos, b_m, b_l, b_acc_a, b_acc_b, qk_scale, BB, PRECISION
+            b_ca,
+            b_cb,
+            b_r,
+            b_qa,
+            b_qr,
+            o_s,
+            m_s,
+            pos,
+            b_m,
+            b_l,
+            b_acc_a,
+            b_acc_b,
+            qk_scale,
+            BB,
+            True,
+            PRECISION,
         )
     _store(
         o,

@@ -21,7 +21,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from redpajama.kernels.decode.keys_major import key_range, program_coords
+from redpajama.kernels.decode.keys_major import key_range, masked_from, program_coords
 
 
 @triton.jit
@@ -53,16 +53,18 @@ def _empty_state(BM, BC):
 
 
 @triton.jit
-def _tile_step(b_c, b_r, b_qa, b_qr, o_s, m_s, pos, b_m, b_l, b_acc, qk_scale, PRECISION):
-    """One tile of the online softmax (base 2). Returns (m, l, acc)."""
+def _tile_step(b_c, b_r, b_qa, b_qr, o_s, m_s, pos, b_m, b_l, b_acc, qk_scale, MASKED, PRECISION):
+    """One tile of the online softmax (base 2). Returns (m, l, acc). MASKED applies the causal and
+    range mask (`masked_from`); the scale goes into the exponent's multiply-add and the tile's max."""
     # [BM, BC] @ [BC, BS] + [BM, BR] @ [BR, BS] -> [BM, BS]
     b_s = tl.dot(b_qa, tl.trans(b_c), input_precision=PRECISION)
-    b_s = tl.dot(b_qr, tl.trans(b_r), b_s, input_precision=PRECISION) * qk_scale
-    b_s = tl.where((o_s[None, :] <= pos[:, None]) & m_s[None, :], b_s, float("-inf"))
-    b_mn = tl.maximum(b_m, tl.max(b_s, 1))
+    b_s = tl.dot(b_qr, tl.trans(b_r), b_s, input_precision=PRECISION)
+    if MASKED:
+        b_s = tl.where((o_s[None, :] <= pos[:, None]) & m_s[None, :], b_s, float("-inf"))
+    b_mn = tl.maximum(b_m, tl.max(b_s, 1) * qk_scale)
     # A split may start past a row's causal limit: its max stays -inf, and -inf - -inf is NaN.
     b_mc = tl.where(b_mn == float("-inf"), 0.0, b_mn)
-    b_p = tl.exp2(b_s - b_mc[:, None])
+    b_p = tl.exp2(b_s * qk_scale - b_mc[:, None])
     b_rs = tl.exp2(b_m - b_mc)
     b_l = b_l * b_rs + tl.sum(b_p, 1)
     # [BM, BS] @ [BS, BC] -> [BM, BC]
@@ -89,6 +91,23 @@ def _store(o, lse, b_acc, b_m, b_l, m_m, o_tok, o_h, i_sp, n_splits, H, DC, BC, 
         b_o = b_acc * (1.0 / b_l)[:, None]
         p_o = o + (o_row_out * DC)[:, None] + o_c[None, :]
         tl.store(p_o, b_o.to(p_o.dtype.element_ty), mask=m_o)
+
+
+@triton.jit
+def _gathered_tile(c, r, block_table, i_b, i_g, i_s, end, max_pages, G, DC, DR, PS, BS, BC, BR):
+    """Tokens i_s .. i_s + BS - 1 up to `end`, each row through the block table: (C, R) rows, the
+    tokens' positions, and which of them are in range."""
+    o_s = i_s + tl.arange(0, BS)
+    m_s = o_s < end
+    o_c = tl.arange(0, BC)
+    o_r = tl.arange(0, BR)
+    b_page = tl.load(block_table + i_b.to(tl.int64) * max_pages + o_s // PS, mask=m_s, other=0)
+    o_row = b_page.to(tl.int64) * PS + o_s % PS  # physical token rows
+    p_c = c + (o_row[:, None] * G + i_g) * DC + o_c[None, :]
+    b_c = tl.load(p_c, mask=m_s[:, None] & (o_c < DC)[None, :], other=0.0)
+    p_r = r + o_row[:, None] * DR + o_r[None, :]
+    b_r = tl.load(p_r, mask=m_s[:, None] & (o_r < DR)[None, :], other=0.0)
+    return b_c, b_r, o_s, m_s
 
 
 @triton.jit
@@ -128,25 +147,17 @@ def paged_decode_kernel(
     b_qa, b_qr, m_m, o_q, o_h, o_tok = _queries(
         q_a, q_r, i_b, i_g, i_m, s_qa_t, s_qa_h, s_qr_t, s_qr_h, Q, H, G, KA, DR, BM, BC, BR
     )
-    o_c = tl.arange(0, BC)
-    o_r = tl.arange(0, BR)
-    m_c = o_c < DC
-    m_r = o_r < DR
     seq_len, start, end = key_range(seq_lens, i_b, i_sp, chunk, SPLIT)
     # Position of each row's query; padding rows (m >= Q*HG) get >= seq_len: every key is visible.
     pos = seq_len - Q + o_q
     b_m, b_l, b_acc = _empty_state(BM, BC)
+    mask_at = masked_from(end, seq_len, Q)
     for i_s in range(start, end, BS):
-        o_s = i_s + tl.arange(0, BS)
-        m_s = o_s < end
-        b_page = tl.load(block_table + i_b.to(tl.int64) * max_pages + o_s // PS, mask=m_s, other=0)
-        o_row = b_page.to(tl.int64) * PS + o_s % PS  # physical token rows
-        p_c = c + (o_row[:, None] * G + i_g) * DC + o_c[None, :]
-        b_c = tl.load(p_c, mask=m_s[:, None] & m_c[None, :], other=0.0)
-        p_r = r + o_row[:, None] * DR + o_r[None, :]
-        b_r = tl.load(p_r, mask=m_s[:, None] & m_r[None, :], other=0.0)
+        b_c, b_r, o_s, m_s = _gathered_tile(
+            c, r, block_table, i_b, i_g, i_s, end, max_pages, G, DC, DR, PS, BS, BC, BR
+        )
         b_m, b_l, b_acc = _tile_step(
-            b_c, b_r, b_qa, b_qr, o_s, m_s, pos, b_m, b_l, b_acc, qk_scale, PRECISION
+            b_c, b_r, b_qa, b_qr, o_s, m_s, pos, b_m, b_l, b_acc, qk_scale, i_s + BS > mask_at, PRECISION
         )
     _store(o, lse, b_acc, b_m, b_l, m_m, o_tok, o_h, i_sp, n_splits, H, DC, BC, SPLIT)
 
@@ -203,10 +214,23 @@ def paged_decode_tma_kernel(
     b_m, b_l, b_acc = _empty_state(BM, BC)
     o_t = tl.arange(0, BS)
     m_full = o_t < BS
+    mask_at = masked_from(end, seq_len, Q)
     for i_s in range(start, end_full, BS):
         b_c, b_r = _page_tile(desc_c, desc_r, block_table, i_b, i_g, i_s, max_pages, DC, PS)
         b_m, b_l, b_acc = _tile_step(
-            b_c, b_r, b_qa, b_qr, i_s + o_t, m_full, pos, b_m, b_l, b_acc, qk_scale, PRECISION
+            b_c,
+            b_r,
+            b_qa,
+            b_qr,
+            i_s + o_t,
+            m_full,
+            pos,
+            b_m,
+            b_l,
+            b_acc,
+            qk_scale,
+            i_s + BS > mask_at,
+            PRECISION,
         )
     if end_full < end:
         b_c, b_r = _page_tile(desc_c, desc_r, block_table, i_b, i_g, end_full, max_pages, DC, PS)
@@ -215,6 +239,6 @@ def paged_decode_tma_kernel(
         b_c = tl.where(m_s[:, None], b_c, 0.0)
         b_r = tl.where(m_s[:, None], b_r, 0.0)
         b_m, b_l, b_acc = _tile_step(
-            b_c, b_r, b_qa, b_qr, o_s, m_s, pos, b_m, b_l, b_acc, qk_scale, PRECISION
+            b_c, b_r, b_qa, b_qr, o_s, m_s, pos, b_m, b_l, b_acc, qk_scale, True, PRECISION
         )
     _store(o, lse, b_acc, b_m, b_l, m_m, o_tok, o_h, i_sp, n_splits, H, DC, BC, SPLIT)
