@@ -2,9 +2,10 @@
 
 Key: the document's `digest` without `sha1:` (RPv2: the WET record's block digest, i.e. the
 text before CCNet touched it; REFERENCE A.3.3) or, with key=text, a hash of `raw_content`.
-Snapshots are processed newest to oldest and the files of a snapshot in a shuffled order
-(sorted paths, `random.Random(42).shuffle`), so the newest crawl's copy survives and the choice
-within a snapshot is reproducible. Documents without a key are never duplicates (counted).
+Snapshots are processed newest to oldest, the files of a snapshot in RPv2's shuffled order
+(`processing_order`), so the newest crawl's copy survives and the choice within a snapshot is
+RPv2's. By default a tree with CCNet's buckets is read as RPv2 reads it, head and middle only
+(`input_files`). Documents without a key are never duplicates (counted).
 
 Output, one file per documents file (possibly empty), as RPv2's duplicates parquet plus our keys:
 `shard_id` (`<snapshot>/<shard>/<lang>_<bucket>.json.gz`), `doc_id` (`<shard_id>/<row>`),
@@ -38,6 +39,8 @@ from redpajama.runners.stats import Stats
 
 EXACT = "exact"
 CRAWL_DATE = re.compile(r"\d{4}-\d{2}")  # a snapshot folder named by its crawl (YYYY-WW)
+CCNET_BUCKETS = ("head", "middle", "tail")
+RPV2_BUCKETS = ("head", "middle")
 SCHEMA = pa.schema(
     [
         pa.field("shard_id", pa.string()),
@@ -50,17 +53,33 @@ SCHEMA = pa.schema(
 
 
 def processing_order(files: list[InputFile], seed: int = 42) -> list[InputFile]:
-    """Newest snapshot first, snapshots without a crawl date (`unknown`) last; within a snapshot,
-    sorted paths shuffled with `seed`."""
+    """RPv2's order (bloomfilter.py `__parallel_run`, one reader): one random stream seeded once
+    shuffles the whole listing (sorted paths), then, newest snapshot first, the snapshot's files
+    again. Snapshots without a crawl date (`unknown`) come last."""
+    rng = random.Random(seed)
+    listing = sorted(files, key=lambda f: f.relative)
+    rng.shuffle(listing)
     by_snapshot: dict[str, list[InputFile]] = defaultdict(list)
-    for f in files:
+    for f in listing:
         by_snapshot[f.relative.split("/", 1)[0]].append(f)
     order = []
     for snapshot in sorted(by_snapshot, key=lambda s: (CRAWL_DATE.fullmatch(s) is not None, s), reverse=True):
-        group = sorted(by_snapshot[snapshot], key=lambda f: f.relative)
-        random.Random(seed).shuffle(group)
+        group = by_snapshot[snapshot]
+        rng.shuffle(group)
         order += group
     return order
+
+
+def input_files(root: Path, config: ExactConfig) -> list[InputFile]:
+    """The documents files the run reads: `config.buckets`, or by default RPv2's head and middle
+    where the tree has CCNet's buckets (its bloomfilter reads `<lang>_{head,middle}.json.gz` only)
+    and every file of a tree without them."""
+    if config.buckets is not None:
+        return list_files(root, layout.DOCUMENTS, config.buckets)
+    files = list_files(root, layout.DOCUMENTS)
+    if any(f.relative.rsplit("_", 1)[-1].removesuffix(".parquet") in CCNET_BUCKETS for f in files):
+        return list_files(root, layout.DOCUMENTS, RPV2_BUCKETS)
+    return files
 
 
 def _doc_ids(ids: pa.Array, shard_id: str, first_row: int, rows: np.ndarray) -> list[str]:
@@ -176,7 +195,7 @@ class ExactWork:
 
 
 def count_documents(root: Path, config: ExactConfig) -> int:
-    return sum(f.rows for f in list_files(root, layout.DOCUMENTS, config.buckets))
+    return sum(f.rows for f in input_files(root, config))
 
 
 def run(
@@ -185,10 +204,10 @@ def run(
     """Exact-deduplicate every complete documents file under `output`; reruns are no-ops."""
     config = config or ExactConfig()
     root = Path(output)
-    files = tuple(list_files(root, layout.DOCUMENTS, config.buckets))
+    files = tuple(input_files(root, config))
     if not files:
         raise FileNotFoundError(2, "no complete documents files", str(root / layout.DOCUMENTS))
-    buckets = ",".join(config.buckets) if config.buckets else "all"
+    buckets = ",".join(sorted({f.relative.rsplit("_", 1)[-1].removesuffix(".parquet") for f in files}))
     key = f"{EXACT}-{config.key}-p{config.error_rate}-c{config.capacity or 'auto'}-{buckets}-s{config.seed}"
     weight = sum((root / layout.DOCUMENTS / f.relative).stat().st_size for f in files)
     options = options or RunOptions()

@@ -57,7 +57,9 @@ def dedup(
         "digest", "--key", help="--exact: digest (the WET digest, RPv2) or text (raw_content)."
     ),
     buckets: list[str] | None = typer.Option(
-        None, "--bucket", help="--exact: only documents files of these buckets (RPv2: head, middle)."
+        None,
+        "--bucket",
+        help="--exact: only documents files of these buckets. Default: head and middle where the tree has CCNet's buckets (RPv2 reads no tail), else every file.",
     ),
     runner: str = RUNNER,
     address: str | None = ADDRESS,

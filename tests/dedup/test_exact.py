@@ -89,6 +89,53 @@ def test_order_within_snapshot_is_deterministic(tmp_path):
     assert _duplicates(a) == _duplicates(b)
 
 
+def _rpv2_order(listing: list[str], seed: int = 42) -> list[str]:
+    """RPv2's bloomfilter.py `__parallel_run` order with one reader, restated: random.seed once,
+    shuffle the listing, group by snapshot (first-seen order kept), newest snapshot first, and
+    shuffle each group with the same stream."""
+    import random
+    import re
+
+    rng = random.Random(seed)
+    uris = list(listing)
+    rng.shuffle(uris)
+    snapshots: dict[str, list[str]] = {}
+    for uri in uris:
+        snapshots.setdefault(re.search(r"\b\d{4}-\d{2}\b", uri).group(0), []).append(uri)
+    order = []
+    for snapshot in sorted(snapshots, reverse=True):
+        rng.shuffle(snapshots[snapshot])
+        order += snapshots[snapshot]
+    return order
+
+
+def test_file_order_is_rpv2s_for_a_sorted_listing():
+    listing = sorted(
+        f"{snapshot}/{shard:04d}/{lang}_{bucket}.parquet"
+        for snapshot in ("2023-06", "2023-14", "2022-49")
+        for shard in range(4)
+        for lang in ("de", "en")
+        for bucket in ("head", "middle")
+    )
+    files = [InputFile(relative=r, start=0, rows=1) for r in reversed(listing)]
+    assert [f.relative for f in exact.processing_order(files)] == _rpv2_order(listing)
+
+
+def test_default_reads_head_and_middle_of_a_ccnet_tree(tmp_path):
+    # RPv2's bloomfilter lists <lang>_{head,middle}.json.gz only: a tail copy never wins.
+    head = write_documents(tmp_path, "2023-14/0000/en_head.parquet", digest=["sha1:SAME"])
+    for shard in range(3):
+        write_documents(tmp_path, f"2023-14/{shard:04d}/en_tail.parquet", digest=["sha1:SAME"])
+    exact.run(tmp_path, ExactConfig(), OPTIONS)
+    assert head[0] not in {r["id"] for r in _duplicates(tmp_path)}
+    assert not (tmp_path / "duplicates" / "exact" / "2023-14" / "0000" / "en_tail.parquet").exists()
+    every = tmp_path / "every"
+    for shard in range(3):
+        write_documents(every, f"2023-14/{shard:04d}/en_raw.parquet", digest=["sha1:SAME"])
+    exact.run(every, ExactConfig(), OPTIONS)
+    assert len(_duplicates(every)) == 2  # no CCNet buckets: every file is read
+
+
 def test_snapshots_without_a_crawl_date_come_last():
     files = [
         InputFile(relative=f"{snapshot}/0000/en_head.parquet", start=0, rows=1)
