@@ -1,8 +1,8 @@
 """Deduplication: fuzzy (MinHash LSH -> connected components -> keep policy) and exact (Bloom filter).
 
     minhash/<snapshot>/<shard>/<lang>_<bucket>.parquet
-        -> clusters/fuzzy-<t>/<snapshot>/<shard>/<lang>_<bucket>.parquet    (id, id_int, cluster_id)
-        -> duplicates/fuzzy-<t>/<snapshot>/<shard>/<lang>_<bucket>.parquet  (id, id_int, cluster_id)
+        -> clusters/fuzzy-<t>/<snapshot>/<shard>/<lang>_<bucket>.parquet    (id, id_int, cluster_id, shard_id)
+        -> duplicates/fuzzy-<t>/<snapshot>/<shard>/<lang>_<bucket>.parquet  (id, id_int, cluster_id, shard_id)
     documents/<snapshot>/<shard>/<lang>_<bucket>.parquet
         -> duplicates/exact/<snapshot>/<shard>/<lang>_<bucket>.parquet
            (shard_id, doc_id, digest, id, id_int)

@@ -53,6 +53,7 @@ CLUSTER_SCHEMA = pa.schema(
         pa.field("id", pa.string(), nullable=False),
         pa.field("id_int", pa.uint64(), nullable=False),
         pa.field("cluster_id", pa.uint64(), nullable=False),
+        pa.field("shard_id", pa.string(), nullable=False),  # RPv2's run_lsh writes these four columns
     ]
 )
 
@@ -251,8 +252,10 @@ def _write(root, name, files, ids_of, id_int, labels, cluster_min, duplicate) ->
     empty = pa.array([], pa.string())
     for f in files:
         rows, ids = ids_of.get(f.relative, (np.zeros(0, dtype=np.int64), empty))
+        shard = f.relative.removesuffix(".parquet") + ".json.gz"  # RPv2's shard_id of the file
         clusters = pa.RecordBatch.from_arrays(
-            [ids, pa.array(id_int[rows]), pa.array(cluster_min[labels[rows]])], schema=CLUSTER_SCHEMA
+            [ids, pa.array(id_int[rows]), pa.array(cluster_min[labels[rows]]), pa.array([shard] * len(rows))],
+            schema=CLUSTER_SCHEMA,
         )
         dup = duplicate[rows]
         writer = PartitionedWriter(root, CLUSTER_SCHEMA)

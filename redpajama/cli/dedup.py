@@ -71,7 +71,7 @@ def dedup(
     """Find duplicates and write the ones to drop to `OUT/duplicates/{fuzzy-<t>,exact}/<snapshot>/<shard>/<lang>_<bucket>.parquet`.
 
     Fuzzy (default): LSH over `OUT/minhash` signatures, connected components, one kept document per
-    cluster; also `OUT/clusters/fuzzy-<t>/...` (id, id_int, cluster_id = min id_int of the cluster,
+    cluster; also `OUT/clusters/fuzzy-<t>/...` (id, id_int, cluster_id = min id_int of the cluster, shard_id;
     members of clusters of size >= 2, as RPv2's run_lsh). Exact: newest snapshot first, the first
     copy of each digest is kept. Totals and the cluster-size histogram: `OUT/_runs/dedup/summary.json`.
     """

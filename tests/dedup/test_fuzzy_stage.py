@@ -65,6 +65,9 @@ def test_transitive_clusters_min_id_and_duplicates(small_tree):
     duplicates = _rows(root, "duplicates")
     kept = {i for i in clusters if id_int_of(i) == clusters[i]}
     assert set(duplicates) == set(clusters) - kept and len(duplicates) == 3
+    table = pq.read_table(root / "clusters" / "fuzzy-0.8" / FILE)
+    assert table.column_names == ["id", "id_int", "cluster_id", "shard_id"]  # RPv2's run_lsh columns
+    assert set(table.column("shard_id").to_pylist()) == {"2023-14/0000/en_head.json.gz"}
     summary = json.loads((root / "_runs" / "dedup" / "summary.json").read_text())["fuzzy-0.8"]
     assert summary["clusters"] == 2 and summary["duplicates"] == 3 and summary["docs"] == 8
     assert summary["docs_with_signature"] == 7 and summary["cluster_sizes"] == {"2": 1, "3": 1}
