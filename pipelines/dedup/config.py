@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# RPv2 `optimal_param(threshold, 128)` (REFERENCE A.3.1); the minhash stage writes these bands.
+# RPv2 `optimal_param(threshold, 128)` (REFERENCE A.3.1) at its four thresholds. The dedup stage
+# takes the layout from the signatures themselves, so other thresholds and num_perm work too.
 BANDS_ROWS: dict[float, tuple[int, int]] = {0.7: (14, 9), 0.8: (9, 13), 0.9: (5, 25), 1.0: (1, 128)}
 
 KEEP_MIN_ID = "min-id"
@@ -34,8 +35,8 @@ class FuzzyConfig:
     edge_chunk: int = 8_000_000  # edges handed to the union-find at once
 
     def __post_init__(self) -> None:
-        if float(self.threshold) not in BANDS_ROWS:
-            raise ValueError(f"threshold must be one of {sorted(BANDS_ROWS)}, got {self.threshold}")
+        if not 0 < float(self.threshold) <= 1:
+            raise ValueError(f"threshold must be in (0, 1], got {self.threshold}")
         self.threshold = float(self.threshold)
         check_keep(self.keep)
         if self.partitions is not None and self.partitions < 1:

@@ -35,7 +35,7 @@ from redpajama.io import atomic, layout
 from redpajama.io.parquet_writer import PartitionedWriter
 from redpajama.pipelines.dedup import distributed, lsh
 from redpajama.pipelines.dedup.components import UnionFind
-from redpajama.pipelines.dedup.config import BANDS_ROWS, FuzzyConfig, signature_column
+from redpajama.pipelines.dedup.config import FuzzyConfig, signature_column
 from redpajama.pipelines.dedup.inputs import list_files
 from redpajama.pipelines.dedup.keep import InputFile, choose_kept, member_scores
 from redpajama.runners.local import RunOptions, RunSummary, TaskContext, TaskResult, run_tasks
@@ -92,15 +92,30 @@ def size_histogram(sizes: np.ndarray) -> dict[str, int]:
     return hist
 
 
+def band_layout(root: Path, files: tuple[InputFile, ...], column: str) -> tuple[int, int] | None:
+    """(bands, rows) of `column`'s signatures, from the first one present: whatever threshold and
+    num_perm the minhash stage ran with (RPv2: `optimal_param`). None: no document has one."""
+    for f in files:
+        parquet = pq.ParquetFile(root / MINHASH / f.relative)
+        if column not in parquet.schema_arrow.names:
+            raise ValueError(f"{f.relative}: no column {column} (run `redpajama minhash` for this threshold)")
+        for batch in parquet.iter_batches(batch_size=1024, columns=[column]):
+            _, sig = lsh.signature_matrix(batch.column(0))
+            if sig.size:
+                return sig.shape[1], sig.shape[2]
+    return None
+
+
 def _spill_bands(
     root: Path,
     files: tuple[InputFile, ...],
     config: FuzzyConfig,
     spill: lsh.PartitionSpill,
     id_int: np.ndarray,
+    band_rows: tuple[int, int],
 ) -> int:
     column = signature_column(config.threshold)
-    bands, rows_per_band = BANDS_ROWS[config.threshold]
+    bands, rows_per_band = band_rows
     with_signature = 0
     for f in files:
         parquet = pq.ParquetFile(root / MINHASH / f.relative)
@@ -156,7 +171,8 @@ class FuzzyWork:
         root, config, files = ctx.root, self.config, task.files
         stats = Stats(bytes_in=task.weight)
         total = sum(f.rows for f in files)
-        bands = BANDS_ROWS[config.threshold][0]
+        band_rows = band_layout(root, files, signature_column(config.threshold)) or (1, 0)
+        bands = band_rows[0]
         partitions = config.partitions or auto_partitions(total, bands, config.memory_gb)
         if self.engine is not None and not config.partitions:  # at least one partition per worker
             partitions = max(partitions, self.engine.workers or os.cpu_count() or 1)
@@ -167,7 +183,7 @@ class FuzzyWork:
             id_int = np.empty(total, dtype=np.uint64)
             spill = lsh.PartitionSpill(work, partitions, dtype)
             with stats.timed("bands"):
-                with_signature = _spill_bands(root, files, config, spill, id_int)
+                with_signature = _spill_bands(root, files, config, spill, id_int, band_rows)
             ctx.progress(total)
             if self.engine is not None:
                 with stats.timed("components"):
@@ -203,7 +219,7 @@ class FuzzyWork:
         summary = {
             "mode": config.name,
             "threshold": config.threshold,
-            "bands_rows": list(BANDS_ROWS[config.threshold]),
+            "bands_rows": list(band_rows),
             "keep": config.keep,
             "partitions": partitions,
             "files": len(files),

@@ -36,7 +36,10 @@ def dedup(
         ..., help="The output folder that holds minhash/ (fuzzy) or documents/ (--exact)."
     ),
     threshold: float = typer.Option(
-        0.8, "--threshold", "-t", help="Jaccard threshold: 0.7, 0.8, 0.9 or 1.0."
+        0.8,
+        "--threshold",
+        "-t",
+        help="Jaccard threshold: the minhash stage's signature_sim<t> column to band (RPv2: 0.7, 0.8, 0.9, 1.0).",
     ),
     keep: str = typer.Option(
         "min-id",

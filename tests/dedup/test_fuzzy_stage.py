@@ -199,4 +199,20 @@ def test_unknown_keep_policy_and_threshold_are_errors():
     with pytest.raises(ValueError, match="keep policy"):
         FuzzyConfig(keep="oldest")
     with pytest.raises(ValueError, match="threshold"):
-        FuzzyConfig(threshold=0.85)
+        FuzzyConfig(threshold=1.5)
+
+
+def test_any_threshold_and_num_perm_the_minhash_stage_wrote(tmp_path):
+    # RPv2's run_lsh takes --similarity and --num_perm; the layout comes from the signatures.
+    from redpajama.pipelines import minhash
+
+    words = [f"w{i}" for i in range(60)]
+    text = " ".join(words)
+    near = " ".join(words[:-1] + ["changed"])
+    ids = write_documents(tmp_path, FILE, raw_content=[text, near, "something else entirely " * 9])
+    config = minhash.MinHashConfig(thresholds=(0.85,), num_perm=64)
+    assert minhash.run(tmp_path, config, OPTIONS).failed == {}
+    _run(tmp_path, threshold=0.85)
+    assert set(_rows(tmp_path, "duplicates", "fuzzy-0.85")) == {max(ids[:2], key=id_int_of)}
+    summary = json.loads((tmp_path / "_runs" / "dedup" / "summary.json").read_text())["fuzzy-0.85"]
+    assert summary["bands_rows"] == list(minhash.optimal_param(0.85, 64))
