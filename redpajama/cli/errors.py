@@ -18,7 +18,10 @@ def describe(exc: BaseException) -> tuple[str, str | None, int]:
     if isinstance(exc, RunLockedError):
         return str(exc), None, 3
     if isinstance(exc, FileNotFoundError):
-        return f"no such file or folder: {exc.filename}", "check the path", 2
+        if exc.filename is None:  # raised with a message of its own ("... run `redpajama X` first")
+            return str(exc), None, 2
+        detail = f" ({exc.strerror})" if exc.strerror and exc.strerror != "No such file or directory" else ""
+        return f"no such file or folder: {exc.filename}{detail}", "check the path", 2
     if isinstance(exc, PermissionError):
         return f"permission denied: {exc.filename}", "choose a folder you can write to", 2
     if isinstance(exc, KeyboardInterrupt):

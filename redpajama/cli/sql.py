@@ -23,6 +23,22 @@ class SqlFormat(StrEnum):
     parquet = "parquet"
 
 
+def _flat(table: Any) -> Any:
+    """CSV has no lists or structs (per-line signals, MinHash bands): such columns become JSON text."""
+    import pyarrow as pa
+
+    columns = []
+    for column in table.columns:
+        if pa.types.is_nested(column.type):
+            text = [
+                None if v is None else json.dumps(v, ensure_ascii=False, default=str)
+                for v in column.to_pylist()
+            ]
+            column = pa.array(text, pa.string())
+        columns.append(column)
+    return pa.table(columns, names=table.column_names)
+
+
 def _emit(relation: Any, fmt: SqlFormat, dest: Path | None) -> None:
     if fmt is SqlFormat.parquet:
         if dest is None:
@@ -38,7 +54,7 @@ def _emit(relation: Any, fmt: SqlFormat, dest: Path | None) -> None:
         import pyarrow.csv as pcsv
 
         buffer = io.BytesIO()
-        pcsv.write_csv(relation.to_arrow_table(), buffer)
+        pcsv.write_csv(_flat(relation.to_arrow_table()), buffer)
         text = buffer.getvalue().decode("utf-8")
     else:  # one JSON object per row (JSON Lines): streams and greps well
         rows = relation.to_arrow_table().to_pylist()

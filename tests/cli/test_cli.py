@@ -38,6 +38,15 @@ def test_missing_input_is_one_line_with_a_hint(tmp_path: Path):
     assert "Traceback" not in result.stderr
 
 
+def test_stage_before_its_prerequisite_says_what_to_run(tmp_path: Path):
+    (tmp_path / "empty").mkdir()
+    for command in ("signals", "minhash"):
+        result = _cli(command, str(tmp_path / "empty"))
+        assert result.returncode == 2, command
+        first = result.stderr.strip().splitlines()[0]
+        assert "None" not in first and "redpajama ingest" in first, first
+
+
 def test_debug_env_shows_the_traceback(tmp_path: Path):
     result = _cli(
         "ingest", str(tmp_path / "nope.jsonl"), "-o", str(tmp_path / "out"), env={"REDPAJAMA_DEBUG": "1"}

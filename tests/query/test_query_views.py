@@ -43,6 +43,8 @@ def test_missing_component_fails_with_the_command_to_run(tree):
     con = query.connect(tree)
     with pytest.raises(duckdb.Error, match="redpajama minhash"):
         con.sql("SELECT * FROM minhash").fetchall()
+    with pytest.raises(duckdb.Error, match="redpajama minhash"):  # not a count of 1
+        con.sql("SELECT count(*) FROM minhash").fetchall()
 
 
 def _cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
@@ -59,6 +61,8 @@ def test_sql_cli_formats(tree, tmp_path):
     assert csv.stdout.splitlines()[:2] == ['"id","wc"', '"d0",500']
     rows = [json.loads(line) for line in _cli("sql", str(tree), q, "--format", "json").stdout.splitlines()]
     assert rows[0] == {"id": "d0", "wc": 500} and len(rows) == 3
+    nested = _cli("sql", str(tree), "SELECT [1, 2] AS spans, {'a': 1} AS s", "--format", "csv")
+    assert nested.returncode == 0 and nested.stdout.splitlines()[1] == '"[1, 2]","{""a"": 1}"'
     out = tmp_path / "r.parquet"
     assert _cli("sql", str(tree), q, "--format", "parquet", "-o", str(out)).returncode == 0
     assert pq.read_table(out).num_rows == 3
