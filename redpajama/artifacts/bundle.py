@@ -26,6 +26,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from redpajama.errors import UserError
+
 DEFAULT_BUNDLE = Path(__file__).resolve().parent / "default"
 ENV_VAR = "REDPAJAMA_ARTIFACTS"  # a bundle folder to use instead of the shipped default
 
@@ -45,11 +47,21 @@ class Bundle:
 
     @classmethod
     def default(cls) -> Bundle:
-        return cls(Path(os.environ.get(ENV_VAR) or DEFAULT_BUNDLE))
+        return cls.at(os.environ.get(ENV_VAR) or DEFAULT_BUNDLE)
 
     @classmethod
     def at(cls, path: str | os.PathLike[str] | None) -> Bundle:
-        return cls(Path(path)) if path else cls.default()
+        """The bundle folder `path` (None: the default). A folder that does not exist is an error:
+        every model in it would silently be missing and its signals null."""
+        if not path:
+            return cls.default()
+        root = Path(path)
+        if not root.is_dir():
+            raise UserError(
+                f"artifact bundle {root} is not a folder",
+                hint="point --artifacts (or REDPAJAMA_ARTIFACTS) at a bundle; `redpajama artifacts list` shows one",
+            )
+        return cls(root)
 
     def _first(self, *relative: str) -> Path | None:
         for rel in relative:

@@ -4,6 +4,7 @@ import csv
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from typer.testing import CliRunner
 
 from redpajama.artifacts.bundle import Bundle
@@ -38,3 +39,11 @@ def test_cli_cutoffs_from_a_documents_tree(tmp_path):
     ]
     assert Bundle(bundle).cutoffs["en"] == (59.7, 119.4)
     assert Bundle(bundle).cutoffs["fr"] == (180.0, 330.0)  # CCNet's default where we have no data
+
+
+def test_a_bundle_folder_that_does_not_exist_is_an_error(tmp_path):
+    from redpajama.errors import UserError
+
+    with pytest.raises(UserError, match="not a folder"):
+        Bundle.at(tmp_path / "nope")
+    assert Bundle.at(None).root.is_dir()  # the shipped default
