@@ -75,7 +75,7 @@ def gzip_lines(final: Path) -> Iterator[gzip.GzipFile]:
     with (
         atomic.atomic_path(final) as temp,
         open(temp, "wb") as raw,
-        gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as out,
+        gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as out,  # no temp name in the header
     ):
         yield out
 
