@@ -8,11 +8,13 @@
 One task per documents file: DuckDB joins it with its signals file on `id`, evaluates every rule
 (NULL fails), anti-joins the chosen duplicates and streams the result into Parquet in the input's
 row order, so memory stays bounded by one file. Provenance: `passed_rules` (list of rule names)
-and `first_failed_rule` (NULL for kept rows; a rule name, `lines_all_removed` or
-`duplicate:<mode>`). Line rules keep the lines that pass all of them: `raw_content` is rebuilt
+and `first_failed_rule` (NULL for kept rows; `no_signals` for a document without a signals row,
+a rule name, `lines_all_removed` or `duplicate:<mode>`). Line rules keep the lines that pass all of them: `raw_content` is rebuilt
 from the kept line spans and `length`/`nlines` follow; a document left with no line is dropped.
 
-The order of attribution is: document rules in the order given, then line rules, then dedup.
+The order of attribution is: missing signals, document rules in the order given, then line rules,
+then dedup. A rule that reads a signal no document has (say, a classifier the artifact bundle
+lacks) fails everywhere; the run says so in `warnings` instead of silently keeping nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -41,6 +44,7 @@ STAGE = "filter"
 SIGNALS = "quality_signals"
 DROPPED = "dropped"
 LINES_EMPTY = "lines_all_removed"
+NO_SIGNALS = "no_signals"  # a document without a signals row: no rule can pass, none is to blame
 PROVENANCE = [pa.field("passed_rules", pa.list_(pa.string())), pa.field("first_failed_rule", pa.string())]
 
 
@@ -121,13 +125,13 @@ def _dup_files(source: Path, mode: str, relative: Path) -> list[Path]:
 def _signals_sql(source: Path, relative: Path) -> str:
     same = source / SIGNALS / relative
     if same.exists():
-        return f"SELECT * FROM read_parquet({_q(str(same))})"
+        return f"SELECT *, true AS _has_signals FROM read_parquet({_q(str(same))})"
     # No signals file for this documents file (e.g. a tail bucket): join an empty one of the same
-    # columns, so every signal is NULL and every rule fails.
+    # columns, so every signal is NULL and the documents go out as `no_signals`.
     other = _any_signals(source)
     if other is None:
-        return "SELECT NULL::VARCHAR AS id LIMIT 0"
-    return f"SELECT * FROM read_parquet({_q(str(other))}) LIMIT 0"
+        return "SELECT NULL::VARCHAR AS id, true AS _has_signals LIMIT 0"
+    return f"SELECT *, true AS _has_signals FROM read_parquet({_q(str(other))}) LIMIT 0"
 
 
 def build_query(config: FilterConfig, source: Path, task_key: str) -> str:
@@ -135,7 +139,8 @@ def build_query(config: FilterConfig, source: Path, task_key: str) -> str:
     doc_rules, line_rules = config.document_rules, config.line_rules
     sig_sql = _signals_sql(source, relative)
     flags = [f"coalesce(({r.sql}), false) AS _r{n}" for n, r in enumerate(doc_rules)]
-    reasons = [f"WHEN NOT _r{n} THEN {_q(r.name)}" for n, r in enumerate(doc_rules)]
+    reasons = [f"WHEN NOT _sig THEN {_q(NO_SIGNALS)}"] if config.rules else []
+    reasons += [f"WHEN NOT _r{n} THEN {_q(r.name)}" for n, r in enumerate(doc_rules)]
     line_cols: list[str] = []
     rewrite = ""
     if line_rules:
@@ -183,6 +188,7 @@ def build_query(config: FilterConfig, source: Path, task_key: str) -> str:
             "d.*",
             *(f"s.{_ident(c)}" for c in carried),
             *flags,
+            "s._has_signals IS NOT NULL AS _sig",
             f"{dup_flag} AS _dup",
             "d.file_row_number AS _row",
         ]
@@ -259,6 +265,8 @@ def _batch(table: pa.Table) -> pa.RecordBatch:
 def _count(batch: pa.RecordBatch, config: FilterConfig, counts: Counts) -> None:
     names = batch.schema.names
     counts.docs += batch.num_rows
+    if config.rules:
+        counts.failed[NO_SIGNALS] += batch.num_rows - int(pc.sum(batch.column("_sig")).as_py() or 0)
     for n, rule in enumerate(config.document_rules):
         counts.failed[rule.name] += batch.num_rows - int(pc.sum(batch.column(f"_r{n}")).as_py() or 0)
     if config.dedup:
@@ -294,6 +302,45 @@ def plan(source: Path) -> list[FilterTask]:
     for path in parquet_files(source / layout.DOCUMENTS):
         tasks.append(FilterTask(key=path.relative_to(source).as_posix(), weight=path.stat().st_size))
     return tasks
+
+
+def null_signals(source: Path) -> set[str]:
+    """Signal columns that are NULL in every row of every signals file, from Parquet statistics
+    alone. Nested columns (per-line signals) are not judged: their leaf counts are not rows."""
+    import pyarrow.parquet as pq
+
+    rows: Counter[str] = Counter()
+    nulls: Counter[str] = Counter()
+    unknown: set[str] = set()
+    for path in parquet_files(source / SIGNALS):
+        meta = pq.ParquetFile(path).metadata
+        for g in range(meta.num_row_groups):
+            group = meta.row_group(g)
+            for c in range(group.num_columns):
+                column = group.column(c)
+                name, stats = column.path_in_schema, column.statistics
+                if "." in name:
+                    continue
+                if stats is None or not stats.has_null_count:
+                    unknown.add(name)
+                    continue
+                rows[name] += group.num_rows
+                nulls[name] += stats.null_count
+    return {name for name, n in rows.items() if n > 0 and nulls[name] == n and name not in unknown}
+
+
+def signal_warnings(config: FilterConfig) -> list[str]:
+    """One line per rule that reads a signal no document has."""
+    empty = null_signals(Path(config.source))
+    out = []
+    for rule in config.rules:
+        used = sorted(name for name in empty if re.search(rf"\b{re.escape(name)}\b", rule.sql))
+        if used:
+            out.append(
+                f"rule {rule.name} reads {', '.join(used)}, which no document has: it drops every document "
+                "(a model missing from the artifact bundle? `redpajama artifacts list`)"
+            )
+    return out
 
 
 def check(config: FilterConfig, tasks: list[FilterTask]) -> None:
@@ -353,6 +400,7 @@ def run(
         {"fingerprint": fingerprint, "rules": [asdict(r) for r in config.rules], "dedup": config.dedup},
     )
     stats = _merged_stats(root, tasks, config, summary)
+    stats["warnings"] = signal_warnings(config)
     atomic.write_json(layout.stage_dir(root, STAGE) / "stats.json", stats)
     return summary, stats
 
@@ -366,7 +414,8 @@ def _merged_stats(
         if path.exists():
             data = json.loads(path.read_text("utf-8"))
             total.merge(Counts(**{k: Counter(v) if isinstance(v, dict) else v for k, v in data.items()}))
-    order = [r.name for r in config.document_rules]
+    order = [NO_SIGNALS] if config.rules else []
+    order += [r.name for r in config.document_rules]
     if config.line_rules:
         order.append(LINES_EMPTY)
     if config.dedup:

@@ -113,6 +113,8 @@ def filter_(
         typer.echo(json.dumps(stats, indent=2))
     else:
         _print_stats(stats)
+        for warning in stats.get("warnings", []):
+            typer.secho(f"warning: {warning}", fg="yellow", err=True)
         typer.echo(
             f"filter: kept {stats['docs_kept']:,} of {stats['funnel'][0]['docs']:,} documents; "
             f"{summary.tasks_run} file(s) done, {summary.tasks_skipped} already done, {len(summary.failed)} failed"

@@ -148,8 +148,29 @@ def test_sample_drop_counts_match_a_hand_count(sample_tree, tmp_path):
     wc = np.array([np.nan if v is None else v for v in signals.column("rps_doc_word_count").to_pylist()])
     with np.errstate(invalid="ignore"):
         hand_wc_failures = int((~((wc >= 50) & (wc <= 100_000))).sum())
-    assert stats["rules"][0] == {
+    assert stats["rules"][0] == {"name": "no_signals", "failed": 0, "dropped_first": 0}
+    assert stats["rules"][1] == {
         "name": "gopher_word_count",
         "failed": hand_wc_failures,
         "dropped_first": hand_wc_failures,
     }
+
+
+def test_missing_signals_are_their_own_drop_reason_and_empty_signals_warned(tmp_path):
+    from pathlib import Path
+
+    no_wikiref = {**passing_signals(), "rps_doc_ml_wikiref_score": None}
+    write_tree(tmp_path, [{"id": "a", "signals": no_wikiref}, {"id": "b", "signals": no_wikiref}])
+    tail = Path("2023-14/0000/en_tail.parquet")
+    write_tree(tmp_path, [{"id": "t", "signals": passing_signals()}], relative=tail)
+    (tmp_path / "quality_signals" / tail).unlink()  # RPv2 ships no signals for the tail
+    _, stats = _run(tmp_path, tmp_path / "cur", ["gopher"], keep_dropped=True)
+    funnel = {step["step"]: step.get("dropped") for step in stats["funnel"]}
+    assert funnel["no_signals"] == 1 and funnel["gopher_word_count"] == 0
+    dropped = pq.read_table(tmp_path / "cur" / "dropped").to_pylist()
+    assert [(r["id"], r["first_failed_rule"]) for r in dropped] == [("t", "no_signals")]
+    assert stats["docs_kept"] == 2 and stats["warnings"] == []
+    _, stats = _run(tmp_path, tmp_path / "cur-rpv1", ["rpv1"])
+    assert stats["docs_kept"] == 0
+    (warning,) = stats["warnings"]
+    assert "rpv1_wikiref" in warning and "rps_doc_ml_wikiref_score" in warning
