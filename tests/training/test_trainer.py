@@ -63,3 +63,17 @@ def test_schedule_warms_up_then_decays_to_the_floor():
     assert rates[0] == pytest.approx(0.1) and rates[9] == pytest.approx(1.0)
     assert all(a >= b for a, b in zip(rates[9:], rates[10:], strict=False))
     assert rates[-1] == pytest.approx(0.1, abs=1e-3)
+
+
+def test_short_and_finished_runs_report_real_numbers(shakespeare_tokens, tmp_path):
+    # One logging interval: its rate, flagged as including warm-up; a rerun of the finished run
+    # reports that run instead of a NaN loss, and the summary stays valid JSON.
+    cfg = tiny_run(shakespeare_tokens, tmp_path, max_steps=5, log_every=10)
+    first = train(cfg, device="cpu")
+    text = (tmp_path / "train_summary.json").read_text()
+    summary = json.loads(text)
+    assert "NaN" not in text and summary["rate_includes_warmup"] is True
+    assert summary["tokens_per_second"] > 0 and first.final_loss == pytest.approx(summary["final_loss"])
+    again = train(cfg, device="cpu")
+    assert again.final_loss == first.final_loss and again.steps == 5
+    assert json.loads((tmp_path / "train_summary.json").read_text()) == summary

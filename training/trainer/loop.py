@@ -8,6 +8,8 @@ bit for bit (same batches, same optimizer state), which tests/training check.
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,6 +134,10 @@ def _train(config: TrainConfig, world: World, resume: bool, stop_after: int | No
     last_saved: Path | None = previous
     tick, tick_step = time.perf_counter(), start
     end = total if stop_after is None else min(total, stop_after)
+    summary_file = config.out / "train_summary.json"
+    if start >= end and summary_file.exists():  # a finished run: report it, do not overwrite it
+        return _result_from(json.loads(summary_file.read_text("utf-8")))
+    first_rate = float("nan")
     for step in range(start, end):
         lr = learning_rate(step, total, config.lr, config.warmup_fraction, config.min_lr_ratio)
         for group in optimizer.param_groups:
@@ -150,6 +156,8 @@ def _train(config: TrainConfig, world: World, resume: bool, stop_after: int | No
             rate = (done - tick_step) * tokens_per_step / (now - tick)
             if tick_step > start:  # the first interval holds compilation and allocator warm-up
                 rates.append(rate)
+            else:
+                first_rate = rate
             tick, tick_step = now, done
             norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
             log.write(
@@ -172,19 +180,40 @@ def _train(config: TrainConfig, world: World, resume: bool, stop_after: int | No
         log.write({"step": total, "held_out_loss": held})
     log.close()
     rates = sorted(rates)
-    rate = rates[len(rates) // 2] if rates else float("nan")
+    # A run of one logging interval has only the warm-up interval's rate: reported, and said so.
+    rate = rates[len(rates) // 2] if rates else first_rate
     result = TrainResult(
         steps=end,
         final_loss=loss_value,
         held_out_loss=held,
         tokens=end * tokens_per_step,
         tokens_per_second=rate,
-        mfu=mfu(rate / world.world_size, flops_per_token) if rates else float("nan"),
+        mfu=mfu(rate / world.world_size, flops_per_token),
         checkpoint=last_saved,
     )
     if world.is_main:
         summary = {k: (str(v) if isinstance(v, Path) else v) for k, v in result.__dict__.items()}
+        summary["rate_includes_warmup"] = not rates
         summary["flops_per_token"] = flops_per_token
         summary["flops_convention"] = "6 x non-embedding parameters (head included) + causal attention"
-        write_json(config.out / "train_summary.json", summary)
+        # JSON has no NaN: a value never measured is null.
+        summary = {
+            k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in summary.items()
+        }
+        write_json(summary_file, summary)
     return result
+
+
+def _result_from(summary: dict) -> TrainResult:
+    def number(key: str) -> float:
+        return float("nan") if summary.get(key) is None else float(summary[key])
+
+    return TrainResult(
+        steps=int(summary["steps"]),
+        final_loss=number("final_loss"),
+        held_out_loss=summary.get("held_out_loss"),
+        tokens=int(summary["tokens"]),
+        tokens_per_second=number("tokens_per_second"),
+        mfu=number("mfu"),
+        checkpoint=Path(summary["checkpoint"]) if summary.get("checkpoint") else None,
+    )
