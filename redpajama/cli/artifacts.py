@@ -17,7 +17,7 @@ app.add_typer(artifacts_app, name="artifacts")
 @artifacts_app.command(
     epilog=(
         "Example:\n\n"
-        "    redpajama artifacts ut1 blacklists.tar.gz -o artifacts/ut1.parquet\n"
+        "    redpajama artifacts ut1 blacklists.tar.gz -o artifacts/ut1.parquet\n\n"
         "    redpajama signals out/ --ut1-map artifacts/ut1.parquet"
     )
 )
@@ -41,7 +41,7 @@ def ut1(
 @artifacts_app.command(
     epilog=(
         "Example:\n\n"
-        "    redpajama artifacts build --config pipelines/artifacts/example.yaml -o bundles/en-v1\n"
+        "    redpajama artifacts build --config pipelines/artifacts/example.yaml -o bundles/en-v1\n\n"
         "    REDPAJAMA_ARTIFACTS=bundles/en-v1 redpajama signals out/"
     )
 )
@@ -77,7 +77,7 @@ def build(
 @artifacts_app.command(
     epilog=(
         "Example:\n\n"
-        "    redpajama artifacts cutoffs out/ -o my-bundle/cutoffs.csv\n"
+        "    redpajama artifacts cutoffs out/ -o my-bundle/cutoffs.csv\n\n"
         "    redpajama artifacts cutoffs out/ --artifacts my-bundle   # writes my-bundle/cutoffs.csv"
     )
 )
@@ -109,14 +109,14 @@ def cutoffs(
 @artifacts_app.command(
     epilog=(
         "Example:\n\n"
-        "    redpajama artifacts fetch -o bundles/rpv2            # lid.176.bin, CCNet en LM + SentencePiece, wikiref\n"
-        "    redpajama artifacts fetch ccnet-de ccnet-fr -o bundles/rpv2\n"
+        "    redpajama artifacts fetch -o bundles/rpv2            # lid.176.bin, CCNet en LM + SentencePiece, wikiref\n\n"
+        "    redpajama artifacts fetch ccnet-de ccnet-fr -o bundles/rpv2\n\n"
         "    redpajama artifacts fetch lid --base-url http://mirror.local/   # same paths on a mirror"
     )
 )
 def fetch(
     names: list[str] | None = typer.Argument(
-        None, help="Artifacts or groups (lid, ccnet-<lang>, ccnet, wikiref, all; see `list`)."
+        None, help="Artifacts or groups (lid, `ccnet-<lang>`, ccnet, wikiref, all; see `list`)."
     ),
     output: Path | None = typer.Option(
         None, "--output", "-o", help="Bundle folder (default: $REDPAJAMA_ARTIFACTS)."
@@ -156,7 +156,7 @@ def fetch(
 
 @artifacts_app.command(
     name="list",
-    epilog="Example:\n\n    redpajama artifacts list\n    redpajama artifacts list --artifacts bundles/rpv2",
+    epilog="Example:\n\n    redpajama artifacts list\n\n    redpajama artifacts list --artifacts bundles/rpv2",
 )
 def list_(
     artifacts: Path | None = typer.Option(

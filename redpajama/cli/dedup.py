@@ -39,7 +39,7 @@ def dedup(
         0.8,
         "--threshold",
         "-t",
-        help="Jaccard threshold: the minhash stage's signature_sim<t> column to band (RPv2: 0.7, 0.8, 0.9, 1.0).",
+        help="Jaccard threshold: the minhash stage's `signature_sim<t>` column to band (RPv2: 0.7, 0.8, 0.9, 1.0).",
     ),
     keep: str = typer.Option(
         "min-id",

@@ -67,7 +67,9 @@ def filter_(
         help='An extra rule "name=SQL" a kept document satisfies (line rules: "line:name=SQL").',
     ),
     dedup: str | None = typer.Option(
-        None, "--dedup", help="Drop the duplicates listed under OUT/duplicates/<mode>: exact, fuzzy-0.8, ..."
+        None,
+        "--dedup",
+        help="Drop the duplicates listed under `OUT/duplicates/<mode>`: exact, fuzzy-0.8, ...",
     ),
     keep_dropped: bool = typer.Option(
         False,

@@ -110,8 +110,8 @@ def signals(
     epilog=(
         "Example:\n\n"
         "    redpajama export out/ --format rpv2 -o out/rpv2/\n\n"
-        "writes out/rpv2/documents/<snapshot>/<shard>/<lang>_<bucket>.json.gz and\n"
-        "out/rpv2/quality_signals/<snapshot>/<shard>/<lang>_<bucket>.signals.json.gz"
+        "writes `out/rpv2/documents/<snapshot>/<shard>/<lang>_<bucket>.json.gz` and\n"
+        "`out/rpv2/quality_signals/<snapshot>/<shard>/<lang>_<bucket>.signals.json.gz`"
     )
 )
 def export(
