@@ -66,10 +66,10 @@ def filter_(
         "--rule",
         help='An extra rule "name=SQL" a kept document satisfies (line rules: "line:name=SQL").',
     ),
-    dedup: str | None = typer.Option(
+    dedup_modes: list[str] | None = typer.Option(
         None,
         "--dedup",
-        help="Drop the duplicates listed under `OUT/duplicates/<mode>`: exact, fuzzy-0.8, ...",
+        help="Drop the duplicates listed under `OUT/duplicates/<mode>`: exact, fuzzy-0.8, ... (one mode).",
     ),
     keep_dropped: bool = typer.Option(
         False,
@@ -103,6 +103,15 @@ def filter_(
     from redpajama.pipelines.rules import resolve
 
     chosen = resolve(rules.split(","), inline or [])
+    if dedup_modes and len(dedup_modes) > 1:
+        # Each mode keeps its own copy of a pair (exact: the newest snapshot's, fuzzy: by --keep), so
+        # dropping the duplicates of two modes can drop every copy.
+        raise typer.BadParameter(
+            f"one --dedup mode, got {', '.join(dedup_modes)}: the modes may keep different copies of the "
+            "same document, and dropping both lists can drop all of them",
+            param_hint="--dedup",
+        )
+    dedup = dedup_modes[0] if dedup_modes else None
     if not chosen and not dedup:
         raise typer.BadParameter("nothing to do: give --rules, --rule or --dedup", param_hint="--rules")
     config = stage.FilterConfig(

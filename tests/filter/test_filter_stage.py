@@ -174,3 +174,24 @@ def test_missing_signals_are_their_own_drop_reason_and_empty_signals_warned(tmp_
     assert stats["docs_kept"] == 0
     (warning,) = stats["warnings"]
     assert "rpv1_wikiref" in warning and "rps_doc_ml_wikiref_score" in warning
+
+
+def test_two_dedup_modes_are_refused(tmp_path):
+    write_tree(tmp_path, [{"id": "a", "signals": passing_signals()}])
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "redpajama",
+            "filter",
+            str(tmp_path),
+            "--dedup",
+            "exact",
+            "--dedup",
+            "fuzzy-0.8",
+        ]
+        + ["-o", str(tmp_path / "cur")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2 and "one --dedup mode" in result.stderr
