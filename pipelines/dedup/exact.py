@@ -194,6 +194,16 @@ class ExactWork:
         return TaskResult(outputs=outputs, stats=stats)
 
 
+def unread_documents(root: Path, config: ExactConfig) -> dict[str, int]:
+    """Documents per bucket that the run does not read (`input_files`)."""
+    read = {f.relative for f in input_files(root, config)}
+    out: dict[str, int] = defaultdict(int)
+    for f in list_files(root, layout.DOCUMENTS):
+        if f.relative not in read:
+            out[f.relative.rsplit("_", 1)[-1].removesuffix(".parquet")] += f.rows
+    return dict(sorted(out.items()))
+
+
 def count_documents(root: Path, config: ExactConfig) -> int:
     return sum(f.rows for f in input_files(root, config))
 

@@ -103,6 +103,15 @@ def dedup(
                 fg="yellow",
                 err=True,
             )
+        unread = stage.unread_documents(output, config)
+        if unread and fmt is OutputMode.human:
+            typer.secho(
+                f"exact: not reading {sum(unread.values()):,} documents of buckets {', '.join(unread)}"
+                + (" (RPv2 deduplicates head and middle only)" if config.buckets is None else "")
+                + "; --bucket chooses",
+                fg="yellow",
+                err=True,
+            )
         summary = stage.run(output, config, options)
         where = output / "duplicates" / "exact"
     else:

@@ -129,6 +129,7 @@ def test_default_reads_head_and_middle_of_a_ccnet_tree(tmp_path):
     exact.run(tmp_path, ExactConfig(), OPTIONS)
     assert head[0] not in {r["id"] for r in _duplicates(tmp_path)}
     assert not (tmp_path / "duplicates" / "exact" / "2023-14" / "0000" / "en_tail.parquet").exists()
+    assert exact.unread_documents(tmp_path, ExactConfig()) == {"tail": 3}
     every = tmp_path / "every"
     for shard in range(3):
         write_documents(every, f"2023-14/{shard:04d}/en_raw.parquet", digest=["sha1:SAME"])
