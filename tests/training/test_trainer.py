@@ -77,3 +77,14 @@ def test_short_and_finished_runs_report_real_numbers(shakespeare_tokens, tmp_pat
     again = train(cfg, device="cpu")
     assert again.final_loss == first.final_loss and again.steps == 5
     assert json.loads((tmp_path / "train_summary.json").read_text()) == summary
+
+
+def test_cuda_device_without_a_gpu_is_a_user_error(monkeypatch):
+    import torch
+
+    from redpajama.errors import UserError
+    from redpajama.training.trainer.distributed import init_world
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(UserError, match="no CUDA"):
+        init_world("cuda")

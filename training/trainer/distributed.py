@@ -13,6 +13,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from redpajama.errors import UserError
+
 
 @dataclass(frozen=True)
 class World:
@@ -32,6 +34,8 @@ class World:
 def init_world(device: str | None = None) -> World:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     use_cuda = torch.cuda.is_available() if device is None else device.startswith("cuda")
+    if use_cuda and not torch.cuda.is_available():
+        raise UserError(f"--device {device}: this torch build sees no CUDA GPU", "use --device cpu")
     if world_size == 1:
         return World(0, 1, torch.device(device or ("cuda" if use_cuda else "cpu")))
     local_rank = int(os.environ["LOCAL_RANK"])
