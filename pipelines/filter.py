@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -392,6 +393,10 @@ def run(
     previous = json.loads(fingerprint_file.read_text("utf-8")) if fingerprint_file.exists() else {}
     if previous.get("fingerprint") != fingerprint:  # other rules: nothing finished can be reused
         options = RunOptions(**{**asdict(options), "overwrite": True})
+        # Nor kept: a file the new run does not write (a dropped/ without --keep-dropped, a source
+        # file since removed) would otherwise sit beside the new output.
+        for folder in (root / layout.DOCUMENTS, root / DROPPED):
+            shutil.rmtree(folder, ignore_errors=True)
     summary = run_tasks(
         STAGE, tasks, FilterWork(config), root, options, clean_dirs=[root / layout.DOCUMENTS, root / DROPPED]
     )

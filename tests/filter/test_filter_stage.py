@@ -93,6 +93,7 @@ def test_provenance_dedup_and_idempotent_rerun(tmp_path):
     assert (dest / "documents" / RELATIVE).read_bytes() == before
     other, _ = _run(tmp_path, dest, ["rpv1"])  # other rules: redone, not reused
     assert other.tasks_run == 1
+    assert not (dest / "dropped").exists()  # the gopher run's dropped rows are not left beside it
 
 
 @pytest.fixture(scope="module")
