@@ -28,7 +28,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from redpajama.io import layout
+from redpajama.errors import UserError
+from redpajama.io import layout, markers
 from redpajama.pipelines.minhash_hashing import (
     HashName,
     ShingleKind,
@@ -221,6 +222,29 @@ def run(
         raise FileNotFoundError(
             f"no complete documents files under {root / layout.DOCUMENTS}; run `redpajama ingest ... -o {root}` first"
         )
-    return run_tasks(
-        STAGE, tasks, MinHashWork(config), root, options or RunOptions(), clean_dirs=[root / COMPONENT]
-    )
+    options = options or RunOptions()
+    if not options.overwrite:
+        check_settings(root, tasks, config)
+    return run_tasks(STAGE, tasks, MinHashWork(config), root, options, clean_dirs=[root / COMPONENT])
+
+
+def check_settings(root: Path, tasks: list[MinHashTask], config: MinHashConfig) -> None:
+    """Refuse to call files done that were made with other settings (other thresholds, num_perm,
+    hash, ...): the run would skip them and leave the signatures asked for unwritten."""
+    wanted = config.metadata()
+    for task in tasks:
+        path = output_path(root, task.key)
+        if not (path.exists() and markers.read_marker(path) is not None):
+            continue
+        try:
+            have = read_metadata(path)
+        except ValueError:
+            continue
+        changed = sorted(k for k in wanted.keys() | have.keys() if wanted.get(k) != have.get(k))
+        if changed:
+            there = [", ".join(have.get(k) or ()) if k == "columns" else str(have.get(k)) for k in changed]
+            raise UserError(
+                f"{path} was made with other settings: "
+                + "; ".join(f"{k} {v}" for k, v in zip(changed, there, strict=True)),
+                "--overwrite rewrites every file with the columns asked for now; or write to another -o",
+            )

@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from redpajama.artifacts.bundle import Bundle
 from redpajama.errors import UserError
-from redpajama.io import layout
+from redpajama.io import layout, markers
 from redpajama.pipelines.per_file import complete_documents_files, documents_batches, map_batches_to_file
 from redpajama.quality_signals.ccnet import FIELDS as CCNET_FIELDS
 from redpajama.quality_signals.dsir_features import resolve_hash_mode
@@ -159,6 +159,28 @@ def run(
         raise FileNotFoundError(
             f"no complete documents files under {root / layout.DOCUMENTS}; run `redpajama ingest ... -o {root}` first"
         )
-    return run_tasks(
-        STAGE, tasks, SignalsWork(config), root, options or RunOptions(), clean_dirs=[root / COMPONENT]
-    )
+    options = options or RunOptions()
+    if not options.overwrite:
+        check_columns(root, tasks, config)
+    return run_tasks(STAGE, tasks, SignalsWork(config), root, options, clean_dirs=[root / COMPONENT])
+
+
+def check_columns(root: Path, tasks: list[SignalsTask], config: SignalsConfig) -> None:
+    """Refuse to call files done that hold other signals than asked for: the run would skip them
+    and the signals asked for would never be written."""
+    import pyarrow.parquet as pq
+
+    wanted = signals_schema(config.signal_names()).names
+    for task in tasks:
+        path = output_path(root, task.key)
+        if not (path.exists() and markers.read_marker(path) is not None):
+            continue
+        have = pq.read_schema(path).names
+        if have != wanted:
+            missing, extra = sorted(set(wanted) - set(have)), sorted(set(have) - set(wanted))
+            raise UserError(
+                f"{path} holds other signals than asked for"
+                + (f" (missing {', '.join(missing)})" if missing else "")
+                + (f" (not asked for: {', '.join(extra)})" if extra else ""),
+                "--overwrite recomputes every file with the signals asked for now; or write to another -o",
+            )

@@ -79,6 +79,13 @@ def test_rerun_skips(tree: Path):
     assert summary.tasks_run == 0 and summary.tasks_skipped == len(_pairs(tree))
 
 
+def test_rerun_with_other_settings_is_refused_not_skipped(tree: Path):
+    from redpajama.errors import UserError
+
+    with pytest.raises(UserError, match="other settings: columns"):
+        minhash.run(tree, minhash.MinHashConfig(thresholds=(0.85,)), OPTIONS)
+
+
 def test_cli_explicit_bands_fast_char(tmp_path: Path):
     ingest.run([str(SAMPLES)], tmp_path, ingest.IngestConfig(), OPTIONS)
     _register_verbs()
