@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 
 from redpajama import schema
 from redpajama.artifacts.bundle import Bundle
+from redpajama.errors import UserError
 from redpajama.io import atomic, layout, markers
 from redpajama.io.parquet_writer import PartitionedWriter
 from redpajama.pipelines.ccnet import CCNET_MIN_LENGTH, hashing, swap
@@ -272,6 +273,37 @@ def _groups(shards: list[Shard], size: int) -> Iterator[list[Shard]]:
             yield members[start : start + size]
 
 
+#: The settings that change a shard's output (batch_rows does not).
+SETTINGS = (
+    "artifacts",
+    "lang_threshold",
+    "hash_group",
+    "min_length",
+    "keep_languages",
+    "per_line_perplexity",
+)
+
+
+def _setting(config: dict[str, Any], name: str) -> Any:
+    value = config.get(name)
+    if name == "artifacts":
+        return str(Bundle.at(value).root.resolve())
+    return sorted(value) if name == "keep_languages" and value is not None else value
+
+
+def check_settings(shard: Shard, record: dict[str, Any], config: CCNetConfig) -> None:
+    """CCNet rewrites a shard in place, once: a rerun with other settings cannot redo it, so it
+    is refused instead of reported done."""
+    done, wanted = record.get("config", {}), asdict(config)
+    changed = [n for n in SETTINGS if n in done and _setting(done, n) != _setting(wanted, n)]
+    if changed:
+        raise UserError(
+            f"{shard.key} went through CCNet with other settings: "
+            + "; ".join(f"{n} {done[n]!r} there, {wanted[n]!r} asked" for n in changed),
+            "CCNet rewrites the documents in place: ingest again into another -o folder to change them",
+        )
+
+
 def run(
     output: str | os.PathLike[str], config: CCNetConfig | None = None, options: RunOptions | None = None
 ) -> RunSummary:
@@ -287,6 +319,9 @@ def run(
     shards = [s for s in found if not came_from_ccnet(root, s)]
     with _run_lock(root):
         records = {s: shard_record(root, s) for s in shards}
+        for shard, record in records.items():
+            if record is not None:
+                check_settings(shard, record, config)
         pending = [s for s in shards if records[s] is None]
         if pending:
             _models(config)  # fail before any work when the bundle has no language id model

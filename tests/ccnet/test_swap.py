@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from ccnet_helpers import cli, rows, write_jsonl
 
+from redpajama.errors import UserError
 from redpajama.pipelines.ccnet import stage, swap
 from redpajama.runners.local import RunOptions
 
@@ -101,13 +102,16 @@ def test_rerun_is_a_noop_and_never_recomputes(tmp_path, lid_bundle, monkeypatch)
     for marker in (out / "_runs" / "ccnet" / "tasks").glob("*.json"):
         marker.unlink()
     monkeypatch.setattr(stage, "transform", lambda *a, **k: pytest.fail("ran CCNet twice"))
-    third = stage.run(
-        out,
-        stage.CCNetConfig(artifacts=str(lid_bundle), lang_threshold=0.0),
-        RunOptions(workers=1, progress=False, overwrite=True),
-    )
+    same = stage.CCNetConfig(artifacts=str(lid_bundle), lang_threshold=0.0, min_length=0)
+    third = stage.run(out, same, RunOptions(workers=1, progress=False, overwrite=True))
     assert not third.failed
     assert {p: p.stat().st_mtime_ns for p in (out / "documents").rglob("*")} == before
+    # other settings cannot be applied to rewritten shards: refused, not reported done
+    other = stage.CCNetConfig(
+        artifacts=str(lid_bundle), lang_threshold=0.0, min_length=0, keep_languages=("en",)
+    )
+    with pytest.raises(UserError, match="keep_languages None there"):
+        stage.run(out, other, RunOptions(workers=1, progress=False))
 
 
 def test_ingest_rerun_after_ccnet_leaves_the_ccnet_tree_alone(tmp_path):
