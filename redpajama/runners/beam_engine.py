@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import shutil
 import threading
@@ -38,7 +39,7 @@ LOCAL_ARGS = ("--runner=DirectRunner",)
 
 def pipeline_options(options: Any) -> Any:
     """Beam PipelineOptions from `--engine-arg`s; DirectRunner parallelism from `--workers`."""
-    from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
+    from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, WorkerOptions
 
     result = PipelineOptions(list(options.engine_args) or list(LOCAL_ARGS))
     direct = result.view_as(DirectOptions)
@@ -47,6 +48,9 @@ def pipeline_options(options: Any) -> Any:
         direct.direct_num_workers = options.workers or os.cpu_count() or 1
     if "--direct_running_mode" not in given:
         direct.direct_running_mode = "multi_processing" if direct.direct_num_workers > 1 else "in_memory"
+    if "--default_sdk_harness_log_level" not in given:
+        # The SDK workers log every channel they open at INFO: ~140 lines for a small recipe.
+        result.view_as(WorkerOptions).default_sdk_harness_log_level = "WARNING"
     return result
 
 
@@ -89,6 +93,10 @@ def execute(
     if not todo:
         return
     import apache_beam as beam
+
+    # The job service relays each worker's plumbing warnings (unparsed direct-runner flags, no
+    # staging folder) once per worker; a task's own failure is recorded in its note instead.
+    logging.getLogger("apache_beam.runners.portability.local_job_service").setLevel(logging.ERROR)
 
     # A task being redone may still have the marker of an earlier run: drop it, so that after the
     # pipeline a marker means "committed by this run".
