@@ -152,6 +152,8 @@ def run(
     """Compute signals for every documents file under `output`; resumable."""
     config = config or SignalsConfig()
     config.signal_names()  # fail early on unknown names
+    if config.ut1_map is not None and not Path(config.ut1_map).is_file():
+        raise UserError(f"UT1 map {config.ut1_map} is not a file", "build one with `redpajama artifacts ut1`")
     resolve_hash_mode(Bundle.at(config.artifacts).manifest, config.rpv2_compat)  # and on a hash mismatch
     root = Path(output)
     tasks = plan(root, config)

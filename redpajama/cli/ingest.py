@@ -64,6 +64,11 @@ def ingest(
     Resumable: a rerun skips finished shards and redoes interrupted ones. Bad records are skipped,
     counted and logged with file and offset in `OUT/_runs/ingest/errors.jsonl`.
     """
+    if input_format is not None and input_format not in READERS:
+        raise typer.BadParameter(
+            f"unknown format {input_format!r}; known: {', '.join(sorted(READERS))}",
+            param_hint="--input-format",
+        )
     config = ingest_stage.IngestConfig(
         read=ReadOptions(
             text_field=text_field,

@@ -45,6 +45,8 @@ def signals(
     ut1_map: Path | None = typer.Option(
         None,
         "--ut1-map",
+        exists=True,
+        dir_okay=False,
         help="UT1 domain -> category map (Parquet or RPv2 JSON); without it rps_doc_ut1_blacklist is null.",
     ),
     buckets: list[str] | None = typer.Option(

@@ -1,4 +1,4 @@
-"""A signals rerun asking for other signals than the finished files hold is refused, not skipped."""
+"""The signals stage refuses bad settings up front: other signals than a finished tree holds, a missing UT1 map."""
 
 from pathlib import Path
 
@@ -24,3 +24,9 @@ def test_other_signals_on_a_finished_tree(tmp_path):
     assert signals.run(tmp_path, both, RunOptions(workers=1, progress=False, overwrite=True)).failed == {}
     names = pq.read_schema(next((tmp_path / "quality_signals").rglob("*.parquet"))).names
     assert "rps_doc_mean_word_length" in names
+
+
+def test_a_ut1_map_that_does_not_exist_fails_once_up_front(tmp_path):
+    ingest.run([str(SAMPLES)], tmp_path, ingest.IngestConfig(), OPTIONS)
+    with pytest.raises(UserError, match="UT1 map"):
+        signals.run(tmp_path, signals.SignalsConfig(ut1_map=str(tmp_path / "nope.parquet")), OPTIONS)
