@@ -13,6 +13,7 @@ Where a value is unknown the tree uses `unknown` (snapshot), `und` (language) an
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -25,10 +26,11 @@ from urllib.parse import urlparse
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from redpajama import ids, schema
 from redpajama.errors import UserError
-from redpajama.io import layout
+from redpajama.io import atomic, layout, markers, parquet_writer
 from redpajama.io.parquet_writer import PartitionedWriter
 from redpajama.io.readers import detect_format, expand_inputs, read_file
 from redpajama.io.readers.base import RawDoc, ReadOptions, RecordError
@@ -277,9 +279,11 @@ def document_batches(
     builder = BatchBuilder(task, config)
 
     def on_error(error: RecordError, keeps_doc: bool = False) -> None:
-        stats.errors[error.kind] += 1
+        # One error can stand for several records lost together (a Parquet row group).
+        lost = getattr(error, "count", 1)
+        stats.errors[error.kind] += lost
         if not keeps_doc and error.index is not None:
-            stats.docs_in += 1
+            stats.docs_in += lost
         if len(errors) < MAX_LOGGED_ERRORS:
             errors.append(error.as_dict())
 
@@ -378,8 +382,21 @@ def run(
         IngestWork(config),
         root,
         options,
-        clean_dirs=[root / layout.DOCUMENTS],
+        clean_dirs=[root / layout.DOCUMENTS, *_signals_dirs(root, tasks)],
         superseded=lambda task: _rewritten_by_ccnet(root, task),
+    )
+
+
+def _signals_dirs(root: Path, tasks: list[IngestTask]) -> list[Path]:
+    """The quality_signals/ shard folders this run writes: where a killed run left temp files.
+
+    Only these, not all of quality_signals/, which the signals stage writes too."""
+    return sorted(
+        {
+            layout.data_file(root, SIGNALS_COMPONENT, t.snapshot, t.shard, t.lang, t.bucket).parent
+            for t in tasks
+            if t.format == RPV2_SIGNALS_FORMAT and t.snapshot and t.lang and t.bucket
+        }
     )
 
 
@@ -398,15 +415,16 @@ def _rewritten_by_ccnet(root: Path, task: IngestTask) -> bool:
 # --- released RPv2 quality signals -------------------------------------------------------
 
 
-def _signals_schema(batch_schema: pa.Schema) -> pa.Schema:
-    """id, id_int, the registered signals present (registry order), then any others (file order)."""
+def _signals_schema(names: list[str], types: dict[str, pa.DataType]) -> pa.Schema:
+    """id, id_int, the registered signals among `names` (registry order), then the others (in
+    the order given: first seen)."""
     from redpajama.quality_signals.registry import SIGNALS
 
-    present = set(batch_schema.names)
-    known = [batch_schema.field(n) for n in SIGNALS if n in present]
-    others = [f for f in batch_schema if f.name not in SIGNALS and f.name not in ("id", "id_int")]
+    present = set(names)
+    known = [n for n in SIGNALS if n in present]
+    others = [n for n in names if n not in SIGNALS and n not in ("id", "id_int")]
     keys = [pa.field("id", pa.string(), nullable=False), pa.field("id_int", pa.uint64(), nullable=False)]
-    return pa.schema(keys + known + others)
+    return pa.schema(keys + [pa.field(n, types[n]) for n in known + others])
 
 
 def _conform(batch: pa.RecordBatch, target: pa.Schema) -> pa.RecordBatch:
@@ -419,8 +437,123 @@ def _conform(batch: pa.RecordBatch, target: pa.Schema) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(columns, schema=target)
 
 
+class _SignalsFile:
+    """One quality_signals Parquet file whose columns are every signal seen in its input.
+
+    Written like `PartitionedWriter` writes (hidden temp file, same compression, a row group per
+    `ROW_GROUP_ROWS` rows or `ROW_GROUP_BYTES` bytes, rename and marker on commit). When a batch
+    brings a column not seen before, the schema widens: batches not yet written are conformed,
+    and row groups already in the temp file are copied, group by group, into a new temp file
+    with the wider schema (older rows get nulls). This is rare (RPv2 files name every signal on
+    every line) and costs one rewrite per new column; the result depends only on the input.
+    """
+
+    ROW_GROUP_ROWS = 10_000
+    ROW_GROUP_BYTES = 64 << 20
+
+    def __init__(self, root: Path, destination: Path) -> None:
+        self.root = root
+        self.destination = destination
+        self.temp = atomic.temp_path_for(destination)
+        self.names: list[str] = []
+        self.types: dict[str, pa.DataType] = {}
+        self.schema: pa.Schema | None = None
+        self.writer: pq.ParquetWriter | None = None
+        self.pending: list[pa.RecordBatch] = []
+        self.pending_rows = 0
+        self.pending_bytes = 0
+        self.rows = 0
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        new = [f for f in batch.schema if f.name not in self.types]
+        if new or self.schema is None:
+            for f in new:
+                self.names.append(f.name)
+                self.types[f.name] = f.type
+            self._widen(_signals_schema(self.names, self.types))
+        assert self.schema is not None
+        batch = _conform(batch, self.schema)
+        self.pending.append(batch)
+        self.pending_rows += batch.num_rows
+        self.pending_bytes += batch.nbytes
+        if self.pending_rows >= self.ROW_GROUP_ROWS or self.pending_bytes >= self.ROW_GROUP_BYTES:
+            self._flush()
+
+    def _open_writer(self, schema: pa.Schema) -> pq.ParquetWriter:
+        self.destination.parent.mkdir(parents=True, exist_ok=True)
+        return pq.ParquetWriter(
+            self.temp,
+            schema,
+            compression=parquet_writer.COMPRESSION,
+            compression_level=parquet_writer.COMPRESSION_LEVEL,
+            write_statistics=["id", "id_int"],
+        )
+
+    def _widen(self, schema: pa.Schema) -> None:
+        if self.schema is not None and schema.equals(self.schema):
+            return
+        self.schema = schema
+        self.pending = [_conform(b, schema) for b in self.pending]
+        if self.writer is None:
+            return
+        self.writer.close()
+        self.writer = None
+        previous = self.temp.with_name(self.temp.name + "-narrow")  # still a temp name
+        os.replace(self.temp, previous)
+        try:
+            writer = self.writer = self._open_writer(schema)
+            with pq.ParquetFile(previous) as narrow:
+                for group in range(narrow.num_row_groups):
+                    table = narrow.read_row_group(group)
+                    wide = pa.Table.from_batches(
+                        [_conform(b, schema) for b in table.to_batches()], schema=schema
+                    )
+                    writer.write_table(wide, row_group_size=max(wide.num_rows, 1))
+        finally:
+            previous.unlink()
+
+    def _flush(self) -> None:
+        if not self.pending:
+            return
+        assert self.schema is not None
+        if self.writer is None:
+            self.writer = self._open_writer(self.schema)
+        table = pa.Table.from_batches(self.pending, schema=self.schema)
+        self.writer.write_table(table, row_group_size=max(table.num_rows, 1))
+        self.rows += table.num_rows
+        self.pending, self.pending_rows, self.pending_bytes = [], 0, 0
+
+    def commit(self) -> list[markers.OutputMarker]:
+        if self.schema is None:
+            return []
+        self._flush()
+        if self.writer is None:  # every batch was empty
+            self.writer = self._open_writer(self.schema)
+        self.writer.close()
+        self.writer = None
+        atomic.commit(self.temp, self.destination)
+        return [markers.write_marker(self.root, self.destination, self.rows)]
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            with contextlib.suppress(Exception):
+                self.writer.close()
+            self.writer = None
+        with contextlib.suppress(FileNotFoundError):
+            self.temp.unlink()
+
+
 def ingest_rpv2_signals(task: IngestTask, ctx: TaskContext) -> TaskResult:
-    """An RPv2 `<lang>_<bucket>.signals.json.gz` -> quality_signals/<snapshot>/<shard>/<lang>_<bucket>.parquet."""
+    """An RPv2 `<lang>_<bucket>.signals.json.gz` -> quality_signals/<snapshot>/<shard>/<lang>_<bucket>.parquet.
+
+    The file's columns are id, id_int and every signal any of its lines has: the registered
+    (RPv2) signals in registry order, then unknown names in the order first seen, kept as
+    line-level spans (lossless). A fixed RPv2 schema with unknown names as errors was the
+    alternative; the columns seen are kept because this reader promises to lose nothing, a
+    file with a subset of the signals (an export of `redpajama signals --names ...`) then reads
+    back with the schema it was written from, and a signal the file lacks stays distinguishable
+    from a null score (queries over several files already union columns by name).
+    """
     from redpajama.io import rpv2_signals
     from redpajama.quality_signals.registry import SIGNALS
 
@@ -431,7 +564,7 @@ def ingest_rpv2_signals(task: IngestTask, ctx: TaskContext) -> TaskResult:
     )
     levels = {name: signal.level for name, signal in SIGNALS.items()}
     dtypes = {name: signal.dtype for name, signal in SIGNALS.items()}
-    writer: PartitionedWriter | None = None
+    output = _SignalsFile(ctx.root, destination)
     try:
         for item in rpv2_signals.read_json_gz(task.source_file, levels, dtypes):
             if isinstance(item, RecordError):
@@ -440,16 +573,12 @@ def ingest_rpv2_signals(task: IngestTask, ctx: TaskContext) -> TaskResult:
                 if len(errors) < MAX_LOGGED_ERRORS:
                     errors.append(item.as_dict())
                 continue
-            if writer is None:
-                target = _signals_schema(item.schema)
-                writer = PartitionedWriter(ctx.root, target)
-            writer.write(destination, _conform(item, target))
+            output.write(item)
             stats.docs_in += item.num_rows
             ctx.progress(item.num_rows)
-        outputs = writer.commit() if writer is not None else []
+        outputs = output.commit()
     except BaseException:
-        if writer is not None:
-            writer.abort()
+        output.abort()
         raise
     stats.docs_out = sum(o.rows for o in outputs)
     stats.bytes_out = sum(o.bytes for o in outputs)

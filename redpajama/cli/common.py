@@ -59,7 +59,14 @@ def run_options(
 def report(
     summary: RunSummary, fmt: OutputMode, output: Path, where: str, max_error_rate: float = 1.0
 ) -> None:
-    """Print the run summary; exit 1 on failed tasks or too many bad records."""
+    """Print the run summary; exit 1 on failed tasks or too many bad records.
+
+    Counts cover every finished shard of the stage, those already done by an earlier run
+    included (their recorded stats), so a rerun reports, and exits, as the run that did the work.
+    `where` is the caller's output folder; when it is a top-level folder of `output`, the folders
+    the shards actually wrote are shown instead (an ingest of RPv2 signals files writes
+    quality_signals/, not documents/).
+    """
     if fmt is OutputMode.json:
         typer.echo(json.dumps(summary.as_dict(), indent=2))
     else:
@@ -68,8 +75,12 @@ def report(
             f"{summary.stage}: {summary.tasks_run} shard(s) done, {summary.tasks_skipped} already done, "
             f"{len(summary.failed)} failed; {stats.docs_out:,} rows written, "
             f"{stats.error_count:,} bad records ({summary.error_rate:.2%}) in {summary.seconds:.1f}s"
+            + (" (counts include the shards already done)" if summary.tasks_skipped else "")
         )
-        typer.echo(f"output: {where}")
+        shown = [where]
+        if summary.output_folders and Path(where).parent == output:
+            shown = [str(output / folder) for folder in summary.output_folders]
+        typer.echo(f"output: {', '.join(shown)}")
         if stats.error_count:
             typer.echo(f"bad records: {output / '_runs' / summary.stage / 'errors.jsonl'}")
     for key, reason in summary.failed.items():

@@ -95,14 +95,21 @@ def read_json_gz(
 
     Signals named in `dtypes` get that type (document-level: the span's score); others are kept
     as line-level spans. The record's `metadata` repeats fields of the documents file and is not
-    kept. Bad lines are yielded as RecordError and skipped.
+    kept. Bad lines (not JSON, wrong shape, a value that does not fit its column's type) are
+    yielded as RecordError with their line number and skipped; a batch holds only the columns its
+    rows have. A corrupt gzip member is reported and reading goes on at the next one (its lines
+    count as one, as in the jsonl reader).
     """
     rows: list[dict[str, Any]] = []
+    where: list[tuple[int, int]] = []  # (line, offset) of each row
     index = 0
     for item in iter_lines(path):
         if isinstance(item, StreamError):
-            yield RecordError("truncated", path, index, item.offset, item.message)
-            break
+            yield RecordError(item.kind, path, index, item.offset, item.message)
+            if not item.resumable:
+                break
+            index += 1
+            continue
         offset, line = item
         index += 1
         if not line.strip():
@@ -113,11 +120,12 @@ def read_json_gz(
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             yield RecordError("json", path, index - 1, offset, f"bad signals record: {exc}")
             continue
+        where.append((index - 1, offset))
         if len(rows) >= batch_rows:
-            yield _to_batch(rows, levels, dtypes)
-            rows = []
+            yield from _to_batch(path, rows, where, levels, dtypes)
+            rows, where = [], []
     if rows:
-        yield _to_batch(rows, levels, dtypes)
+        yield from _to_batch(path, rows, where, levels, dtypes)
 
 
 def _flatten(record: dict[str, Any], levels: Mapping[str, str]) -> dict[str, Any]:
@@ -130,24 +138,61 @@ def _flatten(record: dict[str, Any], levels: Mapping[str, str]) -> dict[str, Any
     return out
 
 
+def _column_type(name: str, levels: Mapping[str, str], dtypes: Mapping[str, pa.DataType]) -> pa.DataType:
+    if name == "id_int":
+        return pa.uint64()
+    if name == "id":
+        return pa.string()
+    if name in dtypes:
+        return dtypes[name]
+    return SPANS_TYPE if levels.get(name) != "document" else pa.float64()
+
+
 def _to_batch(
-    rows: list[dict[str, Any]], levels: Mapping[str, str], dtypes: Mapping[str, pa.DataType]
-) -> pa.RecordBatch:
+    path: str,
+    rows: list[dict[str, Any]],
+    where: list[tuple[int, int]],
+    levels: Mapping[str, str],
+    dtypes: Mapping[str, pa.DataType],
+) -> Iterator[pa.RecordBatch | RecordError]:
+    """One batch of `rows`; a row with a value its column's type cannot hold is yielded as a
+    RecordError (naming line, signal and value) and left out, so it never takes the batch with it.
+
+    Columns are converted whole (fast); only a column that fails is checked value by value."""
     names: dict[str, None] = {}
     for row in rows:
         names.update(dict.fromkeys(row))
-    fields = []
-    arrays = []
-    for name in names:
-        column = [row.get(name) for row in rows]
-        if name == "id_int":
-            dtype = pa.uint64()
-        elif name == "id":
-            dtype = pa.string()
-        elif name in dtypes:
-            dtype = dtypes[name]
-        else:
-            dtype = SPANS_TYPE if levels.get(name) != "document" else pa.float64()
-        fields.append(pa.field(name, dtype))
-        arrays.append(pa.array(column, type=dtype))
-    return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
+    types = {name: _column_type(name, levels, dtypes) for name in names}
+    columns: dict[str, pa.Array] = {}
+    bad: dict[int, str] = {}  # row -> why (the first bad value found)
+    for name, dtype in types.items():
+        values = [row.get(name) for row in rows]
+        try:
+            columns[name] = pa.array(values, type=dtype)
+        except (pa.ArrowException, OverflowError, TypeError, ValueError):
+            found = False
+            for i, value in enumerate(values):
+                if not _fits(value, dtype):
+                    found = True
+                    bad.setdefault(i, f"{name!r}: {str(value)[:80]!r} does not fit the column type {dtype}")
+            if not found:  # every value fits on its own: convert them one by one
+                columns[name] = pa.concat_arrays([pa.array([v], type=dtype) for v in values])
+    if bad:
+        for i in sorted(bad):
+            line, offset = where[i]
+            yield RecordError("signal_type", path, line, offset, f"bad signals record: {bad[i]}")
+        rows = [row for i, row in enumerate(rows) if i not in bad]
+        if not rows:
+            return
+        yield from _to_batch(path, rows, [w for i, w in enumerate(where) if i not in bad], levels, dtypes)
+        return
+    schema = pa.schema([pa.field(name, dtype) for name, dtype in types.items()])
+    yield pa.RecordBatch.from_arrays([columns[name] for name in types], schema=schema)
+
+
+def _fits(value: Any, dtype: pa.DataType) -> bool:
+    try:
+        pa.array([value], type=dtype)
+    except (pa.ArrowException, OverflowError, TypeError, ValueError):
+        return False
+    return True

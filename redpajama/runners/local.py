@@ -9,6 +9,9 @@ function and the runner does the rest:
 - writes each task's bad-record log and then its marker, both atomically, so a task is either
   wholly done or not done at all;
 - shows a rich progress bar with docs/s on a TTY, and writes merged stats for the run;
+- reports every task of the stage, not only those run this time: a task skipped as done adds
+  the stats its marker recorded, so a rerun shows (and fails on) the same error totals as the
+  run that did the work, and `stats.json` agrees with the merged `errors.jsonl`;
 - survives a worker that dies (a crash in a C extension, the OOM killer): its task is retried in
   a fresh pool, then reported as failed without stopping the other tasks.
 
@@ -104,8 +107,13 @@ class RunSummary:
     tasks_run: int
     tasks_skipped: int
     failed: dict[str, str]  # task key -> reason
+    #: Every finished task of the stage: those run now plus those already done (their markers' stats).
     stats: Stats
     seconds: float
+    #: Only the tasks run this time (what `seconds` was spent on).
+    run_stats: Stats = field(default_factory=Stats)
+    #: Top-level folders of the root that hold the finished tasks' outputs (e.g. "documents").
+    output_folders: tuple[str, ...] = ()
 
     @property
     def error_rate(self) -> float:
@@ -120,7 +128,7 @@ class RunSummary:
             "tasks_failed": self.failed,
             "error_rate": round(self.error_rate, 6),
             "seconds": round(self.seconds, 3),
-            "docs_per_second": round(self.stats.docs_in / self.seconds, 1) if self.seconds else None,
+            "docs_per_second": round(self.run_stats.docs_in / self.seconds, 1) if self.seconds else None,
             **self.stats.as_dict(),
         }
 
@@ -137,6 +145,15 @@ def is_task_done(root: Path, stage: str, key: str) -> bool:
     except (FileNotFoundError, json.JSONDecodeError, KeyError, TypeError):
         return False
     return all(markers.is_complete(root, o) for o in outputs)
+
+
+def _task_record(root: Path, stage: str, key: str) -> dict[str, Any] | None:
+    """A finished task's marker record (outputs, stats), or None."""
+    try:
+        record = json.loads(layout.task_marker(root, stage, key).read_text("utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def _finish_task(root: Path, stage: str, task: Any, result: TaskResult) -> dict[str, Any]:
@@ -298,14 +315,34 @@ def run_tasks(
                 _run_inline(stage, root, work, todo, progress, stats, failed)
             else:
                 _run_pool(stage, root, work, todo, workers, options.retries, progress, stats, failed)
+        # Tasks skipped as done count with the stats they recorded, so that a rerun reports the
+        # same totals (and the same --max-error-rate verdict) as the run that did the work.
+        totals = Stats()
+        totals.merge(stats)
+        folders: set[str] = set()
+        run_now = {t.key for t in todo}
+        for key in keys:
+            if key in failed:
+                continue
+            record = _task_record(root, stage, key)
+            if record is None:
+                continue
+            if key not in run_now:
+                totals.merge(Stats.from_dict(record.get("stats") or {}))
+            for output in record.get("outputs") or ():
+                top = str(output.get("path", "")).split("/", 1)[0] if isinstance(output, dict) else ""
+                if top and top != layout.RUNS:
+                    folders.add(top)
         summary = RunSummary(
             stage=stage,
             tasks_total=len(tasks),
             tasks_run=len(todo) - len(failed),
             tasks_skipped=len(tasks) - len(todo),
             failed=failed,
-            stats=stats,
+            stats=totals,
             seconds=time.perf_counter() - started,
+            run_stats=stats,
+            output_folders=tuple(sorted(folders)),
         )
         _write_run_files(root, stage, keys, summary)
         return summary

@@ -2,6 +2,11 @@
 
 `index` is the raw line number, blank lines included, because RPv2 ids are `<path>/<line>`
 (REFERENCE A.2.7): skipping a blank or broken line must not shift the ids of later documents.
+
+A corrupt gzip member or zstd frame in the middle of a file is reported ("corrupt", with the
+compressed offsets) and reading goes on at the next member (see compressed.py). How many lines
+the lost member held is unknown, so it takes one index, like a cut line: later indices (and RPv2
+ids derived from them) then count from there, and the error says so.
 """
 
 from __future__ import annotations
@@ -31,8 +36,19 @@ def read_jsonl(path: str, options: ReadOptions) -> Iterator[RawDoc | RecordError
     index = 0
     for item in iter_lines(path):
         if isinstance(item, StreamError):
-            yield RecordError("truncated", path, index, item.offset, item.message)
-            return
+            if not item.resumable:
+                yield RecordError(item.kind, path, index, item.offset, item.message)
+                return
+            yield RecordError(
+                item.kind,
+                path,
+                index,
+                item.offset,
+                f"{item.message}; the lost data counts as line {index}, so later line numbers are "
+                "those of the readable data",
+            )
+            index += 1
+            continue
         offset, line = item
         yield from _parse_line(path, index, offset, line, options)
         index += 1

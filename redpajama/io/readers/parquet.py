@@ -1,8 +1,15 @@
-"""Parquet reader: one document per row, streamed one record batch at a time."""
+"""Parquet reader: one document per row, streamed one record batch at a time.
+
+Row groups are read one by one, so a corrupt group costs only its own rows. Its loss is one
+`LostRecords` error that stands for every row of the group not read (from the row-group
+metadata), so error counts and `--max-error-rate` see the rows that were lost, not one record.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -13,6 +20,16 @@ from redpajama.io.readers.records import NoText, record_fields
 _BATCH_ROWS = 1024
 
 
+@dataclass(frozen=True, slots=True)
+class LostRecords(RecordError):
+    """A RecordError standing for `count` records lost together, from `index` on."""
+
+    count: int = 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**RecordError.as_dict(self), "records": self.count}
+
+
 def read_parquet(path: str, options: ReadOptions) -> Iterator[RawDoc | RecordError]:
     try:
         pf = pq.ParquetFile(path)
@@ -21,7 +38,6 @@ def read_parquet(path: str, options: ReadOptions) -> Iterator[RawDoc | RecordErr
     index = 0
     with pf:
         meta = pf.metadata
-        # Row groups are read one by one so a corrupt group costs only its own rows.
         for group in range(meta.num_row_groups):
             n_rows = meta.row_group(group).num_rows
             start = index
@@ -31,7 +47,16 @@ def read_parquet(path: str, options: ReadOptions) -> Iterator[RawDoc | RecordErr
                         yield row_to_doc(path, index, record, options)
                         index += 1
             except (OSError, pa.ArrowException) as e:
-                yield RecordError("parquet_row_group", path, index, None, f"row group {group}: {e}")
+                lost = start + n_rows - index  # rows of the group not yielded
+                yield LostRecords(
+                    "parquet_row_group",
+                    path,
+                    index,
+                    None,
+                    f"row group {group}: {lost} of its {n_rows} rows (rows {index}-{start + n_rows - 1}) "
+                    f"unreadable: {e}",
+                    count=max(lost, 1),
+                )
                 index = start + n_rows  # later groups keep their row numbers
 
 
