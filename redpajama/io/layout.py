@@ -3,7 +3,7 @@
 <out>/<component>/<snapshot>/<shard>/<lang>_<bucket>.parquet   component: documents, ...
 <out>/_runs/<stage>/tasks/<task>.json      a finished task: its outputs and stats
 <out>/_runs/<stage>/errors/<task>.jsonl    bad input records of that task (file, offset, why)
-<out>/_runs/<stage>/stats.json             merged stats of the latest run
+<out>/_runs/<stage>/stats.json             merged stats of every finished task (earlier runs included)
 <out>/_runs/<stage>/errors.jsonl           every bad record of the latest run, merged
 """
 
