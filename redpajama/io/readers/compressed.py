@@ -43,7 +43,12 @@ BZ2_MAGIC = b"BZh"
 _GZIP_MEMBER = GZIP_MAGIC + b"\x08"  # magic + deflate: where a gzip member starts
 _CHUNK = 1 << 20  # read size; also the most a zlib call may output
 _ZSTD_IN = 1 << 16  # compressed bytes per zstd call (its output is not capped otherwise)
-_GZIP_IN = 1 << 18  # compressed bytes per read
+# Compressed bytes per zlib call: from 16 KiB at a member's start, doubling to 256 KiB. zlib
+# copies the input left after a member ends, so small first pieces keep files of many small
+# members (per-record WET, WARC) cheap, and large ones keep a single-member file's loop short.
+_GZIP_IN_FIRST = 1 << 14
+_GZIP_IN = 1 << 18
+_WINDOW = 1 << 20  # compressed bytes read from the file at a time, served from memory after
 #: Decoded bytes of a member held back until it ends or passes this size: a member found by
 #: scanning for its magic is trusted then, and a small member whose checksum fails is dropped.
 _TRUST_BYTES = 1 << 16
@@ -111,6 +116,7 @@ class _Members(io.RawIOBase):
         self._search = _GZIP_MEMBER if kind == "gzip" else ZSTD_MAGIC
         self._items: Iterator[bytes | StreamBroken] | None = self._decode()
         self._pending = memoryview(b"")
+        self._window: tuple[int, memoryview, bool] = (0, memoryview(b""), False)  # base, data, to EOF
 
     def readable(self) -> bool:
         return True
@@ -236,12 +242,13 @@ class _Members(io.RawIOBase):
 
     def _decoded(self, start: int) -> Iterator[bytes | _Outcome]:
         """Decoded pieces of the member at `start`, then its `_Outcome` (trusted left False)."""
-        self._raw.seek(start)
         at = start  # compressed offset just past the input read so far
         if self._kind == "gzip":
             d = zlib.decompressobj(31)
-            while data := self._raw.read(_GZIP_IN):
+            step = _GZIP_IN_FIRST
+            while data := self._read_at(at, step):
                 at += len(data)
+                step = min(2 * step, _GZIP_IN)
                 while True:
                     try:
                         out = d.decompress(data, _CHUNK)
@@ -262,7 +269,7 @@ class _Members(io.RawIOBase):
                         break  # zlib needs more input
         else:
             z = zstandard.ZstdDecompressor().decompressobj()
-            while data := self._raw.read(_ZSTD_IN):
+            while data := self._read_at(at, _ZSTD_IN):
                 at += len(data)
                 try:
                     out = z.decompress(data)
@@ -296,8 +303,17 @@ class _Members(io.RawIOBase):
         return pos
 
     def _read_at(self, pos: int, n: int) -> bytes:
-        self._raw.seek(pos)
-        return self._raw.read(n)
+        """Up to `n` compressed bytes at `pos`, from a window read `_WINDOW` bytes at a time (a
+        file of many small members is not re-read or seeked per member)."""
+        base, window, to_eof = self._window
+        end = base + len(window)
+        if not (base <= pos and (pos + n <= end or (to_eof and pos <= end))):
+            self._raw.seek(pos)
+            want = max(n, _WINDOW)
+            base, window = pos, memoryview(self._raw.read(want))
+            to_eof = len(window) < want
+            self._window = (base, window, to_eof)
+        return bytes(window[pos - base : pos - base + n])
 
     def _find(self, start: int) -> int | None:
         """Offset of the next occurrence of the member magic at or after `start`."""
