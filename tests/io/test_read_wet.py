@@ -94,3 +94,16 @@ def test_bare_carriage_return_ends_a_line_as_in_text_mode(tmp_path):
 
 def test_title_only_record_is_dropped(tmp_path):
     assert _wet(tmp_path, b"Title\n\n") == []
+
+
+def test_empty_lines_after_a_complete_record_are_not_reported(tmp_path):
+    # A record that reaches its Content-Length and the CRLF CRLF after it ends there; only
+    # non-empty lines after that are reported as data of no record. A further empty line is
+    # harmless and stays in the body, as cc_net keeps it.
+    body = b"Title\nfirst\n"
+    head = b"WARC/1.0\r\nWARC-Type: conversion\r\nWARC-Target-URI: http://example.com/a\r\n"
+    head += b"WARC-Date: 2024-05-18T00:00:00Z\r\nContent-Length: %d\r\n\r\n" % len(body)
+    path = tmp_path / "x.warc.wet"
+    path.write_bytes(head + body + b"\r\n\r\n\r\n")
+    (doc,) = list(read_wet(str(path), ReadOptions()))
+    assert doc.fields["raw_content"] == "first\n" and doc.fields["nlines"] == 2
