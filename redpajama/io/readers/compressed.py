@@ -117,6 +117,7 @@ class _Members(io.RawIOBase):
         self._items: Iterator[bytes | StreamBroken] | None = self._decode()
         self._pending = memoryview(b"")
         self._window: tuple[int, memoryview, bool] = (0, memoryview(b""), False)  # base, data, to EOF
+        self.delivered = 0  # decoded bytes handed out by readinto
 
     def readable(self) -> bool:
         return True
@@ -147,6 +148,7 @@ class _Members(io.RawIOBase):
         n = min(len(buffer), len(self._pending))
         buffer[:n] = self._pending[:n]
         self._pending = self._pending[n:]
+        self.delivered += n
         return n
 
     def close(self) -> None:
@@ -335,6 +337,7 @@ class _Guarded(io.RawIOBase):
     def __init__(self, inner: BinaryIO, what: str) -> None:
         self._inner = inner
         self._what = what
+        self.delivered = 0  # decoded bytes handed out by readinto
 
     def readable(self) -> bool:
         return True
@@ -352,6 +355,7 @@ class _Guarded(io.RawIOBase):
             raise StreamBroken(f"{self._what} stream broken: {e}", kind="corrupt") from e
         n = len(data)
         buffer[:n] = data
+        self.delivered += n
         return n
 
     def close(self) -> None:
@@ -402,36 +406,24 @@ def iter_lines(path: str) -> Iterator[tuple[int, bytes] | StreamError]:
         finally:
             raw.close()
         return
-    read = raw.next_chunk if isinstance(raw, _Members) else (lambda: raw.read(_CHUNK) or b"")
-    offset = 0  # of the line being assembled
-    partial: list[bytes] = []  # pieces of that line
+    # C readline over a buffered stream. A break raises out of readline once every byte before it
+    # was handed out; the partial line then in readline's hands is the lost record (not yielded),
+    # and after a resumable break the offset goes on from all the bytes handed out so far.
+    stream = io.BufferedReader(raw, buffer_size=_CHUNK)  # type: ignore[arg-type]
+    offset = 0  # of the next line
     try:
         while True:
             try:
-                chunk = read()
+                line = stream.readline()
             except StreamBroken as e:
                 yield StreamError(offset, str(e), e.kind, e.resumable)
                 if not e.resumable:
                     return
-                offset += sum(map(len, partial))
-                partial = []
+                offset = raw.delivered  # type: ignore[union-attr]
                 continue
-            if not chunk:
-                if partial:
-                    yield offset, b"".join(partial)
+            if not line:
                 return
-            begin = 0
-            while (end := chunk.find(b"\n", begin)) >= 0:
-                if partial:
-                    partial.append(chunk[begin : end + 1])
-                    line = b"".join(partial)
-                    partial = []
-                else:
-                    line = chunk[begin : end + 1]
-                yield offset, line
-                offset += len(line)
-                begin = end + 1
-            if begin < len(chunk):
-                partial.append(chunk[begin:] if begin else chunk)
+            yield offset, line
+            offset += len(line)
     finally:
-        raw.close()
+        stream.close()
