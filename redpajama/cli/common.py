@@ -57,7 +57,12 @@ def run_options(
 
 
 def report(
-    summary: RunSummary, fmt: OutputMode, output: Path, where: str, max_error_rate: float = 1.0
+    summary: RunSummary,
+    fmt: OutputMode,
+    output: Path,
+    where: str,
+    max_error_rate: float = 1.0,
+    extra: dict | None = None,
 ) -> None:
     """Print the run summary; exit 1 on failed tasks or too many bad records.
 
@@ -67,8 +72,8 @@ def report(
     the shards actually wrote are shown instead (an ingest of RPv2 signals files writes
     quality_signals/, not documents/).
     """
-    if fmt is OutputMode.json:
-        typer.echo(json.dumps(summary.as_dict(), indent=2))
+    if fmt is OutputMode.json:  # `extra`: the stage's own summary, under its own keys
+        typer.echo(json.dumps({**summary.as_dict(), **(extra or {})}, indent=2))
     else:
         stats = summary.stats
         typer.echo(

@@ -119,8 +119,8 @@ def dedup(
 
         summary = stage.run(output, config, options)
         where = output / "duplicates" / config.name
-    report(summary, fmt, output, str(where))
     totals = _summary(output, config.name)
+    report(summary, fmt, output, str(where), extra={"dedup": totals})
     if totals and fmt is OutputMode.human:
         typer.echo(
             f"{config.name}: {totals['docs']:,} documents, {totals['duplicates']:,} duplicates to drop"

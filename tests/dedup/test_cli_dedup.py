@@ -21,6 +21,8 @@ def test_fuzzy_and_exact_verbs(tmp_path: Path):
     assert "duplicates to drop" in result.stdout
     summary = json.loads((tmp_path / "_runs" / "dedup" / "summary.json").read_text())["fuzzy-0.8"]
     assert summary["duplicates"] > 0
+    as_json = json.loads(_cli("dedup", str(tmp_path), "--threshold", "0.8", "--format", "json").stdout)
+    assert as_json["dedup"]["duplicates"] == summary["duplicates"]  # the stage's totals, not only the run's
     bad = _cli("dedup", str(tmp_path), "--keep", "oldest")
     assert bad.returncode == 2 and "keep policy" in bad.stderr
     missing = _cli("dedup", str(tmp_path), "--exact")
