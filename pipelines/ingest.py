@@ -369,7 +369,7 @@ def run(
     config = config or IngestConfig()
     options = options or RunOptions()
     root = Path(output)
-    tasks = plan(expand_inputs(inputs), config)
+    tasks = plan(expand_inputs(inputs, any_suffix=config.input_format is not None), config)
     rewritten = [t for t in tasks if _rewritten_by_ccnet(root, t)]
     if rewritten and options.overwrite:
         raise UserError(

@@ -57,6 +57,12 @@ def test_expand_inputs(tmp_path, monkeypatch):
         expand_inputs(["a", "nothing-here/*.jsonl"])
     with pytest.raises(InputFileError, match="missing.jsonl"):
         expand_inputs(["missing.jsonl"])
+    (tmp_path / "html").mkdir()
+    (tmp_path / "html" / "page.html").write_text("<p>x</p>")
+    with pytest.raises(InputFileError, match=r"1 other file\(s\), e.g. page.html.*--input-format"):
+        expand_inputs(["html"])
+    assert expand_inputs(["html"], any_suffix=True) == ["html/page.html"]  # the format is named
+    assert expand_inputs(["a"], any_suffix=True) == ["a/1.jsonl", "a/b/2.warc.gz", "a/notes.pdf"]
 
 
 def test_extract_timeout_and_normalisation():

@@ -57,11 +57,12 @@ def read_file(path: str, options: ReadOptions, format: str | None = None) -> Ite
     return READERS[fmt](path, options)
 
 
-def expand_inputs(patterns: list[str]) -> list[str]:
+def expand_inputs(patterns: list[str], any_suffix: bool = False) -> list[str]:
     """Files, folders (walked for known formats, hidden entries skipped) and globs incl. `**`.
 
-    A HF dataset folder is one input, not walked. Sorted, deduplicated; a pattern that matches
-    nothing raises `InputFileError` naming it.
+    A HF dataset folder is one input, not walked. `any_suffix` (the caller names the format):
+    every visible file a folder or glob holds, whatever its name. Sorted, deduplicated; a pattern
+    that matches nothing raises `InputFileError` naming it (and what it skipped, if anything).
     """
     found: set[str] = set()
     for pattern in patterns:
@@ -70,14 +71,23 @@ def expand_inputs(patterns: list[str]) -> list[str]:
             if glob.has_magic(pattern)
             else ([pattern] if os.path.exists(pattern) else [])
         )
-        hits = [f for m in matches for f in _expand_one(m, explicit=not glob.has_magic(pattern))]
+        explicit = not glob.has_magic(pattern)
+        hits = [
+            f for m in matches for f in _expand_one(m, explicit=explicit or any_suffix, walk_all=any_suffix)
+        ]
         if not hits:
+            skipped = [f for m in matches for f in _expand_one(m, explicit=True, walk_all=True)]
+            if skipped:
+                raise InputFileError(
+                    f"no input of a known format in {pattern!r} ({len(skipped)} other file(s), e.g. "
+                    f"{os.path.basename(skipped[0])}); --input-format FORMAT reads them as FORMAT"
+                )
             raise InputFileError(f"no input matches {pattern!r}")
         found.update(hits)
     return sorted(found)
 
 
-def _expand_one(path: str, explicit: bool) -> list[str]:
+def _expand_one(path: str, explicit: bool, walk_all: bool = False) -> list[str]:
     if os.path.isdir(path):
         if is_hf_dataset_dir(path):
             return [path]
@@ -96,7 +106,7 @@ def _expand_one(path: str, explicit: bool) -> list[str]:
             out += [
                 os.path.join(dirpath, n)
                 for n in filenames
-                if not n.startswith(".") and _known(os.path.join(dirpath, n))
+                if not n.startswith(".") and (walk_all or _known(os.path.join(dirpath, n)))
             ]
         return out
     # An explicitly named file is kept even with an unknown suffix: --format may name its reader.
