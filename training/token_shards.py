@@ -49,6 +49,8 @@ def read_index(folder: Path) -> dict[str, Any]:
     """The parsed index.json of a token folder; UserError naming the file when missing or unreadable."""
     path = Path(folder) / INDEX_NAME
     hint = f"run `redpajama tokenize CURATED -o {folder}` (again) to write it"
+    if (Path(folder) / "documents").is_dir():  # a document tree (curated or not), not tokens
+        hint = f"{folder} holds documents: tokenize it first, `redpajama tokenize {folder} -o TOKENS`"
     try:
         index = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -170,6 +170,10 @@ def test_uint32_shards_read_back_exactly(tmp_path):
 def test_missing_index_and_shard_mismatch_name_the_file(tmp_path, stream):
     with pytest.raises(UserError, match=f"{INDEX_NAME}: missing"):
         TokenShards.open(tmp_path)
+    (tmp_path / "curated" / "documents").mkdir(parents=True)
+    with pytest.raises(UserError) as err:  # a document tree given as --data
+        TokenShards.open(tmp_path / "curated")
+    assert "tokenize it first" in err.value.hint
     _write_shards(tmp_path / "t", stream, SHARD_SIZES)
     index = json.loads((tmp_path / "t" / INDEX_NAME).read_text())
     index["splits"]["train"]["shards"][2]["n_tokens"] += 1
