@@ -70,16 +70,32 @@ def processing_order(files: list[InputFile], seed: int = 42) -> list[InputFile]:
     return order
 
 
-def input_files(root: Path, config: ExactConfig) -> list[InputFile]:
-    """The documents files the run reads: `config.buckets`, or by default RPv2's head and middle
-    where the tree has CCNet's buckets (its bloomfilter reads `<lang>_{head,middle}.json.gz` only)
-    and every file of a tree without them."""
+def _bucket(f: InputFile) -> str:
+    return f.relative.rsplit("_", 1)[-1].removesuffix(".parquet")
+
+
+def buckets_read(files: list[InputFile], config: ExactConfig) -> frozenset[str] | None:
+    """`config.buckets`, or by default RPv2's head and middle where the tree has CCNet's buckets
+    (its bloomfilter reads `<lang>_{head,middle}.json.gz` only); None: every file."""
     if config.buckets is not None:
-        return list_files(root, layout.DOCUMENTS, config.buckets)
+        return frozenset(config.buckets)
+    if any(_bucket(f) in CCNET_BUCKETS for f in files):
+        return frozenset(RPV2_BUCKETS)
+    return None
+
+
+def input_files(root: Path, config: ExactConfig) -> list[InputFile]:
+    """The documents files the run reads (`buckets_read`), rows numbered over them alone."""
     files = list_files(root, layout.DOCUMENTS)
-    if any(f.relative.rsplit("_", 1)[-1].removesuffix(".parquet") in CCNET_BUCKETS for f in files):
-        return list_files(root, layout.DOCUMENTS, RPV2_BUCKETS)
-    return files
+    wanted = buckets_read(files, config)
+    if wanted is None:
+        return files
+    out, start = [], 0
+    for f in files:
+        if _bucket(f) in wanted:
+            out.append(InputFile(relative=f.relative, start=start, rows=f.rows))
+            start += f.rows
+    return out
 
 
 def _doc_ids(ids: pa.Array, shard_id: str, first_row: int, rows: np.ndarray) -> list[str]:
@@ -195,12 +211,13 @@ class ExactWork:
 
 
 def unread_documents(root: Path, config: ExactConfig) -> dict[str, int]:
-    """Documents per bucket that the run does not read (`input_files`)."""
-    read = {f.relative for f in input_files(root, config)}
+    """Documents per bucket that the run does not read (`buckets_read`)."""
+    files = list_files(root, layout.DOCUMENTS)
+    wanted = buckets_read(files, config)
     out: dict[str, int] = defaultdict(int)
-    for f in list_files(root, layout.DOCUMENTS):
-        if f.relative not in read:
-            out[f.relative.rsplit("_", 1)[-1].removesuffix(".parquet")] += f.rows
+    for f in files:
+        if wanted is not None and _bucket(f) not in wanted:
+            out[_bucket(f)] += f.rows
     return dict(sorted(out.items()))
 
 
@@ -217,7 +234,7 @@ def run(
     files = tuple(input_files(root, config))
     if not files:
         raise FileNotFoundError(2, "no complete documents files", str(root / layout.DOCUMENTS))
-    buckets = ",".join(sorted({f.relative.rsplit("_", 1)[-1].removesuffix(".parquet") for f in files}))
+    buckets = ",".join(sorted({_bucket(f) for f in files}))
     key = f"{EXACT}-{config.key}-p{config.error_rate}-c{config.capacity or 'auto'}-{buckets}-s{config.seed}"
     weight = sum((root / layout.DOCUMENTS / f.relative).stat().st_size for f in files)
     options = options or RunOptions()
