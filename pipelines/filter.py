@@ -305,43 +305,38 @@ def plan(source: Path) -> list[FilterTask]:
     return tasks
 
 
-def null_signals(source: Path) -> set[str]:
-    """Signal columns that are NULL in every row of every signals file, from Parquet statistics
-    alone. Nested columns (per-line signals) are not judged: their leaf counts are not rows."""
-    import pyarrow.parquet as pq
-
-    rows: Counter[str] = Counter()
-    nulls: Counter[str] = Counter()
-    unknown: set[str] = set()
-    for path in parquet_files(source / SIGNALS):
-        meta = pq.ParquetFile(path).metadata
-        for g in range(meta.num_row_groups):
-            group = meta.row_group(g)
-            for c in range(group.num_columns):
-                column = group.column(c)
-                name, stats = column.path_in_schema, column.statistics
-                if "." in name:
-                    continue
-                if stats is None or not stats.has_null_count:
-                    unknown.add(name)
-                    continue
-                rows[name] += group.num_rows
-                nulls[name] += stats.null_count
-    return {name for name, n in rows.items() if n > 0 and nulls[name] == n and name not in unknown}
-
-
 def signal_warnings(config: FilterConfig) -> list[str]:
-    """One line per rule that reads a signal no document has."""
-    empty = null_signals(Path(config.source))
-    out = []
-    for rule in config.rules:
-        used = sorted(name for name in empty if re.search(rf"\b{re.escape(name)}\b", rule.sql))
-        if used:
-            out.append(
-                f"rule {rule.name} reads {', '.join(used)}, which no document has: it drops every document "
-                "(a model missing from the artifact bundle? `redpajama artifacts list`)"
-            )
-    return out
+    """One line per rule that reads a signal no document has (NULL in every row: say, a
+    classifier missing from the artifact bundle). Counts only the signal columns the rules name,
+    over every signals file (our writers keep statistics for the id columns only)."""
+    files = parquet_files(Path(config.source) / SIGNALS)
+    if not files or not config.rules:
+        return []
+    con = duckdb.connect()
+    listed = ", ".join(_q(str(f)) for f in files)
+    source = f"read_parquet([{listed}], union_by_name = true)"
+    names = [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()]
+    used = {
+        rule.name: [
+            n
+            for n in names
+            if n.startswith(("rps_", "ccnet_")) and re.search(rf"\b{re.escape(n)}\b", rule.sql)
+        ]
+        for rule in config.rules
+    }
+    columns = sorted({n for found in used.values() for n in found})
+    if not columns:
+        return []
+    counts = con.execute(
+        f"SELECT {', '.join(f'count({_ident(c)})' for c in columns)} FROM {source}"
+    ).fetchone()
+    empty = {c for c, n in zip(columns, counts, strict=True) if n == 0}
+    return [
+        f"rule {rule} reads {', '.join(c for c in found if c in empty)}, which no document has: it drops "
+        "every document (a model missing from the artifact bundle? `redpajama artifacts list`)"
+        for rule, found in used.items()
+        if any(c in empty for c in found)
+    ]
 
 
 def check(config: FilterConfig, tasks: list[FilterTask]) -> None:

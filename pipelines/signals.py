@@ -32,6 +32,7 @@ from redpajama.quality_signals.registry import SIGNALS, arrow_schema, compute
 from redpajama.quality_signals.resources import Resources
 from redpajama.quality_signals.view import DocView
 from redpajama.runners.local import RunOptions, RunSummary, TaskContext, TaskResult, run_tasks
+from redpajama.schema import UNKNOWN_LANGUAGE
 
 STAGE = "signals"
 COMPONENT = "quality_signals"
@@ -79,6 +80,19 @@ def output_path(root: Path, documents_file: str) -> Path:
 def plan(root: Path, config: SignalsConfig) -> list[SignalsTask]:
     """One task per complete documents file (its marker present), optionally by bucket."""
     return [SignalsTask(key=key, weight=size) for key, size in complete_documents_files(root, config.buckets)]
+
+
+def documents_without_language(root: Path, config: SignalsConfig) -> int:
+    """Documents the run reads whose language is unknown: ingest files them as `und_<bucket>`
+    until CCNet assigns one. Their language-dependent signals are computed as English
+    (`resources.canonical_language`), which is only right for English pages."""
+    import pyarrow.parquet as pq
+
+    return sum(
+        pq.ParquetFile(root / task.key).metadata.num_rows
+        for task in plan(root, config)
+        if Path(task.key).name.startswith(f"{UNKNOWN_LANGUAGE}_")
+    )
 
 
 def signal_batch(

@@ -106,6 +106,14 @@ def signals(
         output, config, run_options(workers, progress, overwrite, runner, address, engine_args)
     )
     report(summary, fmt, output, str(output / stage.COMPONENT))
+    unknown = stage.documents_without_language(output, config)
+    if unknown and fmt is OutputMode.human:
+        typer.secho(
+            f"warning: {unknown:,} documents have no language (run `redpajama ccnet {output}` first): "
+            "their language-dependent signals (stop words, classifiers, importance) were computed as English",
+            fg="yellow",
+            err=True,
+        )
 
 
 @app.command(

@@ -1,4 +1,4 @@
-"""The signals stage refuses bad settings up front: other signals than a finished tree holds, a missing UT1 map."""
+"""The signals stage up front: other signals than a finished tree holds, a missing UT1 map, documents without a language."""
 
 from pathlib import Path
 
@@ -30,3 +30,12 @@ def test_a_ut1_map_that_does_not_exist_fails_once_up_front(tmp_path):
     ingest.run([str(SAMPLES)], tmp_path, ingest.IngestConfig(), OPTIONS)
     with pytest.raises(UserError, match="UT1 map"):
         signals.run(tmp_path, signals.SignalsConfig(ut1_map=str(tmp_path / "nope.parquet")), OPTIONS)
+
+
+def test_documents_without_a_language_are_counted(tmp_path):
+    ingest.run([str(SAMPLES)], tmp_path, ingest.IngestConfig(), OPTIONS)
+    unknown = sum(
+        pq.read_metadata(p).num_rows for p in (tmp_path / "documents").rglob("und_*.parquet") if p.is_file()
+    )
+    assert unknown > 0  # the samples hold WARC/WET/JSONL pages that never went through CCNet
+    assert signals.documents_without_language(tmp_path, signals.SignalsConfig()) == unknown
