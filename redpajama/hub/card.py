@@ -93,6 +93,15 @@ def _table(title: str, groups: list[GroupCount]) -> list[str]:
     return [*lines, ""]
 
 
+def _stage_line(stage: str, counts: dict) -> str:
+    """`stage` (in -> out docs); dedup's out is the duplicates it found, not documents kept."""
+    if not {"docs_in", "docs_out"} <= counts.keys():
+        return f"`{stage}`"
+    if stage == "dedup":
+        return f"`{stage}` ({counts['docs_in']:,} docs, {counts['docs_out']:,} duplicates found)"
+    return f"`{stage}` ({counts['docs_in']:,} → {counts['docs_out']:,} docs)"
+
+
 def body(config: CardConfig, inputs: CardInputs) -> str:
     stats, prov = inputs.stats, inputs.provenance
     name = config.repo_id
@@ -131,12 +140,7 @@ def body(config: CardConfig, inputs: CardInputs) -> str:
         more = f" and {len(prov.inputs) - 20} more" if len(prov.inputs) > 20 else ""
         out.append(f"- Inputs ({len(prov.inputs)}): {shown}{more}")
     if prov.stages:
-        stages = ", ".join(
-            f"`{s}` ({v['docs_in']:,} → {v['docs_out']:,} docs)"
-            if {"docs_in", "docs_out"} <= v.keys()
-            else f"`{s}`"
-            for s, v in prov.stages.items()
-        )
+        stages = ", ".join(_stage_line(s, v) for s, v in prov.stages.items())
         out.append(f"- Pipeline stages: {stages}")
     out.append(f"- Rule set: {', '.join(f'`{r}`' for r in prov.rules) if prov.rules else 'none recorded'}")
     out.append(f"- Deduplication: {prov.dedup or 'none recorded'}")

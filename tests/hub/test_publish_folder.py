@@ -149,3 +149,11 @@ def test_datasets_loads_the_published_folder_offline(tmp_path, monkeypatch):
     expected = pq.read_schema(next(out.rglob("*.parquet"))).names
     assert everything.column_names == expected
     assert set(german["language"]) == {"de"}
+
+
+def test_dedup_stage_counts_duplicates_not_documents_kept():
+    from redpajama.hub.card import _stage_line
+
+    assert _stage_line("dedup", {"docs_in": 135, "docs_out": 11}) == "`dedup` (135 docs, 11 duplicates found)"
+    assert _stage_line("ingest", {"docs_in": 5, "docs_out": 4}) == "`ingest` (5 → 4 docs)"
+    assert _stage_line("filter", {}) == "`filter`"
