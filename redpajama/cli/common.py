@@ -46,6 +46,8 @@ def run_options(
         raise typer.BadParameter(
             f"unknown runner {runner!r}; known: {', '.join(RUNNERS)}", param_hint="--runner"
         )
+    if workers < 0:
+        raise typer.BadParameter(f"{workers}: give 0 (one per CPU) or more", param_hint="--workers")
     return RunOptions(
         workers=workers,
         progress=progress,

@@ -59,6 +59,8 @@ def test_usage_error_exit_code():
     result = _cli("ingest")
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
+    negative = _cli("minhash", ".", "--workers", "-3")
+    assert negative.returncode == 2 and "--workers" in negative.stderr and "Traceback" not in negative.stderr
 
 
 def test_ingest_json_summary_and_error_rate_gate(tmp_path: Path):
