@@ -1,24 +1,23 @@
-"""Log-linear Mamba-2 in Triton: a two-kernel forward and a three-kernel backward, the per-level bucket
-states (a segment tree over the chunk states: O(NC) small (N, P) tensors) in PyTorch between them.
-The layout of `redpajama.kernels.ssd.ssd`.
+"""Log-linear Mamba-2 in Triton: a three-kernel forward and a five-kernel backward. The layout of
+`redpajama.kernels.ssd.ssd`.
 
-Forward, one program per (chunk, batch * head):
+Forward, one program per (chunk, batch * head) unless stated:
 1. `ssd_chunk_state_fwd_kernel` (SSD's, reused): each chunk's own state S_c and its dt A total;
-2. PyTorch (`chunked.bucket_states`): for every chunk c and chunk-level j = 1..J the state of c's
-   level-j Fenwick bucket, decayed to c's start (a segment tree over the S_c: O(NC) states plus
-   NC * J outputs, small next to the tokens);
+2. `buckets.bucket_states_fwd_kernel`, one program per (batch * head, block of the (N, P) state), a
+   sequential pass over the chunks: for every chunk c and chunk-level j = 1..J the state of c's
+   level-j Fenwick bucket, decayed to c's start, held per level in registers and merged as a binary
+   counter carries; written only where the bucket is non-empty (bit j-1 of c set, about half);
 3. `log_linear_chunk_scan_fwd_kernel`: the intra-chunk block
    ((C B^T) * exp(segsum a) * lam_t^level(t, s) * dt) x, with level = bit_length(i xor j) computed in
-   the kernel, plus sum_j lam_t^(k+j) exp(a_t) C_t . state_j + D x.
-The forward saves its inputs, the chunk states S_c and the chunk totals.
+   the kernel, plus sum_j lam_t^(k+j) exp(a_t) C_t . state_j over the non-empty buckets + D x.
+The forward saves its inputs, the chunk states S_c and the chunk totals (not the bucket states).
 
 Backward (the formulas, in PyTorch and checked against autograd, are
 `redpajama.kernels.log_linear.chunked.log_linear_chunked_bwd`):
-1. `log_linear_chunk_dstate_bwd_kernel`: each chunk's gradient to its J incoming bucket states,
-   dH_j = (C * exp(a) * lam^(k+j))^T dy, (N, P) each;
-2. PyTorch (`chunked.bucket_states_bwd`): the bucket states again and the segment tree's backward by
-   autograd on those small tensors only: the gradient dS_c of each chunk's own end state and of its
-   total (the decays between chunks);
+1. `log_linear_chunk_dstate_bwd_kernel`: each chunk's gradient to its non-empty incoming bucket
+   states, dH_j = (C * exp(a) * lam^(k+j))^T dy, (N, P) each;
+2. the bucket states again (forward kernel 2), then `buckets.bucket_states_bwd_kernel`, the same
+   sequential pass in reverse: the gradient dS_c of each chunk's own end state and of its total;
 3. `log_linear_chunk_scan_bwd_dbc_kernel`: dB, dC per head (summed over each group's heads
    afterwards), the chunk-level lam gradients and the state-side terms of d(dt), d(a);
 4. `log_linear_chunk_scan_bwd_kernel`: dx, d(dt), the intra-chunk levels' lam gradients, dA and dD
@@ -33,7 +32,7 @@ import torch
 import triton
 import triton.language as tl
 
-from redpajama.kernels.log_linear.chunked import bucket_states, bucket_states_bwd
+from redpajama.kernels.log_linear.buckets import bucket_states, bucket_states_bwd
 from redpajama.kernels.log_linear.masks import num_levels
 from redpajama.kernels.ssd.ssd import (
     BWD_DBC_BLOCK_N,
@@ -110,14 +109,16 @@ def log_linear_chunk_scan_fwd_kernel(
     b_decay = tl.exp(b_cs)
     m_np = m_n[:, None] & m_p[None, :]
     for j in range(0, J):
-        # Chunk NC-1 holds real tokens, so log2 BT + J < num_levels(T) <= L; the clamp only keeps the
-        # read inside the row should that ever not hold (the state of an empty bucket is exactly zero).
-        i_lv = tl.minimum(LOG2_BT + 1 + j, L - 1)
-        b_l = tl.load(p_lam + i_lv, mask=m_t, other=0.0).to(tl.float32)
-        i_s = (((i_b64 * NC + i_c) * J + j) * H + i_h) * N * P
-        b_h = tl.load(h_lv + i_s + o_n[:, None] * P + o_p[None, :], mask=m_np, other=0.0)
-        # (BT, BLOCK_N) @ (BLOCK_N, BLOCK_P) -> (BT, BLOCK_P)
-        b_y += tl.dot(b_C, b_h, input_precision=DOT_PREC) * (b_l * b_decay)[:, None]
+        # Only non-empty buckets (bit j of the chunk index set) were written.
+        if (i_c >> j) & 1:
+            # Chunk NC-1 holds real tokens, so log2 BT + J < num_levels(T) <= L; the clamp only keeps
+            # the read inside the row should that ever not hold.
+            i_lv = tl.minimum(LOG2_BT + 1 + j, L - 1)
+            b_l = tl.load(p_lam + i_lv, mask=m_t, other=0.0).to(tl.float32)
+            i_s = (((i_b64 * NC + i_c) * J + j) * H + i_h) * N * P
+            b_h = tl.load(h_lv + i_s + o_n[:, None] * P + o_p[None, :], mask=m_np, other=0.0)
+            # (BT, BLOCK_N) @ (BLOCK_N, BLOCK_P) -> (BT, BLOCK_P)
+            b_y += tl.dot(b_C, b_h, input_precision=DOT_PREC) * (b_l * b_decay)[:, None]
     b_y += tl.load(D + i_h).to(tl.float32) * b_x
     tl.store(y + o_x, b_y.to(y.dtype.element_ty), mask=m_tp)
 
@@ -159,12 +160,13 @@ def log_linear_chunk_dstate_bwd_kernel(
     p_lam = lam + i_b64 * T * H * L + o_t * H * L + i_h * L
     m_np = m_n[:, None] & m_p[None, :]
     for j in range(0, J):
-        i_lv = tl.minimum(LOG2_BT + 1 + j, L - 1)  # as in the forward
-        b_l = tl.load(p_lam + i_lv, mask=m_t, other=0.0).to(tl.float32)
-        # (BLOCK_N, BT) @ (BT, BLOCK_P) -> (BLOCK_N, BLOCK_P)
-        b_dh = tl.dot(tl.trans(b_Ce * b_l[:, None]), b_dy, input_precision=DOT_PREC)
-        i_s = (((i_b64 * NC + i_c) * J + j) * H + i_h) * N * P
-        tl.store(d_hlv + i_s + o_n[:, None] * P + o_p[None, :], b_dh, mask=m_np)
+        if (i_c >> j) & 1:  # an empty bucket's gradient is never read
+            i_lv = tl.minimum(LOG2_BT + 1 + j, L - 1)  # as in the forward
+            b_l = tl.load(p_lam + i_lv, mask=m_t, other=0.0).to(tl.float32)
+            # (BLOCK_N, BT) @ (BT, BLOCK_P) -> (BLOCK_N, BLOCK_P)
+            b_dh = tl.dot(tl.trans(b_Ce * b_l[:, None]), b_dy, input_precision=DOT_PREC)
+            i_s = (((i_b64 * NC + i_c) * J + j) * H + i_h) * N * P
+            tl.store(d_hlv + i_s + o_n[:, None] * P + o_p[None, :], b_dh, mask=m_np)
 
 
 @triton.jit
@@ -260,14 +262,15 @@ def log_linear_chunk_scan_bwd_dbc_kernel(
         b_rb += tl.sum(b_Bt * b_xds, axis=0)
         b_dCo = tl.zeros([NB, BT], dtype=tl.float32)
         for j in range(0, J):
-            i_lv = tl.minimum(LOG2_BT + 1 + j, L - 1)  # as in the forward
-            b_l = tl.load(p_lam + i_lv, mask=m_t, other=0.0).to(tl.float32)
-            i_s = (((i_b64 * NC + i_c) * J + j) * H + i_h) * N * P
-            b_hj = tl.load(h_lv + i_s + o_n[:, None] * P + o_p[None, :], mask=m_np, other=0.0)
-            # (NB, BLOCK_P) @ (BLOCK_P, BT) -> (NB, BT): (dy H_j^T)^T
-            b_dyh = tl.dot(b_hj, tl.trans(b_dy), input_precision=DOT_PREC)
-            b_dCo += b_l[None, :] * b_dyh
-            b_u += tl.where(o_l[None, :] == i_lv, tl.sum(b_Ct * b_dyh, axis=0)[:, None], 0.0)
+            if (i_c >> j) & 1:  # empty buckets hold nothing (and were never written)
+                i_lv = tl.minimum(LOG2_BT + 1 + j, L - 1)  # as in the forward
+                b_l = tl.load(p_lam + i_lv, mask=m_t, other=0.0).to(tl.float32)
+                i_s = (((i_b64 * NC + i_c) * J + j) * H + i_h) * N * P
+                b_hj = tl.load(h_lv + i_s + o_n[:, None] * P + o_p[None, :], mask=m_np, other=0.0)
+                # (NB, BLOCK_P) @ (BLOCK_P, BT) -> (NB, BT): (dy H_j^T)^T
+                b_dyh = tl.dot(b_hj, tl.trans(b_dy), input_precision=DOT_PREC)
+                b_dCo += b_l[None, :] * b_dyh
+                b_u += tl.where(o_l[None, :] == i_lv, tl.sum(b_Ct * b_dyh, axis=0)[:, None], 0.0)
         # (NB, BT) @ (BT, BT) -> (NB, BT): dB^T and dC^T
         b_dB = tl.dot(b_Ct, b_q, input_precision=DOT_PREC) + (b_to_end * b_dt)[None, :] * b_xds
         b_dC = tl.dot(b_Bt, tl.trans(b_q), input_precision=DOT_PREC) + b_exp_cs[None, :] * b_dCo
@@ -400,7 +403,7 @@ def log_linear_fwd(x, dt, A, Bm, Cm, D, lam, chunk_size: int):
     ssd_chunk_state_fwd_kernel[(nc, b * h)](x, dt, A, Bm, states, a_last, t, **meta, num_warps=NUM_WARPS)
     levels = (nc - 1).bit_length()
     if levels:
-        h_lv = bucket_states(states, a_last, levels).contiguous()  # (B, NC, J, H, N, P)
+        h_lv = bucket_states(states, a_last, levels)  # (B, NC, J, H, N, P), non-empty buckets only
     else:
         h_lv = states  # never read: no chunk-level with a single chunk
     log_linear_chunk_scan_fwd_kernel[(nc, b * h)](
@@ -436,14 +439,14 @@ def log_linear_bwd(x, dt, A, Bm, Cm, D, lam, states, a_last, d_y, chunk_size: in
     log2_bt = chunk_size.bit_length() - 1
     levels = (nc - 1).bit_length()
     if levels:
-        # 1. each chunk's gradient to its incoming bucket states; 2. the segment tree's backward (small
-        # tensors, autograd) turns it into the gradient of each chunk's own end state and total.
+        # 1. each chunk's gradient to its incoming bucket states; 2. the bucket states again and their
+        # reverse pass turn it into the gradient of each chunk's own end state and total.
         d_hlv = torch.empty(b, nc, levels, h, n, p, dtype=torch.float32, device=dev)
         log_linear_chunk_dstate_bwd_kernel[(nc, b * h)](
             dt, A, Cm, lam, d_y, d_hlv, t, nl, levels, LOG2_BT=log2_bt, **meta, num_warps=NUM_WARPS
         )
-        h_lv, d_st, d_tot = bucket_states_bwd(states, a_last, levels, d_hlv)
-        h_lv, d_st, d_tot = h_lv.contiguous(), d_st.contiguous(), d_tot.contiguous()
+        h_lv = bucket_states(states, a_last, levels)
+        d_st, d_tot = bucket_states_bwd(a_last, h_lv, d_hlv)
     else:
         h_lv = states  # never read (J = 0)
         d_st = torch.zeros_like(states)
