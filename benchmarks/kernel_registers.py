@@ -175,10 +175,22 @@ def log_linear_specs() -> list[Spec]:
         ):
             continue
         warps = ll.BWD_SCAN_WARPS if "scan_bwd" in name else ll.NUM_WARPS
+        warps = ll.LEVELS_BWD_WARPS if "levels_bwd" in name else warps
         c = {k: v for k, v in meta.items() if k in kern.arg_names}
         ptrs = tuple(a for a in kern.arg_names if a in fp32)
         label = f"log-linear {name[len('log_linear_chunk_') : -7]}"
         out.append(Spec(label, ll.__name__, name, c, warps, fp32_ptrs=ptrs, ints=("T", "L", "J")))
+    # The bucket-state passes at LL-A: 128 chunks, so 7 levels in an 8-row tile.
+    buckets = importlib.import_module("redpajama.kernels.log_linear.buckets")
+    for name, (block, warps) in (
+        ("bucket_states_fwd_kernel", buckets.FWD_LAUNCH),
+        ("bucket_states_bwd_kernel", buckets.BWD_LAUNCH),
+    ):
+        kern = getattr(buckets, name)
+        c = dict(H=24, NP=128 * 64, BLOCK_J=8, BLOCK=block)
+        ptrs = tuple(a for a in kern.arg_names if a not in c and a not in ("NC", "J"))
+        label = f"log-linear {name[:-7].replace('_', ' ')}"
+        out.append(Spec(label, buckets.__name__, name, c, warps, fp32_ptrs=ptrs, ints=("NC", "J")))
     return out
 
 

@@ -14,15 +14,17 @@ The forward saves its inputs, the chunk states S_c and the chunk totals (not the
 
 Backward (the formulas, in PyTorch and checked against autograd, are
 `redpajama.kernels.log_linear.chunked.log_linear_chunked_bwd`):
-1. `log_linear_chunk_dstate_bwd_kernel`: each chunk's gradient to its non-empty incoming bucket
-   states, dH_j = (C * exp(a) * lam^(k+j))^T dy, (N, P) each;
-2. the bucket states again (forward kernel 2), then `buckets.bucket_states_bwd_kernel`, the same
-   sequential pass in reverse: the gradient dS_c of each chunk's own end state and of its total;
-3. `log_linear_chunk_scan_bwd_dbc_kernel`: dB, dC per head (summed over each group's heads
-   afterwards), the chunk-level lam gradients and the state-side terms of d(dt), d(a);
-4. `log_linear_chunk_scan_bwd_kernel`: dx, d(dt), the intra-chunk levels' lam gradients, dA and dD
+1. the bucket states again (forward kernel 2);
+2. `log_linear_chunk_levels_bwd_kernel`: everything that goes through a chunk's non-empty incoming
+   bucket states H_j, with all of N at once: their gradients dH_j = (C * exp(a) * lam^(k+j))^T dy,
+   (N, P) each, and the bucket terms of dC, of the chunk-level lam gradients and of d(a);
+3. `buckets.bucket_states_bwd_kernel`, the sequential pass in reverse: from the dH_j, the gradient
+   dS_c of each chunk's own end state and of its total;
+4. `log_linear_chunk_scan_bwd_dbc_kernel`: dB, dC per head (summed over each group's heads
+   afterwards) and the state-side terms of d(dt), d(a);
+5. `log_linear_chunk_scan_bwd_kernel`: dx, d(dt), the intra-chunk levels' lam gradients, dA and dD
    as per-chunk partial sums (summed afterwards).
-Kernels 3 and 4 walk N in blocks in a fixed order (no atomics: deterministic), as SSD's do.
+Kernels 4 and 5 walk N in blocks in a fixed order (no atomics: deterministic), as SSD's do.
 T need not be a multiple of the chunk: loads past T are masked to zero, stores past T masked off.
 """
 
@@ -46,6 +48,10 @@ from redpajama.kernels.ssd.ssd import (
     scan_meta,
     ssd_chunk_state_fwd_kernel,
 )
+
+# Warps of the levels kernel: it holds the chunk's C, the (BT, N) bucket term of dC and one (N, P)
+# bucket state and its gradient at a time, all float32 (N = 128 at LL-A).
+LEVELS_BWD_WARPS = 8
 
 
 @triton.jit
@@ -124,70 +130,17 @@ def log_linear_chunk_scan_fwd_kernel(
 
 
 @triton.jit
-def log_linear_chunk_dstate_bwd_kernel(
+def log_linear_chunk_levels_bwd_kernel(
     dt,
     A,
     Cm,
     lam,
     dy,
-    d_hlv,
-    T,
-    L,
-    J,
-    H: tl.constexpr,
-    G: tl.constexpr,
-    P: tl.constexpr,
-    N: tl.constexpr,
-    BT: tl.constexpr,
-    LOG2_BT: tl.constexpr,
-    BLOCK_N: tl.constexpr,
-    BLOCK_P: tl.constexpr,
-    DOT_PREC: tl.constexpr,
-):
-    # The gradient the chunk's outputs send to each of its incoming bucket states:
-    # dH_j = (C * exp(a) * lam^(log2 BT + 1 + j))^T dy, (N, P) per chunk-level j.
-    i_c, i_b64, i_h, i_g, NC, o_t, m_t, b_dt, b_A = chunk_of_head(dt, A, T, H, G, BT)
-    o_n = tl.arange(0, BLOCK_N)
-    o_p = tl.arange(0, BLOCK_P)
-    m_n = o_n < N
-    m_p = o_p < P
-
-    b_cs = tl.cumsum(b_dt * b_A, axis=0)
-    p_C = Cm + i_b64 * T * G * N + o_t[:, None] * G * N + i_g * N + o_n[None, :]
-    b_Ce = tl.load(p_C, mask=m_t[:, None] & m_n[None, :], other=0.0).to(tl.float32) * tl.exp(b_cs)[:, None]
-    p_dy = dy + i_b64 * T * H * P + o_t[:, None] * H * P + i_h * P + o_p[None, :]
-    b_dy = tl.load(p_dy, mask=m_t[:, None] & m_p[None, :], other=0.0).to(tl.float32)
-    p_lam = lam + i_b64 * T * H * L + o_t * H * L + i_h * L
-    m_np = m_n[:, None] & m_p[None, :]
-    for j in range(0, J):
-        if (i_c >> j) & 1:  # an empty bucket's gradient is never read
-            i_lv = tl.minimum(LOG2_BT + 1 + j, L - 1)  # as in the forward
-            b_l = tl.load(p_lam + i_lv, mask=m_t, other=0.0).to(tl.float32)
-            # (BLOCK_N, BT) @ (BT, BLOCK_P) -> (BLOCK_N, BLOCK_P)
-            b_dh = tl.dot(tl.trans(b_Ce * b_l[:, None]), b_dy, input_precision=DOT_PREC)
-            i_s = (((i_b64 * NC + i_c) * J + j) * H + i_h) * N * P
-            tl.store(d_hlv + i_s + o_n[:, None] * P + o_p[None, :], b_dh, mask=m_np)
-
-
-@triton.jit
-def log_linear_chunk_scan_bwd_dbc_kernel(
-    x,
-    dt,
-    A,
-    Bm,
-    Cm,
-    lam,
-    a_last,
     h_lv,
-    d_st,
-    d_tot,
-    dy,
-    dB_h,
+    d_hlv,
     dC_h,
     dlam,
-    r_state,
     dcs_state,
-    dlast_state,
     T,
     L,
     J,
@@ -202,38 +155,109 @@ def log_linear_chunk_scan_bwd_dbc_kernel(
     BLOCK_L: tl.constexpr,
     DOT_PREC: tl.constexpr,
 ):
-    # dB, dC of one chunk of one head (per head; the caller sums each group's heads), the gradient of
-    # the chunk-level weights lam^(log2 BT + 1 + j) (written to dlam, float32, the intra-chunk levels
-    # as zeros: `log_linear_chunk_scan_bwd_kernel` adds those), and the state-side terms of d(dt) and
-    # d(a). With Q = Gm * exp(segsum a) * Lam * dt_s (Gm = dy x^T, Lam_ts = lam_t^level(t, s)), dS the
-    # gradient of the chunk's own end state, H_j its level-j bucket states, w_j = lam^(log2 BT + 1 + j):
+    # Everything of one chunk of one head that goes through its incoming bucket states H_j (non-empty
+    # ones only), with w_j = lam^(log2 BT + 1 + j):
+    #   dH_j = (C * exp(a) * w_j)^T dy                                   -> d_hlv, (N, P) each
+    #   dC_t = exp(a_t) sum_j w_j[t] H_j dy_t                            -> dC_h (the dbc kernel adds)
+    #   dlam_t^(log2 BT + 1 + j) = exp(a_t) C_t . (H_j dy_t)             -> dlam (other columns 0)
+    #   d(a_t) = sum_j w_j[t] dlam_t^(log2 BT + 1 + j)                   -> dcs_state (dbc adds)
+    # Whole N at once: the products have the chunk's tokens and all of N on their M and N sides.
+    i_c, i_b64, i_h, i_g, NC, o_t, m_t, b_dt, b_A = chunk_of_head(dt, A, T, H, G, BT)
+    o_n = tl.arange(0, BLOCK_N)
+    o_p = tl.arange(0, BLOCK_P)
+    o_l = tl.arange(0, BLOCK_L)
+    m_n = o_n < N
+    m_p = o_p < P
+    m_tl = m_t[:, None] & (o_l < L)[None, :]
+
+    b_cs = tl.cumsum(b_dt * b_A, axis=0)
+    b_exp_cs = tl.exp(b_cs)
+    p_C = Cm + i_b64 * T * G * N + o_t[:, None] * G * N + i_g * N + o_n[None, :]
+    b_C = tl.load(p_C, mask=m_t[:, None] & m_n[None, :], other=0.0).to(tl.float32)
+    p_dy = dy + i_b64 * T * H * P + o_t[:, None] * H * P + i_h * P + o_p[None, :]
+    b_dy = tl.load(p_dy, mask=m_t[:, None] & m_p[None, :], other=0.0).to(tl.float32)
+    p_lam = lam + i_b64 * T * H * L + o_t * H * L + i_h * L
+    b_lam = tl.load(p_lam[:, None] + o_l[None, :], mask=m_tl, other=0.0).to(tl.float32)
+    m_np = m_n[:, None] & m_p[None, :]
+    b_dCo = tl.zeros([BT, BLOCK_N], dtype=tl.float32)
+    b_u = tl.zeros([BT, BLOCK_L], dtype=tl.float32)
+    for j in range(0, J):
+        if (i_c >> j) & 1:  # empty buckets hold nothing, and their gradients are never read
+            i_lv = tl.minimum(LOG2_BT + 1 + j, L - 1)  # as in the forward
+            b_w = tl.sum(tl.where(o_l[None, :] == i_lv, b_lam, 0.0), axis=1)
+            i_s = (((i_b64 * NC + i_c) * J + j) * H + i_h) * N * P
+            o_s = i_s + o_n[:, None] * P + o_p[None, :]
+            # (BLOCK_N, BT) @ (BT, BLOCK_P) -> (BLOCK_N, BLOCK_P)
+            b_dh = tl.dot(tl.trans(b_C * (b_exp_cs * b_w)[:, None]), b_dy, input_precision=DOT_PREC)
+            tl.store(d_hlv + o_s, b_dh, mask=m_np)
+            b_hj = tl.load(h_lv + o_s, mask=m_np, other=0.0)
+            # (BT, BLOCK_P) @ (BLOCK_P, BLOCK_N) -> (BT, BLOCK_N): H_j dy_t for every t
+            b_dyh = tl.dot(b_dy, tl.trans(b_hj), input_precision=DOT_PREC)
+            b_dCo += b_w[:, None] * b_dyh
+            b_u += tl.where(o_l[None, :] == i_lv, tl.sum(b_C * b_dyh, axis=1)[:, None], 0.0)
+    o_dc = i_b64 * T * H * N + o_t[:, None] * H * N + i_h * N + o_n[None, :]
+    tl.store(dC_h + o_dc, b_exp_cs[:, None] * b_dCo, mask=m_t[:, None] & m_n[None, :])
+    b_dlo = b_exp_cs[:, None] * b_u  # zero in the intra-chunk levels' columns
+    o_dl = i_b64 * T * H * L + o_t[:, None] * H * L + i_h * L + o_l[None, :]
+    tl.store(dlam + o_dl, b_dlo, mask=m_tl)
+    tl.store(dcs_state + (i_b64 * H + i_h) * T + o_t, tl.sum(b_lam * b_dlo, axis=1), mask=m_t)
+
+
+@triton.jit
+def log_linear_chunk_scan_bwd_dbc_kernel(
+    x,
+    dt,
+    A,
+    Bm,
+    Cm,
+    lam,
+    a_last,
+    d_st,
+    d_tot,
+    dy,
+    dB_h,
+    dC_h,
+    r_state,
+    dcs_state,
+    dlast_state,
+    T,
+    L,
+    H: tl.constexpr,
+    G: tl.constexpr,
+    P: tl.constexpr,
+    N: tl.constexpr,
+    BT: tl.constexpr,
+    LOG2_BT: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_P: tl.constexpr,
+    DOT_PREC: tl.constexpr,
+):
+    # dB, dC of one chunk of one head (per head; the caller sums each group's heads) and the
+    # state-side terms of d(dt) and d(a), on top of what `log_linear_chunk_levels_bwd_kernel` wrote
+    # into dC_h and dcs_state. With Q = Gm * exp(segsum a) * Lam * dt_s (Gm = dy x^T,
+    # Lam_ts = lam_t^level(t, s)) and dS the gradient of the chunk's own end state:
     #   dB_s = sum_t Q_ts C_t + exp(L - a_s) dt_s dS x_s
-    #   dC_t = sum_s Q_ts B_s + exp(a_t) sum_j w_j[t] H_j dy_t
-    #   dlam_t^(log2 BT + 1 + j) = exp(a_t) C_t . (H_j dy_t); d(a_t) += sum_j w_j[t] dlam_t^(...)
+    #   dC_t = sum_s Q_ts B_s + (the bucket states' term, already in dC_h)
     # r_s = exp(L - a_s) B_s . (dS x_s), d(a_t) -= r_t dt_t, d(L) = sum_s r_s dt_s + d_tot (from the
-    # bucket tree). N is walked in blocks of NB in a fixed order, worked transposed as in SSD's.
+    # bucket states' reverse pass). N is walked in blocks of NB in a fixed order, worked transposed as
+    # in SSD's.
     NB: tl.constexpr = BLOCK_N if BLOCK_N < BWD_DBC_BLOCK_N else BWD_DBC_BLOCK_N
     i_c, i_b64, i_h, i_g, NC, o_t, m_t, b_dt, b_A = chunk_of_head(dt, A, T, H, G, BT)
     o_i = tl.arange(0, BT)
     o_nb = tl.arange(0, NB)
     o_p = tl.arange(0, BLOCK_P)
-    o_l = tl.arange(0, BLOCK_L)
     m_p = o_p < P
-    m_tl = m_t[:, None] & (o_l < L)[None, :]
 
     b_cs = tl.cumsum(b_dt * b_A, axis=0)
     i_part = (i_b64 * H + i_h) * NC + i_c
     b_last = tl.load(a_last + i_part)  # the chunk total, from the forward's chunk-state kernel
     b_to_end = tl.exp(b_last - b_cs)
-    b_exp_cs = tl.exp(b_cs)
 
     o_x = i_b64 * T * H * P + o_t[:, None] * H * P + i_h * P + o_p[None, :]
     m_tp = m_t[:, None] & m_p[None, :]
     b_x = tl.load(x + o_x, mask=m_tp, other=0.0).to(tl.float32)
     b_dy = tl.load(dy + o_x, mask=m_tp, other=0.0).to(tl.float32)
     p_lam = lam + i_b64 * T * H * L + o_t * H * L + i_h * L
-    o_lam = p_lam[:, None] + o_l[None, :]
-    b_lam = tl.load(o_lam, mask=m_tl, other=0.0).to(tl.float32)  # (BT, BLOCK_L)
     # level(t, s) = bit_length(i xor j) within one chunk.
     xor = o_i[:, None] ^ o_i[None, :]
     level = tl.zeros([BT, BT], dtype=tl.int32)
@@ -246,7 +270,6 @@ def log_linear_chunk_scan_bwd_dbc_kernel(
     b_q = tl.dot(b_dy, tl.trans(b_x), input_precision=DOT_PREC) * b_e * b_lw * b_dt[None, :]
 
     b_rb = tl.zeros([BT], dtype=tl.float32)
-    b_u = tl.zeros([BT, BLOCK_L], dtype=tl.float32)
     i_bch = ((i_b64 * NC + i_c) * H + i_h) * N * P
     for i_n in tl.range(0, N, NB, num_stages=1):
         o_n = i_n + o_nb
@@ -260,31 +283,20 @@ def log_linear_chunk_scan_bwd_dbc_kernel(
         # (NB, BLOCK_P) @ (BLOCK_P, BT) -> (NB, BT): (x dS^T)^T
         b_xds = tl.dot(b_ds, tl.trans(b_x), input_precision=DOT_PREC)
         b_rb += tl.sum(b_Bt * b_xds, axis=0)
-        b_dCo = tl.zeros([NB, BT], dtype=tl.float32)
-        for j in range(0, J):
-            if (i_c >> j) & 1:  # empty buckets hold nothing (and were never written)
-                i_lv = tl.minimum(LOG2_BT + 1 + j, L - 1)  # as in the forward
-                b_l = tl.load(p_lam + i_lv, mask=m_t, other=0.0).to(tl.float32)
-                i_s = (((i_b64 * NC + i_c) * J + j) * H + i_h) * N * P
-                b_hj = tl.load(h_lv + i_s + o_n[:, None] * P + o_p[None, :], mask=m_np, other=0.0)
-                # (NB, BLOCK_P) @ (BLOCK_P, BT) -> (NB, BT): (dy H_j^T)^T
-                b_dyh = tl.dot(b_hj, tl.trans(b_dy), input_precision=DOT_PREC)
-                b_dCo += b_l[None, :] * b_dyh
-                b_u += tl.where(o_l[None, :] == i_lv, tl.sum(b_Ct * b_dyh, axis=0)[:, None], 0.0)
         # (NB, BT) @ (BT, BT) -> (NB, BT): dB^T and dC^T
         b_dB = tl.dot(b_Ct, b_q, input_precision=DOT_PREC) + (b_to_end * b_dt)[None, :] * b_xds
-        b_dC = tl.dot(b_Bt, tl.trans(b_q), input_precision=DOT_PREC) + b_exp_cs[None, :] * b_dCo
         o_bch = i_b64 * T * H * N + o_t[None, :] * H * N + i_h * N + o_n[:, None]
+        b_dC = tl.dot(b_Bt, tl.trans(b_q), input_precision=DOT_PREC) + tl.load(
+            dC_h + o_bch, mask=m_nt, other=0.0
+        )
         tl.store(dB_h + o_bch, b_dB, mask=m_nt)
         tl.store(dC_h + o_bch, b_dC, mask=m_nt)
 
-    b_dlo = b_exp_cs[:, None] * b_u  # zero in the intra-chunk levels' columns
-    o_dl = i_b64 * T * H * L + o_t[:, None] * H * L + i_h * L + o_l[None, :]
-    tl.store(dlam + o_dl, b_dlo, mask=m_tl)
     b_r = b_to_end * b_rb
     o_bht = (i_b64 * H + i_h) * T + o_t
     tl.store(r_state + o_bht, b_r, mask=m_t)
-    tl.store(dcs_state + o_bht, tl.sum(b_lam * b_dlo, axis=1) - b_r * b_dt, mask=m_t)
+    b_dcs = tl.load(dcs_state + o_bht, mask=m_t, other=0.0) - b_r * b_dt
+    tl.store(dcs_state + o_bht, b_dcs, mask=m_t)
     tl.store(dlast_state + i_part, tl.sum(b_r * b_dt, axis=0) + tl.load(d_tot + i_part))
 
 
@@ -438,21 +450,6 @@ def log_linear_bwd(x, dt, A, Bm, Cm, D, lam, states, a_last, d_y, chunk_size: in
     meta = scan_meta(x, Bm, chunk_size)
     log2_bt = chunk_size.bit_length() - 1
     levels = (nc - 1).bit_length()
-    if levels:
-        # 1. each chunk's gradient to its incoming bucket states; 2. the bucket states again and their
-        # reverse pass turn it into the gradient of each chunk's own end state and total.
-        d_hlv = torch.empty(b, nc, levels, h, n, p, dtype=torch.float32, device=dev)
-        log_linear_chunk_dstate_bwd_kernel[(nc, b * h)](
-            dt, A, Cm, lam, d_y, d_hlv, t, nl, levels, LOG2_BT=log2_bt, **meta, num_warps=NUM_WARPS
-        )
-        h_lv = bucket_states(states, a_last, levels)
-        d_st, d_tot = bucket_states_bwd(a_last, h_lv, d_hlv)
-    else:
-        h_lv = states  # never read (J = 0)
-        d_st = torch.zeros_like(states)
-        d_tot = torch.zeros_like(a_last)
-    # 3. dB, dC, the chunk-level dlam and the state-side terms of d(dt), d(a); 4. dx, d(dt), the
-    # intra-chunk dlam, dA and dD partials.
     db_h = torch.empty(b, t, h, n, dtype=torch.float32, device=dev)
     dc_h = torch.empty(b, t, h, n, dtype=torch.float32, device=dev)
     dlam = torch.empty(b, t, h, nl, dtype=torch.float32, device=dev)
@@ -460,6 +457,38 @@ def log_linear_bwd(x, dt, A, Bm, Cm, D, lam, states, a_last, d_y, chunk_size: in
     dcs_state = torch.empty(b, h, t, dtype=torch.float32, device=dev)
     dlast_state = torch.empty(b, h, nc, dtype=torch.float32, device=dev)
     block_l = triton.next_power_of_2(nl)
+    # 1. the bucket states again; 2. everything that goes through them: each chunk's gradient to its
+    # buckets, and the bucket terms of dC, dlam and d(a); 3. the reverse pass over the buckets turns
+    # the first into the gradient of each chunk's own end state and total.
+    h_lv = bucket_states(states, a_last, levels) if levels else states  # never read when J = 0
+    d_hlv = torch.empty_like(h_lv) if levels else states
+    log_linear_chunk_levels_bwd_kernel[(nc, b * h)](
+        dt,
+        A,
+        Cm,
+        lam,
+        d_y,
+        h_lv,
+        d_hlv,
+        dc_h,
+        dlam,
+        dcs_state,
+        t,
+        nl,
+        levels,
+        LOG2_BT=log2_bt,
+        BLOCK_L=block_l,
+        **meta,
+        num_warps=LEVELS_BWD_WARPS,
+    )
+    if levels:
+        d_st, d_tot = bucket_states_bwd(a_last, h_lv, d_hlv)
+    else:
+        d_st = torch.zeros_like(states)
+        d_tot = torch.zeros_like(a_last)
+    del h_lv, d_hlv
+    # 4. dB, dC and the state-side terms of d(dt), d(a); 5. dx, d(dt), the intra-chunk dlam, dA and
+    # dD partials.
     log_linear_chunk_scan_bwd_dbc_kernel[(nc, b * h)](
         x,
         dt,
@@ -468,21 +497,17 @@ def log_linear_bwd(x, dt, A, Bm, Cm, D, lam, states, a_last, d_y, chunk_size: in
         Cm,
         lam,
         a_last,
-        h_lv,
         d_st,
         d_tot,
         d_y,
         db_h,
         dc_h,
-        dlam,
         r_state,
         dcs_state,
         dlast_state,
         t,
         nl,
-        levels,
         LOG2_BT=log2_bt,
-        BLOCK_L=block_l,
         **meta,
         num_warps=BWD_SCAN_WARPS,
     )

@@ -12,11 +12,9 @@ Simplifications: no bias in the projections, the gated norm normalises all of d_
 reference normalises per B/C group), no inference cache.
 
 `LogLinearMamba2Mixer` adds per-level weights lam = softplus(lam_proj(u) + lam_bias), (B, T, H, L)
-with L = num_levels(max_seq_len), and mixes with `redpajama.kernels.log_linear.log_linear_chunked` in
-chunks of `ssm_chunk` tokens: the chunked PyTorch path (O(T log T) time, O(T) memory plus a (chunk,
-chunk) block per chunk), in float32, on every device. The Triton op `log_linear.log_linear` is not
-used: on an H200 at REFERENCE LL-A's shape it takes 11.0 / 38.5 ms forward / forward+backward
-against 11.2 / 26.8 for the compiled chunked path (benchmarks/sequence_mixers.py).
+with L = num_levels(max_seq_len), and mixes with `redpajama.kernels.log_linear` in chunks of
+`ssm_chunk` tokens: our Triton forward and backward on CUDA, the chunked PyTorch path in float32
+elsewhere (see `LogLinearMamba2Mixer.mix`).
 lam_bias starts at softplus^-1(1), so at init lam ~ 1 and the mixer is close to Mamba-2.
 
 Both take (x, cos, sin) like the attention layers (cos/sin unused) so a block can hold either.
@@ -30,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from redpajama.kernels.log_linear import log_linear_chunked, num_levels
+from redpajama.kernels.log_linear import log_linear, log_linear_chunked, num_levels
 from redpajama.kernels.ssd import ssd
 from redpajama.kernels.ssd.chunked import ssd_chunked
 from redpajama.training.model.config import ModelConfig
@@ -138,9 +136,16 @@ class LogLinearMamba2Mixer(Mamba2Mixer):
         lam = F.softplus(self.lam_proj(u).float() + self.lam_bias.float())
         return lam.reshape(b, t, self.n_heads, self.levels)
 
-    def forward(self, u: torch.Tensor, cos: torch.Tensor | None = None, sin: torch.Tensor | None = None):
-        z, (x, dt, a, bm, cm, d) = self.ssd_inputs(u)
-        # float32 inputs: the chunked path computes in them (module doc).
-        lam = self.level_weights(u)
+    def mix(self, x, dt, a, bm, cm, d, lam) -> torch.Tensor:
+        """Log-linear Mamba-2: our Triton op on CUDA, the chunked PyTorch path in float32 elsewhere (the
+        CPU, and models built with kernels=False). On an H200 at REFERENCE LL-A's shape
+        (benchmarks/sequence_mixers.py) the Triton op takes 1.9 / 9.6 ms forward / forward+backward
+        against 11.2 / 26.9 for the compiled chunked path."""
+        if self.kernels and x.is_cuda:
+            return log_linear(x, dt, a, bm, cm, d, lam, chunk_size=self.chunk)
         y = log_linear_chunked(x.float(), dt, a, bm.float(), cm.float(), d, lam, chunk_size=self.chunk)
-        return self.output(y, z)
+        return y.to(x.dtype)
+
+    def forward(self, u: torch.Tensor, cos: torch.Tensor | None = None, sin: torch.Tensor | None = None):
+        z, args = self.ssd_inputs(u)
+        return self.output(self.mix(*args, self.level_weights(u)), z)
