@@ -6,13 +6,13 @@
 so tools written for the released RPv2 files read ours unchanged. Documents keep RPv2's 16
 fields (`InputSpec`); signals files are line-aligned with their documents files, as RPv2's are,
 and their ids are RPv2's for the exported file: `<snapshot>/<shard>/<lang>_<bucket>.json.gz/<line>`.
-Files are gzip with mtime 0, so an export is byte-identical when rerun.
+Files are gzip with mtime 0, so an export is byte-identical when rerun; a rerun to the same
+destination skips the files that are still current (`_is_current`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import gzip
 import os
 from collections.abc import Iterator, Sequence
@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 
 from redpajama.io import atomic, layout, markers, rpv2_signals
 from redpajama.quality_signals.registry import RPV2_RECORD_ORDER, SIGNALS
-from redpajama.runners.local import RunOptions, RunSummary, TaskContext, TaskResult, run_tasks
+from redpajama.runners.local import RunOptions, RunSummary, TaskContext, TaskResult, run_tasks, task_record
 from redpajama.runners.stats import Stats
 
 STAGE = "export"
@@ -43,7 +43,8 @@ _CHUNK_ROWS = 2_000
 class ExportTask:
     key: str  # documents file relative to the root
     weight: int
-    dest: str
+    dest: str  # absolute
+    source: str  # the SHA-256s of the documents file and its signals file ('' if none), from their markers
 
 
 def int_score_signals() -> set[str]:
@@ -118,10 +119,36 @@ class ExportWork:
         if markers.read_marker(signals) is not None:
             written.append(dest / SIGNALS_COMPONENT / relative.parent / f"{relative.stem}.signals.json.gz")
             export_signals(signals, documents, written[-1], relative.with_suffix(".json.gz").as_posix())
-        stats.bytes_out = sum(p.stat().st_size for p in written)
+        sizes = {p.relative_to(dest).as_posix(): p.stat().st_size for p in written}
+        stats.bytes_out = sum(sizes.values())
         ctx.progress(stats.docs_out, task.weight)
-        # The exported files sit outside this tree; the task marker alone records the work.
-        return TaskResult(outputs=[], stats=stats)
+        # The exported files sit outside this tree: the task marker records where they went, what
+        # they were made from and their sizes, so that a rerun can tell whether they are current.
+        return TaskResult(
+            outputs=[], stats=stats, extra={"dest": task.dest, "source": task.source, "files": sizes}
+        )
+
+
+def _fingerprint(root: Path, documents: Path) -> str:
+    signals = root / SIGNALS_COMPONENT / documents.relative_to(root / layout.DOCUMENTS)
+    marks = [markers.read_marker(documents), markers.read_marker(signals)]
+    return " ".join(m.sha256 if m is not None else "" for m in marks)
+
+
+def _is_current(root: Path, task: ExportTask) -> bool:
+    """Whether a finished task's files are at this destination, made from these inputs and whole."""
+    record = task_record(root, STAGE, task.key)
+    extra = (record or {}).get("extra") or {}
+    if extra.get("dest") != task.dest or extra.get("source") != task.source or not extra.get("files"):
+        return False
+    dest = Path(task.dest)
+    for rel, size in extra["files"].items():
+        try:
+            if (dest / rel).stat().st_size != size:
+                return False
+        except FileNotFoundError:
+            return False
+    return True
 
 
 def run(
@@ -131,14 +158,24 @@ def run(
 ) -> RunSummary:
     """Write RPv2-format copies of the documents (and their signals, where computed) under `dest`."""
     root = Path(output)
-    dest_path = Path(dest) if dest is not None else root / "export" / "rpv2"
+    dest_path = (Path(dest) if dest is not None else root / "export" / "rpv2").resolve()
     tasks = [
-        ExportTask(key=p.relative_to(root).as_posix(), weight=p.stat().st_size, dest=str(dest_path))
+        ExportTask(
+            key=p.relative_to(root).as_posix(),
+            weight=p.stat().st_size,
+            dest=str(dest_path),
+            source=_fingerprint(root, p),
+        )
         for p in sorted((root / layout.DOCUMENTS).rglob("*.parquet"))
         if not p.name.startswith(".") and markers.read_marker(p) is not None
     ]
     if not tasks:
         raise FileNotFoundError(f"no complete documents files under {root / layout.DOCUMENTS}")
-    # The destination may differ from run to run, so finished tasks are never skipped.
-    options = dataclasses.replace(options or RunOptions(), overwrite=True)
+    options = options or RunOptions()
+    # A finished task is skipped only where its files are still at this destination and were made
+    # from the documents and signals as they are now (another --dest, a rerun stage upstream, or a
+    # deleted or truncated export file make it run again).
+    for task in tasks:
+        if not options.overwrite and not _is_current(root, task):
+            layout.task_marker(root, STAGE, task.key).unlink(missing_ok=True)
     return run_tasks(STAGE, tasks, ExportWork(), root, options, clean_dirs=[dest_path])

@@ -133,6 +133,7 @@ def export(
         None, "--output", "-o", help="Where to write (default: OUT/export/rpv2)."
     ),
     workers: int = WORKERS,
+    overwrite: bool = OVERWRITE,
     runner: str = RUNNER,
     address: str | None = ADDRESS,
     engine_args: list[str] | None = ENGINE_ARG,
@@ -143,5 +144,5 @@ def export(
         raise typer.BadParameter(f"unknown export format {to!r}; known: rpv2", param_hint="--format")
     from redpajama.pipelines import export as stage
 
-    summary = stage.run(output, dest, run_options(workers, progress, True, runner, address, engine_args))
+    summary = stage.run(output, dest, run_options(workers, progress, overwrite, runner, address, engine_args))
     report(summary, OutputMode.human, output, str(dest or output / "export" / "rpv2"))

@@ -55,6 +55,9 @@ class TaskResult:
     outputs: list[markers.OutputMarker]
     stats: Stats
     errors: list[dict[str, Any]] = field(default_factory=list)
+    # JSON-able facts the stage keeps in the task's marker record (read back with `task_record`),
+    # e.g. where a task wrote outside the tree.
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class TaskContext:
@@ -147,8 +150,8 @@ def is_task_done(root: Path, stage: str, key: str) -> bool:
     return all(markers.is_complete(root, o) for o in outputs)
 
 
-def _task_record(root: Path, stage: str, key: str) -> dict[str, Any] | None:
-    """A finished task's marker record (outputs, stats), or None."""
+def task_record(root: Path, stage: str, key: str) -> dict[str, Any] | None:
+    """A finished task's marker record (outputs, stats, extra), or None."""
     try:
         record = json.loads(layout.task_marker(root, stage, key).read_text("utf-8"))
     except (FileNotFoundError, json.JSONDecodeError):
@@ -169,6 +172,8 @@ def _finish_task(root: Path, stage: str, task: Any, result: TaskResult) -> dict[
         "outputs": [asdict(o) for o in result.outputs],
         "stats": result.stats.as_dict(),
     }
+    if result.extra:
+        record["extra"] = result.extra
     # The marker goes last: its presence is what says the task is complete.
     atomic.write_json(layout.task_marker(root, stage, task.key), record)
     return record["stats"]
@@ -324,7 +329,7 @@ def run_tasks(
         for key in keys:
             if key in failed:
                 continue
-            record = _task_record(root, stage, key)
+            record = task_record(root, stage, key)
             if record is None:
                 continue
             if key not in run_now:

@@ -124,6 +124,37 @@ def test_export_writes_rpv2_records(tree: Path, tmp_path: Path):
     )
 
 
+def test_export_rerun_skips_current_files_and_redoes_the_rest(tree: Path, tmp_path: Path):
+    own = tmp_path / "tree"
+    shutil.copytree(tree, own)
+    dest = tmp_path / "rpv2"
+    first = export.run(own, dest, OPTIONS)
+    files = sorted(p for p in dest.rglob("*.json.gz"))
+    stamps = {p: p.stat().st_mtime_ns for p in files}
+    again = export.run(own, dest, OPTIONS)
+    assert again.tasks_run == 0 and again.tasks_skipped == first.tasks_total
+    assert again.stats.docs_out == first.stats.docs_out  # the totals of the run that did the work
+    assert {p: p.stat().st_mtime_ns for p in files} == stamps
+    # A deleted or truncated file is written again, and only that shard.
+    victim, cut = files[0], files[1]
+    victim.unlink()
+    cut.write_bytes(cut.read_bytes()[:10])
+    repaired = export.run(own, dest, OPTIONS)
+    assert repaired.tasks_run == 2
+    assert victim.exists() and cut.stat().st_size > 10
+    # Signals recomputed upstream (another marker hash) make their shard export again.
+    sig = own / "quality_signals" / "2020-16" / "0174" / "en_head.parquet"
+    mark = sig.with_name(f".{sig.name}.done.json")
+    record = json.loads(mark.read_text())
+    record["sha256"] = "0" * 64
+    mark.write_text(json.dumps(record))
+    assert export.run(own, dest, OPTIONS).tasks_run == 1
+    # Another destination gets every file (the tree remembers the last destination only).
+    assert export.run(own, tmp_path / "other", OPTIONS).tasks_run == first.tasks_total
+    forced = export.run(own, dest, RunOptions(workers=1, progress=False, overwrite=True))
+    assert forced.tasks_run == first.tasks_total
+
+
 def test_exported_ids_are_rpv2_ids_of_the_exported_lines(tree: Path, tmp_path: Path):
     # Every input format: `<cc_net_source>/<line>` of the exported documents file (A.2.7), so the
     # exported documents and signals join again after a re-ingest, whatever our ids were.
