@@ -6,7 +6,8 @@
         -> CURATED/_runs/filter/stats.json per-rule drop counts and the survival funnel
 
 One task per documents file: DuckDB joins it with its signals file on `id`, evaluates every rule
-(NULL fails), anti-joins the chosen duplicates and streams the result into Parquet in the input's
+(NULL fails), anti-joins the chosen duplicates (one mode, or exact and fuzzy combined so that a copy
+of every group survives: `FilterConfig.dedup_modes`) and streams the result into Parquet in the input's
 row order, so memory stays bounded by one file. Provenance: `passed_rules` (list of rule names)
 and `first_failed_rule` (NULL for kept rows; `no_signals` for a document without a signals row,
 a rule name, `lines_all_removed` or `duplicate:<mode>`). Line rules keep the lines that pass all of them: `raw_content` is rebuilt
@@ -46,6 +47,7 @@ SIGNALS = "quality_signals"
 DROPPED = "dropped"
 LINES_EMPTY = "lines_all_removed"
 NO_SIGNALS = "no_signals"  # a document without a signals row: no rule can pass, none is to blame
+DUPLICATES, CLUSTERS, EXACT = "duplicates", "clusters", "exact"
 PROVENANCE = [pa.field("passed_rules", pa.list_(pa.string())), pa.field("first_failed_rule", pa.string())]
 
 
@@ -53,7 +55,9 @@ PROVENANCE = [pa.field("passed_rules", pa.list_(pa.string())), pa.field("first_f
 class FilterConfig:
     source: str  # the output tree to read (documents/, quality_signals/, duplicates/)
     rules: tuple[Rule, ...] = ()
-    dedup: str | None = None  # a folder under duplicates/: 'exact', 'fuzzy-0.8', ...
+    # Folders under duplicates/: 'exact', 'fuzzy-0.8', ...; or one exact and one fuzzy mode together
+    # (`dedup_modes`).
+    dedup: str | tuple[str, ...] | None = None
     keep_dropped: bool = False
     threads: int = 1  # DuckDB threads per task; tasks already run in parallel processes
     batch_rows: int = 10_000
@@ -63,10 +67,24 @@ class FilterConfig:
         data = {
             "source": str(Path(self.source).resolve()),
             "rules": [asdict(r) for r in self.rules],
-            "dedup": self.dedup,
+            "dedup": list(self.dedup_modes),
             "keep_dropped": self.keep_dropped,
         }
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+    @property
+    def dedup_modes(self) -> tuple[str, ...]:
+        """The dedup modes in the order their drops are attributed: the fuzzy mode first.
+
+        One mode drops what its duplicates/ folder lists. Exact and fuzzy together would keep
+        different copies of a pair (exact the copy its Bloom filter met first, fuzzy the cluster
+        member its keep policy picked) and so could drop every copy; combined, fuzzy decides for every
+        document in one of its clusters (identical documents share a cluster when both have a
+        signature) and exact only for the others:
+            drop = fuzzy duplicates + (exact duplicates - members of fuzzy clusters).
+        So one copy of a group always survives: the fuzzy cluster's kept member, or exact's."""
+        modes = (self.dedup,) if isinstance(self.dedup, str) else tuple(self.dedup or ())
+        return tuple(sorted(modes, key=lambda m: m == EXACT))
 
     @property
     def document_rules(self) -> list[Rule]:
@@ -116,11 +134,32 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _dup_files(source: Path, mode: str, relative: Path) -> list[Path]:
-    # Our tree and RPv2's partition duplicates like the documents: the same-path file holds every
-    # duplicate of this documents file. Otherwise fall back to the whole mode (correct, slower).
-    same = source / "duplicates" / mode / relative
-    return [same] if same.exists() else parquet_files(source / "duplicates" / mode)
+def _dup_files(source: Path, folder: str, mode: str, relative: Path) -> list[Path]:
+    # Our tree and RPv2's partition duplicates (and clusters) like the documents: the same-path file
+    # holds every one of this documents file. Otherwise fall back to the whole mode (correct, slower).
+    same = source / folder / mode / relative
+    return [same] if same.exists() else parquet_files(source / folder / mode)
+
+
+def _ids_sql(files: list[Path]) -> str:
+    listed = ", ".join(_q(str(f)) for f in files)
+    return f"SELECT DISTINCT id FROM read_parquet([{listed}], union_by_name = true)"
+
+
+def _dedup_sql(config: FilterConfig, source: Path, relative: Path) -> tuple[str, list[str]]:
+    """(LEFT JOINs, one boolean expression a mode: the document is dropped as that mode's duplicate)."""
+    modes = config.dedup_modes
+    joins, flags = [], []
+    for n, mode in enumerate(modes):
+        joins.append(
+            f"LEFT JOIN ({_ids_sql(_dup_files(source, DUPLICATES, mode, relative))}) dup{n} ON d.id = dup{n}.id"
+        )
+        flags.append(f"dup{n}.id IS NOT NULL")
+    if len(modes) == 2:  # fuzzy, exact: exact decides only outside the fuzzy clusters (dedup_modes)
+        clusters = _dup_files(source, CLUSTERS, modes[0], relative)
+        joins.append(f"LEFT JOIN ({_ids_sql(clusters)}) clu ON d.id = clu.id")
+        flags[1] = f"({flags[1]} AND clu.id IS NULL)"
+    return " ".join(joins), flags
 
 
 def _signals_sql(source: Path, relative: Path) -> str:
@@ -164,16 +203,8 @@ def build_query(config: FilterConfig, source: Path, task_key: str) -> str:
             "CASE WHEN first_failed_rule IS NULL THEN length(_text) ELSE length END AS length, "
             "CASE WHEN first_failed_rule IS NULL THEN len(_kept) ELSE nlines END AS nlines"
         )
-    dup_join, dup_flag = "", "false"
-    if config.dedup:
-        files = _dup_files(source, config.dedup, relative)
-        listed = ", ".join(_q(str(f)) for f in files)
-        dup_join = (
-            f"LEFT JOIN (SELECT DISTINCT id AS _dup_id FROM read_parquet([{listed}], union_by_name = true)) "
-            "dup ON d.id = dup._dup_id"
-        )
-        dup_flag = "dup._dup_id IS NOT NULL"
-        reasons.append(f"WHEN _dup THEN {_q('duplicate:' + config.dedup)}")
+    dup_join, dup_flags = _dedup_sql(config, source, relative)
+    reasons += [f"WHEN _dup{n} THEN {_q('duplicate:' + m)}" for n, m in enumerate(config.dedup_modes)]
     names = [_q(r.name) for r in doc_rules]
     passed = (
         f"list_filter([{', '.join(names)}], lambda x, i: [{', '.join(f'_r{n}' for n in range(len(doc_rules)))}][i])"
@@ -190,7 +221,7 @@ def build_query(config: FilterConfig, source: Path, task_key: str) -> str:
             *(f"s.{_ident(c)}" for c in carried),
             *flags,
             "s._has_signals IS NOT NULL AS _sig",
-            f"{dup_flag} AS _dup",
+            *(f"{flag} AS _dup{n}" for n, flag in enumerate(dup_flags)),
             "d.file_row_number AS _row",
         ]
     )
@@ -270,8 +301,8 @@ def _count(batch: pa.RecordBatch, config: FilterConfig, counts: Counts) -> None:
         counts.failed[NO_SIGNALS] += batch.num_rows - int(pc.sum(batch.column("_sig")).as_py() or 0)
     for n, rule in enumerate(config.document_rules):
         counts.failed[rule.name] += batch.num_rows - int(pc.sum(batch.column(f"_r{n}")).as_py() or 0)
-    if config.dedup:
-        counts.failed[f"duplicate:{config.dedup}"] += int(pc.sum(batch.column("_dup")).as_py() or 0)
+    for n, mode in enumerate(config.dedup_modes):
+        counts.failed[f"duplicate:{mode}"] += int(pc.sum(batch.column(f"_dup{n}")).as_py() or 0)
     reasons = batch.column("first_failed_rule")
     counts.kept += int(pc.sum(pc.is_null(reasons)).as_py() or 0)
     for item in pc.value_counts(reasons.drop_null()).to_pylist():
@@ -342,11 +373,23 @@ def signal_warnings(config: FilterConfig) -> list[str]:
 def check(config: FilterConfig, tasks: list[FilterTask]) -> None:
     """Fail before any work on a rule that does not bind, a missing dedup mode or missing signals."""
     source = Path(config.source)
-    if config.dedup and not parquet_files(source / "duplicates" / config.dedup):
-        modes = sorted(p.name for p in (source / "duplicates").glob("*") if p.is_dir())
+    modes = config.dedup_modes
+    if len(modes) > 2 or (len(modes) == 2 and (modes[1] != EXACT or modes[0] == EXACT)):
         raise UserError(
-            f"no duplicates for --dedup {config.dedup} under {source / 'duplicates'}",
-            f"available: {', '.join(modes) or 'none'}; run `redpajama dedup {source}` first",
+            f"--dedup {', '.join(modes)}: give one mode, or exact and one fuzzy mode together",
+            "two fuzzy modes would each keep their own copy of a cluster and could drop every copy",
+        )
+    for mode in modes:
+        if not parquet_files(source / DUPLICATES / mode):
+            found = sorted(p.name for p in (source / DUPLICATES).glob("*") if p.is_dir())
+            raise UserError(
+                f"no duplicates for --dedup {mode} under {source / DUPLICATES}",
+                f"available: {', '.join(found) or 'none'}; run `redpajama dedup {source}` first",
+            )
+    if len(modes) == 2 and not parquet_files(source / CLUSTERS / modes[0]):
+        raise UserError(
+            f"--dedup {modes[0]} with exact needs the fuzzy clusters under {source / CLUSTERS / modes[0]}",
+            f"run `redpajama dedup {source}` (fuzzy) again to write them",
         )
     signals = _any_signals(source)
     if config.rules and signals is None:
@@ -397,7 +440,11 @@ def run(
     )
     atomic.write_json(
         fingerprint_file,
-        {"fingerprint": fingerprint, "rules": [asdict(r) for r in config.rules], "dedup": config.dedup},
+        {
+            "fingerprint": fingerprint,
+            "rules": [asdict(r) for r in config.rules],
+            "dedup": list(config.dedup_modes),
+        },
     )
     stats = _merged_stats(root, tasks, config, summary)
     stats["warnings"] = signal_warnings(config)
@@ -418,8 +465,7 @@ def _merged_stats(
     order += [r.name for r in config.document_rules]
     if config.line_rules:
         order.append(LINES_EMPTY)
-    if config.dedup:
-        order.append(f"duplicate:{config.dedup}")
+    order += [f"duplicate:{mode}" for mode in config.dedup_modes]
     funnel, left = [{"step": "input", "docs": total.docs}], total.docs
     for name in order:
         left -= total.first_failed.get(name, 0)
@@ -441,6 +487,6 @@ def _merged_stats(
             if config.line_rules
             else None
         ),
-        "dedup": config.dedup,
+        "dedup": "+".join(config.dedup_modes) or None,
         "source": config.source,
     }

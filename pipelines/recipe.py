@@ -92,7 +92,7 @@ class FilterStep:
     output: str  # the curated tree, relative to the run's output folder
     rules: tuple[str, ...] = ()  # shipped rule sets or YAML files (from the recipe's folder)
     extra_rules: tuple[str, ...] = ()  # inline "name=SQL" rules
-    dedup: str | None = None
+    dedup: tuple[str, ...] = ()  # a duplicates/ mode, or [exact, fuzzy-<t>] combined
     keep_dropped: bool = False
 
 

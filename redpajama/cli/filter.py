@@ -69,7 +69,9 @@ def filter_(
     dedup_modes: list[str] | None = typer.Option(
         None,
         "--dedup",
-        help="Drop the duplicates listed under `OUT/duplicates/<mode>`: exact, fuzzy-0.8, ... (one mode).",
+        help="Drop the duplicates listed under `OUT/duplicates/<mode>`: exact, fuzzy-0.8, ... Give exact "
+        "and one fuzzy mode together to combine them: fuzzy decides inside its clusters, exact elsewhere, "
+        "so one copy of every group survives.",
     ),
     keep_dropped: bool = typer.Option(
         False,
@@ -103,15 +105,7 @@ def filter_(
     from redpajama.pipelines.rules import resolve
 
     chosen = resolve(rules.split(","), inline or [])
-    if dedup_modes and len(dedup_modes) > 1:
-        # Each mode keeps its own copy of a pair (exact: the newest snapshot's, fuzzy: by --keep), so
-        # dropping the duplicates of two modes can drop every copy.
-        raise typer.BadParameter(
-            f"one --dedup mode, got {', '.join(dedup_modes)}: the modes may keep different copies of the "
-            "same document, and dropping both lists can drop all of them",
-            param_hint="--dedup",
-        )
-    dedup = dedup_modes[0] if dedup_modes else None
+    dedup = tuple(dedup_modes or ())
     if not chosen and not dedup:
         raise typer.BadParameter("nothing to do: give --rules, --rule or --dedup", param_hint="--rules")
     config = stage.FilterConfig(

@@ -104,3 +104,20 @@ def write_duplicates(root: Path, mode: str, ids: list[str], relative: Path = REL
         }
     )
     pq.write_table(table, path)
+
+
+def write_clusters(root: Path, mode: str, clusters: list[list[str]], relative: Path = RELATIVE) -> None:
+    """clusters/<mode>/<relative>: every member of each fuzzy cluster (the dedup stage's layout)."""
+    path = root / "clusters" / mode / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ids = [i for cluster in clusters for i in cluster]
+    cluster_id = [n for n, cluster in enumerate(clusters) for _ in cluster]
+    table = pa.table(
+        {
+            "id": ids,
+            "id_int": pa.array([id_int(i) for i in ids], pa.uint64()),
+            "cluster_id": pa.array(cluster_id, pa.uint64()),
+            "shard_id": ["0000"] * len(ids),
+        }
+    )
+    pq.write_table(table, path)

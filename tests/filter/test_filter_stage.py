@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from filter_helpers import RELATIVE, passing_signals, write_duplicates, write_tree
+from filter_helpers import RELATIVE, passing_signals, write_clusters, write_duplicates, write_tree
 
 from redpajama.io import markers
 from redpajama.pipelines import filter as stage
@@ -179,8 +179,53 @@ def test_missing_signals_are_their_own_drop_reason_and_empty_signals_warned(tmp_
     assert "rpv1_wikiref" in warning and "rps_doc_ml_wikiref_score" in warning
 
 
-def test_two_dedup_modes_are_refused(tmp_path):
-    write_tree(tmp_path, [{"id": "a", "signals": passing_signals()}])
+def test_exact_and_fuzzy_dedup_combined_keep_one_copy_of_every_group(tmp_path):
+    # a1 == a2 (exact keeps a1) and both sit in a fuzzy cluster with c whose kept member is a2; e1 == e2
+    # (exact keeps e1) in no fuzzy cluster; the cluster {f, g} keeps f; z is alone. Dropping both
+    # lists would lose the whole a-group; combined, fuzzy decides inside its clusters, exact outside.
+    ids = ["a1", "a2", "c", "e1", "e2", "f", "g", "z"]
+    write_tree(tmp_path, [{"id": i, "signals": passing_signals()} for i in ids])
+    write_duplicates(tmp_path, "exact", ["a2", "e2"])
+    write_duplicates(tmp_path, "fuzzy-0.8", ["a1", "c", "g"])
+    write_clusters(tmp_path, "fuzzy-0.8", [["a1", "a2", "c"], ["f", "g"]])
+    for modes in (("exact", "fuzzy-0.8"), ("fuzzy-0.8", "exact")):  # the order given does not matter
+        dest = tmp_path / f"cur-{modes[0]}"
+        _, stats = _run(tmp_path, dest, [], dedup=modes, keep_dropped=True)
+        kept = pq.read_table(dest / "documents", columns=["id"]).column("id").to_pylist()
+        assert kept == ["a2", "e1", "f", "z"]
+        dropped = pq.read_table(dest / "dropped", columns=["id", "first_failed_rule"]).to_pylist()
+        assert {r["id"]: r["first_failed_rule"] for r in dropped} == {
+            "a1": "duplicate:fuzzy-0.8",
+            "c": "duplicate:fuzzy-0.8",
+            "g": "duplicate:fuzzy-0.8",
+            "e2": "duplicate:exact",
+        }
+        assert [(s["step"], s["docs"]) for s in stats["funnel"]] == [
+            ("input", 8),
+            ("duplicate:fuzzy-0.8", 5),
+            ("duplicate:exact", 4),
+        ]
+        assert stats["dedup"] == "fuzzy-0.8+exact"
+    # Without the clusters the combination cannot be decided; two fuzzy modes are refused.
+    import shutil
+
+    from redpajama.errors import UserError
+
+    write_duplicates(tmp_path, "fuzzy-0.9", ["a1"])
+    with pytest.raises(UserError, match="exact and one fuzzy mode"):
+        _run(tmp_path, tmp_path / "two-fuzzy", [], dedup=("fuzzy-0.8", "fuzzy-0.9"))
+    shutil.rmtree(tmp_path / "clusters")
+    with pytest.raises(UserError, match="needs the fuzzy clusters"):
+        _run(tmp_path, tmp_path / "no-clusters", [], dedup=("exact", "fuzzy-0.8"))
+
+
+def test_two_dedup_modes_from_the_cli(tmp_path):
+    write_tree(
+        tmp_path, [{"id": "a", "signals": passing_signals()}, {"id": "b", "signals": passing_signals()}]
+    )
+    write_duplicates(tmp_path, "exact", ["b"])
+    write_duplicates(tmp_path, "fuzzy-0.8", [])
+    write_clusters(tmp_path, "fuzzy-0.8", [])
     result = subprocess.run(
         [
             sys.executable,
@@ -193,8 +238,9 @@ def test_two_dedup_modes_are_refused(tmp_path):
             "--dedup",
             "fuzzy-0.8",
         ]
-        + ["-o", str(tmp_path / "cur")],
+        + ["-o", str(tmp_path / "cur"), "--format", "json"],
         capture_output=True,
         text=True,
     )
-    assert result.returncode == 2 and "one --dedup mode" in result.stderr
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["docs_kept"] == 1
