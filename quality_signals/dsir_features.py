@@ -8,10 +8,11 @@ Contract (the builder and the signals must agree, or the importance weights are 
   `<bundle>/dsir/<lang>/<dataset>.<lang>.<dim>.counts.npy` and writes the mean `len(raw_words)`
   to `<dataset>.<lang>.lambda.npy` (REFERENCE A.5).
 * `mode` names the hash and MUST be recorded in the bundle manifest as `"dsir_hash": "<mode>"`.
-  At signal time `resolve_hash_mode(manifest, rpv2_compat)` reads it back. A bundle with no
-  manifest at all is foreign (RPv2's own DSIR files come without one) and is read as "rpv2"; a
-  manifest without the key (a bundle of ours without DSIR counts) as "stable", or "rpv2" when the
-  user asks for RPv2 compatibility.
+  At signal time `resolve_hash_mode(manifest, rpv2_compat)` reads it back. The builder records
+  the key in every manifest it writes, so DSIR counts in a bundle whose manifest lacks it (or
+  that has no manifest at all) were not built here: RPv2's own DSIR files come without one, and
+  `artifacts fetch` writes a manifest without the key into whatever folder it downloads to. Such
+  counts are read as "rpv2".
 
 Modes. Both compute a signed 64-bit hash per n-gram and take `abs(h) % dim`, like RPv2; a
 bigram's hash combines its two word hashes with CPython's tuple-hash arithmetic, which is what
@@ -71,9 +72,10 @@ def resolve_hash_mode(manifest: Mapping[str, Any] | None, rpv2_compat: bool = Fa
     """The hash mode a bundle's DSIR counts were built with (see the module contract)."""
     recorded = (manifest or {}).get(MANIFEST_KEY)
     if recorded is None:
-        # No manifest: not built here, where every manifest records the mode. Hashing RPv2's own
-        # counts with "stable" would silently turn the importance weights into noise.
-        return "rpv2" if rpv2_compat or not manifest else "stable"
+        # Not built here, where every manifest records the mode (a fetch into RPv2's DSIR files
+        # writes one without it). Hashing RPv2's own counts with "stable" would silently turn the
+        # importance weights into noise.
+        return "rpv2"
     if recorded not in HASH_MODES:
         raise ValueError(f"bundle manifest {MANIFEST_KEY}={recorded!r}; known: {', '.join(HASH_MODES)}")
     if rpv2_compat and recorded != "rpv2":

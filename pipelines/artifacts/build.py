@@ -116,7 +116,8 @@ def build_bundle(config: BuildConfig, output: Path, overwrite: bool = False) -> 
         sources=sources,
         parameters={**parameters, "config": config_summary(config)},
         # Read back by quality_signals.dsir_features.resolve_hash_mode at signal time.
-        extra={"dsir_hash": config.dsir_hash} if any(s.dsir for s in config.languages.values()) else None,
+        # Always recorded, DSIR counts or not: a manifest without it means foreign counts (dsir_features).
+        extra={"dsir_hash": config.dsir_hash},
     )
     return BuildReport(output=output, manifest=manifest)
 

@@ -34,7 +34,9 @@ class SourceConfig:
     # text/wikitext/html: a document is the whole file, each non-empty line, or each blank-line block
     unit: Unit = "line"
     group: int = 1  # join this many consecutive units into one document
-    min_chars: int = 1  # drop shorter documents (RPv1 wikiref kept refs with >= 1000 chars)
+    # Drop shorter documents (RPv1 wikiref kept refs with >= 1000 chars). RPv2's hash_dist counts
+    # empty texts too (0 words, one document in lambda's mean): 0 reproduces that.
+    min_chars: int = 1
     # A dataset made of several differently formatted sources, read one after the other.
     parts: list[SourceConfig] = field(default_factory=list)
 

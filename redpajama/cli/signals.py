@@ -64,8 +64,9 @@ def signals(
         False,
         "--rpv2-compat",
         help="Hash DSIR n-grams as RPv2 (Python hash, PYTHONHASHSEED=42); the bundle's DSIR counts must "
-        "be built that way (manifest dsir_hash=rpv2). A bundle without a manifest (RPv2's own "
-        "tarball) is read that way even without this flag.",
+        "be built that way (manifest dsir_hash=rpv2). DSIR counts whose manifest does not record a hash "
+        "(RPv2's own files, also after `artifacts fetch` into their folder) are read that way even "
+        "without this flag.",
     ),
     list_signals: bool = typer.Option(False, "--list", help="Print every signal: name, level, definition."),
     workers: int = WORKERS,

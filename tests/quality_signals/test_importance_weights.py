@@ -160,9 +160,10 @@ def test_resolve_hash_mode_reads_the_manifest():
     # No manifest: a foreign bundle such as RPv2's own DSIR files, hashed as RPv2 hashed them
     assert resolve_hash_mode({}) == "rpv2" and resolve_hash_mode(None) == "rpv2"
     assert resolve_hash_mode(None, rpv2_compat=True) == "rpv2"
-    # A manifest of ours without the key (no DSIR counts in that bundle)
-    assert resolve_hash_mode({"name": "mine"}) == "stable"
-    assert resolve_hash_mode({"name": "mine"}, rpv2_compat=True) == "rpv2"
+    # A manifest without the key was not written by our builder (which always records it), e.g.
+    # `artifacts fetch` into a folder of RPv2's DSIR files: RPv2's hashing as well.
+    assert resolve_hash_mode({"name": "fetched"}) == "rpv2"
+    assert resolve_hash_mode({"name": "fetched"}, rpv2_compat=True) == "rpv2"
     assert resolve_hash_mode({"dsir_hash": "rpv2"}) == "rpv2"
     assert resolve_hash_mode({"dsir_hash": "rpv2"}, rpv2_compat=True) == "rpv2"
     with pytest.raises(ValueError, match="rebuild"):
@@ -218,6 +219,22 @@ def test_signals_from_a_bundle(tmp_path: Path, mode: str):
     assert set(compute(DocView("", "en"), res, NAMES).values()) == {None}
     no_bundle = Resources(stop_words=res.stop_words, ldnoobw=res.ldnoobw)
     assert set(compute(DocView(text, "en"), no_bundle, NAMES).values()) == {None}
+
+
+def test_fetching_into_rpv2_dsir_files_keeps_their_hashing(tmp_path: Path):
+    # RPv2's DSIR files come without a manifest; `artifacts fetch` into that folder then writes one
+    # without dsir_hash. The importance weights must stay RPv2's (they became noise before).
+    from redpajama.artifacts.manifest import update_manifest
+
+    root = _write_bundle(tmp_path / "bundle", "rpv2")
+    (root / "manifest.json").unlink()
+    text = "Hi, Bob! A longer line of words, so that the counts differ between hashes."
+    before = compute(DocView(text, "en"), Resources.load(artifacts=root), NAMES)
+    update_manifest(root, {"wikiref": {"url": "https://example.invalid/model.bin"}})
+    assert "dsir_hash" not in json.loads((root / "manifest.json").read_text("utf-8"))
+    res = Resources.load(artifacts=root)
+    assert res.dsir_hash == "rpv2"
+    assert compute(DocView(text, "en"), res, NAMES) == before
 
 
 def test_bundle_hashed_one_way_refuses_the_other(tmp_path: Path):
