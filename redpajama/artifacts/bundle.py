@@ -31,14 +31,45 @@ from redpajama.errors import UserError
 DEFAULT_BUNDLE = Path(__file__).resolve().parent / "default"
 ENV_VAR = "REDPAJAMA_ARTIFACTS"  # a bundle folder to use instead of the shipped default
 
-#: CCNet's cutoff.csv values at percentiles 30/60 for RPv2's languages (REFERENCE A.4).
+#: cc_net's `cc_net/data/cutoff.csv` (MIT licence, Facebook; the copy vendored in RedPajama-Data,
+#: `data_prep/cc/cc_net/cc_net/data/cutoff.csv`) at percentiles 30 and 60: every language cc_net
+#: buckets, as its PerplexityBucket does for any language with a model (REFERENCE A.4).
 CCNET_CUTOFFS: dict[str, tuple[float, float]] = {
-    "en": (340.0, 520.0),
-    "de": (370.0, 590.0),
-    "fr": (180.0, 330.0),
-    "es": (180.0, 290.0),
-    "it": (220.0, 360.0),
-}
+    "de": (370.0, 590.0), "it": (220.0, 360.0), "fr": (180.0, 330.0), "nl": (430.0, 650.0),
+    "pl": (160.0, 260.0), "pt": (170.0, 270.0), "es": (180.0, 290.0), "no": (430.0, 680.0),
+    "da": (380.0, 600.0), "id": (600.0, 970.0), "lt": (190.0, 270.0), "fi": (1110.0, 1500.0),
+    "en": (340.0, 520.0), "hu": (80.0, 140.0), "ro": (180.0, 270.0), "ko": (920.0, 2130.0),
+    "ar": (490.0, 790.0), "bn": (190.0, 300.0), "fa": (370.0, 700.0), "ru": (210.0, 310.0),
+    "uk": (140.0, 220.0), "ml": (2430.0, 3220.0), "my": (2530.0, 3040.0), "lv": (1130.0, 1480.0),
+    "is": (850.0, 1190.0), "ca": (210.0, 330.0), "ne": (860.0, 1130.0), "et": (1270.0, 1620.0),
+    "hy": (750.0, 1080.0), "ja": (1110.0, 1450.0), "hr": (720.0, 910.0), "hi": (480.0, 790.0),
+    "az": (600.0, 950.0), "el": (450.0, 670.0), "cs": (820.0, 1140.0), "bg": (450.0, 680.0),
+    "he": (1280.0, 1710.0), "zh": (1460.0, 1950.0), "ka": (910.0, 1310.0), "km": (1040.0, 2180.0),
+    "gu": (1110.0, 1570.0), "mk": (530.0, 740.0), "kn": (2210.0, 2800.0), "mr": (1380.0, 1870.0),
+    "af": (540.0, 770.0), "mn": (680.0, 1010.0), "kk": (610.0, 930.0), "be": (670.0, 910.0),
+}  # fmt: skip
+
+
+def read_cutoffs(path: Path) -> dict[str, tuple[float, float]]:
+    """A cutoffs file: ours (`lang,p30,p60` rows) or cc_net's own `cutoff.csv` (one row per
+    percentile 0..100, one column per language), of which the 30 and 60 rows are read."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    if not rows:
+        return {}
+    header = [h.strip() for h in rows[0]]
+    if header[:3] == ["lang", "p30", "p60"]:
+        return {r[0]: (float(r[1]), float(r[2])) for r in rows[1:] if r}
+    by_percentile = {r[0].strip(): r[1:] for r in rows[1:] if r}
+    if header[0] == "" and {"30", "60"} <= set(by_percentile):
+        return {
+            lang: (float(p30), float(p60))
+            for lang, p30, p60 in zip(header[1:], by_percentile["30"], by_percentile["60"], strict=True)
+        }
+    raise ValueError(
+        f"{path}: not a cutoffs file: expected a `lang,p30,p60` header or cc_net's cutoff.csv "
+        "(percentile rows 0..100, one column per language)"
+    )
 
 
 @dataclass(frozen=True)
@@ -94,9 +125,7 @@ class Bundle:
         out = dict(CCNET_CUTOFFS)
         path = self.root / "cutoffs.csv"
         if path.is_file():
-            with open(path, newline="", encoding="utf-8") as handle:
-                for row in csv.DictReader(handle):
-                    out[row["lang"]] = (float(row["p30"]), float(row["p60"]))
+            out.update(read_cutoffs(path))
         return out
 
     @cached_property

@@ -47,3 +47,21 @@ def test_a_bundle_folder_that_does_not_exist_is_an_error(tmp_path):
     with pytest.raises(UserError, match="not a folder"):
         Bundle.at(tmp_path / "nope")
     assert Bundle.at(None).root.is_dir()  # the shipped default
+
+
+def test_cc_nets_own_cutoff_csv_and_every_cc_net_language(tmp_path):
+    # cc_net buckets every language of its cutoff.csv (48), not only RPv2's five; and its own file,
+    # percentile rows by language columns, reads as it is (its rows 30 and 60).
+    from redpajama.pipelines.ccnet.buckets import bucket_of
+
+    defaults = Bundle(tmp_path).cutoffs
+    assert len(defaults) == 48 and defaults["pt"] == (170.0, 270.0) and defaults["ja"] == (1110.0, 1450.0)
+    assert bucket_of(119.6, "pt", defaults) == "head"
+    lines = [",pt,xx"] + [f"{p},{p * 10},{p * 20}" for p in range(101)]
+    (tmp_path / "cutoffs.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    cutoffs = Bundle(tmp_path).cutoffs
+    assert cutoffs["pt"] == (300.0, 600.0) and cutoffs["xx"] == (600.0, 1200.0)
+    assert cutoffs["en"] == (340.0, 520.0)  # the defaults stay for languages the file lacks
+    (tmp_path / "cutoffs.csv").write_text("language,low,high\nen,1,2\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="not a cutoffs file"):
+        Bundle(tmp_path).cutoffs  # noqa: B018
