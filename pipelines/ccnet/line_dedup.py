@@ -76,6 +76,8 @@ def dedup_doc(
     keep = first & ~duplicate & (keys != 0)
     if not keep.any():
         return None
+    # Earlier ids of another length do not describe these lines. cc_net's finalize_doc zips them with
+    # the lines, which silently cuts the text to the shorter list; we keep every line, numbered anew.
     ids = previous_ids if previous_ids is not None and len(previous_ids) == len(lines) else None
     if keep.all():  # the common case for most lines of most documents: no rebuild
         return DedupedDoc(text=text, line_ids=list(ids) if ids is not None else list(range(len(lines))))

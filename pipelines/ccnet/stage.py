@@ -4,8 +4,10 @@
         -> documents/<snapshot>/<shard>/<lang>_<bucket>.parquet  (+ .ccnet.json: "this is CCNet output")
 
 Pass 1 (`hashing`): one task per documents file hashes its lines. The shards of a snapshot,
-sorted by name, form dedup groups of `hash_group` shards (CCNet's `hash_in_mem`, default 50);
-each group's duplicate keys are merged once. Pass 2: one task per shard reads its files in name
+sorted by name, form dedup groups of `hash_group` shards (default 50); each group's duplicate keys
+are merged once. CCNet's `hash_in_mem` (also 50) counts its own shards, each 1/5000 of a crawl's WET
+files for RPv2 (roughly 10-20 of them), so at the same number its groups span 10-20x as many WET
+files as ours (one shard a file): multiply `hash_group` by the files per CCNet shard for that scope. Pass 2: one task per shard reads its files in name
 order, runs `transform` batch by batch and writes the new files to a staging folder, then `swap`
 replaces the shard folder in one step. Rows keep the input order and their `id`/`id_int`.
 

@@ -51,7 +51,10 @@ def ccnet(
     hash_group: int = typer.Option(
         50,
         "--hash-group",
-        help="Shards per line-dedup group (CCNet's hash_in_mem): a line seen twice in a group is removed.",
+        help="Ingested shards (input files: one a WET file) per line-dedup group; a line that two documents "
+        "of a group hold is removed from both. CCNet's hash_in_mem counts its own shards, 1/5000 "
+        "of a crawl's WET files each for RPv2 (roughly 10-20 files), so its 50 are several hundred WET "
+        "files here; memory grows with the group.",
     ),
     min_length: int = typer.Option(
         CCNET_MIN_LENGTH,
