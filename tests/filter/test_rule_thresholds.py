@@ -37,6 +37,24 @@ def _punct(n_punct: int, n: int = 100) -> dict:
     return {"rps_lines_ending_with_terminal_punctution_mark": spans, "raw_content": text}
 
 
+def _stop_words(n_stop: int) -> dict:
+    # 2 raw tokens more than normalized words (a final "." and the em dash), non-ASCII letters and
+    # a no-break space: fraction x word count stays below 2 though the text holds 2 stop words, and
+    # the rule counts the raw (WordPunct) tokens of raw_content again.
+    import re
+
+    words = ["the", "of"][:n_stop] + ["café"] * (58 - n_stop)
+    text = " ".join(words) + " naïve\u00a0x—y."
+    raw = re.findall(r"\w+|[^\w\s]+", text)
+    assert len(raw) == 63 and len(text.split()) == 60
+    # RPv2 normalizes "x—y." to one word ("x—y": the em dash is not ASCII punctuation).
+    return {
+        "raw_content": text,
+        "rps_doc_word_count": 60,
+        "rps_doc_stop_word_fraction": round(n_stop / len(raw), 8),
+    }
+
+
 def _short(n_short: int, n: int = 100, trailing_newline: bool = False) -> dict:
     # Short lines are <= 30 characters; they come last, so the last line (no newline after it
     # unless trailing_newline) is one of them. A trailing newline adds an empty, short line.
@@ -62,7 +80,12 @@ CASES: dict[str, list[tuple[dict, dict]]] = {
         (
             {"rps_lines_start_with_bulletpoint": _bullets(9, 10)},
             {"rps_lines_start_with_bulletpoint": _bullets(19, 20)},
-        )
+        ),
+        # An empty document: RPv2's one span with a NULL score; a NULL signal fails.
+        (
+            {"rps_lines_start_with_bulletpoint": _bullets(0, 1)},
+            {"rps_lines_start_with_bulletpoint": [{"start": 0, "end": 0, "score": None}]},
+        ),
     ],
     "gopher_ellipsis_lines": [
         ({"rps_doc_frac_lines_end_with_ellipsis": 0.3}, {"rps_doc_frac_lines_end_with_ellipsis": 0.3001})
@@ -78,6 +101,8 @@ CASES: dict[str, list[tuple[dict, dict]]] = {
             {"rps_doc_word_count": 60, "rps_doc_stop_word_fraction": 0.03333333},
             {"rps_doc_word_count": 60, "rps_doc_stop_word_fraction": 0.01666667},
         ),
+        # 2 stop words among 63 raw tokens: 0.03174603 x 60 = 1.905, kept on the raw count
+        (_stop_words(2), _stop_words(1)),
     ],
     **{
         f"gopher_top_{n}gram": [
@@ -98,7 +123,11 @@ CASES: dict[str, list[tuple[dict, dict]]] = {
     "rpv1_wikiref": [({"rps_doc_ml_wikiref_score": 0.25}, {"rps_doc_ml_wikiref_score": 0.2499})],
     # 98 lines, the empty one and the empty tail: 13 of 100 kept, 12 of 100 dropped (12 of the
     # 98 non-empty lines would be 0.122, kept)
-    "fineweb_line_punct": [(_punct(13, 98), _punct(12, 98))],
+    "fineweb_line_punct": [
+        (_punct(13, 98), _punct(12, 98)),
+        # No line at all: 0 / 0 fails (DuckDB's NaN would compare above 0.12)
+        (_punct(13, 98), {"rps_lines_ending_with_terminal_punctution_mark": [], "raw_content": ""}),
+    ],
     # 66 of 100 kept, 67 dropped; with a trailing newline 65 + 1 of 100 kept, 66 + 1 dropped
     "fineweb_short_lines": [(_short(66), _short(67)), (_short(65, 99, True), _short(66, 99, True))],
 }
