@@ -165,6 +165,7 @@ def log_linear_specs() -> list[Spec]:
     meta = dict(
         H=24, G=1, P=64, N=128, BT=64, LOG2_BT=6, BLOCK_N=128, BLOCK_P=64, BLOCK_L=16, DOT_PREC="tf32"
     )
+    meta["NB"] = ll.DBC_BLOCK_N  # the dB/dC kernel's N-block (an argument of that kernel only)
     fp32 = ("dt", "A", "D", "lam", "states", "a_last", "h_lv", "d_hlv", "d_st", "d_tot", "dlam", "ddt")
     fp32 += ("dB_h", "dC_h", "dA_part", "dD_part", "r_state", "dcs_state", "dlast_state")
     out = []

@@ -23,8 +23,9 @@ from redpajama.kernels.log_linear.buckets import bucket_states, bucket_states_bw
 from redpajama.kernels.log_linear.chunked import bucket_states as chunked_bucket_states
 from redpajama.kernels.log_linear.chunked import bucket_states_bwd as chunked_bucket_states_bwd
 from redpajama.kernels.log_linear.chunked import log_linear_chunked_bwd
+from redpajama.kernels.log_linear.log_linear import DBC_BLOCK_N
 from redpajama.kernels.ssd.naive import ssd_quadratic
-from redpajama.kernels.ssd.ssd import BWD_DBC_BLOCK_N, BWD_SCAN_BLOCK_N
+from redpajama.kernels.ssd.ssd import BWD_SCAN_BLOCK_N
 
 
 def make_inputs(b, t, h, g, p, n, seed=0, a_scale=1.0):
@@ -363,10 +364,10 @@ def test_triton_backward_does_not_recompute(monkeypatch, device):
 
 
 def test_triton_backward_walks_the_state_in_blocks(device):
-    # N = 72: the backward kernels walk N in blocks (SSD's BWD_DBC_BLOCK_N, BWD_SCAN_BLOCK_N), the
+    # N = 72: the backward kernels walk N in blocks (DBC_BLOCK_N, SSD's BWD_SCAN_BLOCK_N), the
     # last one part-masked; the sums over N cross the blocks.
     shape = (1, 40, 2, 1, 12, 72)
-    assert all(shape[-1] > nb and shape[-1] % nb for nb in (BWD_DBC_BLOCK_N.value, BWD_SCAN_BLOCK_N.value))
+    assert all(shape[-1] > nb and shape[-1] % nb for nb in (DBC_BLOCK_N, BWD_SCAN_BLOCK_N.value))
     inputs = make_inputs(*shape, a_scale=0.01)
     lam = _lam(1, 40, 2, num_levels(40), seed=7)
     d_y = unit_randn(1, 40, 2, 12, seed=9).double()

@@ -139,7 +139,7 @@ class LogLinearMamba2Mixer(Mamba2Mixer):
     def mix(self, x, dt, a, bm, cm, d, lam) -> torch.Tensor:
         """Log-linear Mamba-2: our Triton op on CUDA, the chunked PyTorch path in float32 elsewhere (the
         CPU, and models built with kernels=False). On an H200 at REFERENCE LL-A's shape
-        (benchmarks/sequence_mixers.py) the Triton op takes 1.9 / 9.6 ms forward / forward+backward
+        (benchmarks/sequence_mixers.py) the Triton op takes 1.9 / 8.7 ms forward / forward+backward
         against 11.2 / 26.9 for the compiled chunked path."""
         if self.kernels and x.is_cuda:
             return log_linear(x, dt, a, bm, cm, d, lam, chunk_size=self.chunk)
