@@ -144,6 +144,7 @@ def moe_specs() -> list[Spec]:
 def ssd_specs() -> list[Spec]:
     ssd = importlib.import_module("redpajama.kernels.ssd.ssd")
     meta = dict(H=24, G=1, P=64, N=128, BT=64, BLOCK_N=128, BLOCK_P=64, DOT_PREC="tf32")
+    meta["NB"] = ssd.BWD_DBC_BLOCK_N  # the dB/dC kernel's N-block (an argument of that kernel only)
     bf16 = ("x", "Bm", "Cm", "dy", "y", "dx")
     fp32 = ("dt", "A", "D", "states", "a_last", "h_in", "final", "dh", "d_s", "d_final", "ddt")
     fp32 += ("dB_h", "dC_h", "dA_part", "dD_part", "lam", "h_lv", "r_state", "dcs_state", "dlast_state")

@@ -43,9 +43,10 @@ NUM_WARPS = 4
 # compiler figures, not GPU timings: nothing here has been timed on a GPU.
 BWD_SCAN_WARPS = 8
 # N-blocks of the backward kernels' loops over the state. The dbc kernel's blocks are the M side of
-# its dots (16 keeps its (BT, BT) and (BT, P) operands and accumulators within the registers: 32
-# reaches 255 registers at 8 warps, 64 spills); the scan kernel's are its dots' K side.
-BWD_DBC_BLOCK_N = tl.constexpr(16)
+# its dots: offline, 220 registers at 16 rows, 255 at 32 (no spill), a spill at 64; on an H200 at
+# LL-A the SSD's forward+backward took 6.145 / 5.377 / 5.463 ms at 16 / 32 / 64 (one call, two
+# rounds). The scan kernel's blocks are its dots' K side.
+BWD_DBC_BLOCK_N = 32  # the launcher's choice, handed to the kernel as NB
 BWD_SCAN_BLOCK_N = tl.constexpr(64)
 # Elements of the flattened (N, P) state per state-passing program.
 BLOCK_STATE = 1024
@@ -281,6 +282,7 @@ def ssd_chunk_scan_bwd_dbc_kernel(
     BT: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_P: tl.constexpr,
+    NB: tl.constexpr,
     DOT_PREC: tl.constexpr,
 ):
     # dB, dC of one chunk of one head (per head; the caller sums each group's heads), and the
@@ -294,7 +296,6 @@ def ssd_chunk_scan_bwd_dbc_kernel(
     # N is walked in blocks of NB in a fixed order: the (N, P) states and (BT, N) tiles are never
     # whole in registers. The blocks are worked transposed, (NB, BT), so that the chunk's (BT, BT)
     # and (BT, P) tiles are the dots' second operands.
-    NB: tl.constexpr = BLOCK_N if BLOCK_N < BWD_DBC_BLOCK_N else BWD_DBC_BLOCK_N
     i_c, i_b64, i_h, i_g, NC, o_t, m_t, b_dt, b_A = chunk_of_head(dt, A, T, H, G, BT)
     o_i = tl.arange(0, BT)
     o_nb = tl.arange(0, NB)
@@ -555,6 +556,7 @@ def ssd_bwd(x, dt, A, Bm, Cm, D, h_in, a_last, d_y, d_final, chunk_size: int):
         dcs_state,
         dlast_state,
         t,
+        NB=min(meta["BLOCK_N"], BWD_DBC_BLOCK_N),
         **meta,
         num_warps=BWD_SCAN_WARPS,
     )

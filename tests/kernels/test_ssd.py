@@ -201,7 +201,7 @@ def test_triton_backward_walks_the_state_in_blocks(device):
     # N = 72: the backward kernels walk N in blocks (BWD_DBC_BLOCK_N, BWD_SCAN_BLOCK_N), the last
     # one part-masked; the sums over N (C B^T, dS^T B, the d(a) terms) cross the blocks.
     shape = (1, 40, 2, 1, 12, 72)
-    blocks = (BWD_DBC_BLOCK_N.value, BWD_SCAN_BLOCK_N.value)
+    blocks = (BWD_DBC_BLOCK_N, BWD_SCAN_BLOCK_N.value)
     assert all(shape[-1] > nb and shape[-1] % nb for nb in blocks)
     inputs = make_inputs(*shape)
     d_y = unit_randn(*inputs[0].shape, seed=9).double()
