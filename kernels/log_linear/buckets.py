@@ -101,7 +101,7 @@ def bucket_states_bwd_kernel(
     o_j = tl.arange(0, BLOCK_J)
     b_g = tl.zeros([BLOCK_J, BLOCK], dtype=tl.float32)  # the adjoint of H(c + 1); none after the last
     # Chunk c's bucket states and their direct gradient are loaded one step ahead, so that the loads
-    # overlap the step before (the loop is otherwise one memory latency a step).
+    # can overlap the step before (at 256 elements and 4 warps it timed the same, 2.15 ms).
     b_h_next, b_d_next = _nonempty_rows(h_lv, d_hlv, i_b64, NC - 1, NC, J, H, i_h, NP, o_j, o_k, m_k)
     for i_r in range(0, NC):
         i_c = NC - 1 - i_r
