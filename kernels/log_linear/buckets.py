@@ -29,6 +29,8 @@ import torch
 import triton
 import triton.language as tl
 
+from redpajama.kernels.ssd.ssd import state_block
+
 # (elements of the flattened (N, P) state per program, warps) of the forward and the reverse pass.
 # Both loops take one chunk a step, so what counts is programs in flight and the cost of a step: a
 # sweep of 64-512 elements at 1-8 warps on an H200 at LL-A (B 4, 128 chunks, H 24, N 128, P 64) put
@@ -60,11 +62,7 @@ def bucket_states_fwd_kernel(
     BLOCK_J: tl.constexpr,
     BLOCK: tl.constexpr,
 ):
-    i_bh, i_k = tl.program_id(0), tl.program_id(1)
-    i_b, i_h = i_bh // H, i_bh % H
-    i_b64 = i_b.to(tl.int64)
-    o_k = i_k * BLOCK + tl.arange(0, BLOCK)
-    m_k = o_k < NP
+    i_b64, i_h, o_k, m_k = state_block(H, NP, BLOCK)
     o_j = tl.arange(0, BLOCK_J)
     b_h = tl.zeros([BLOCK_J, BLOCK], dtype=tl.float32)
     for i_c in range(0, NC):
@@ -92,12 +90,8 @@ def bucket_states_bwd_kernel(
     BLOCK_J: tl.constexpr,
     BLOCK: tl.constexpr,
 ):
-    i_bh, i_k = tl.program_id(0), tl.program_id(1)
-    n_k = tl.num_programs(1)
-    i_b, i_h = i_bh // H, i_bh % H
-    i_b64 = i_b.to(tl.int64)
-    o_k = i_k * BLOCK + tl.arange(0, BLOCK)
-    m_k = o_k < NP
+    i_b64, i_h, o_k, m_k = state_block(H, NP, BLOCK)
+    i_k, n_k = tl.program_id(1), tl.num_programs(1)
     o_j = tl.arange(0, BLOCK_J)
     b_g = tl.zeros([BLOCK_J, BLOCK], dtype=tl.float32)  # the adjoint of H(c + 1); none after the last
     # Chunk c's bucket states and their direct gradient are loaded one step ahead, so that the loads

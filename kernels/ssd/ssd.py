@@ -72,6 +72,18 @@ def chunk_of_head(dt, A, T, H: tl.constexpr, G: tl.constexpr, BT: tl.constexpr):
 
 
 @triton.jit
+def state_block(H: tl.constexpr, NP: tl.constexpr, BLOCK: tl.constexpr):
+    """The block of the flattened (N, P) state this program walks over the chunks (grid (B*H, blocks):
+    block program_id(1) of batch and head program_id(0)), for every sequential state pass.
+
+    Returns the batch index as int64, the head, the block's element offsets (BLOCK,) and their mask.
+    """
+    i_bh, i_k = tl.program_id(0), tl.program_id(1)
+    o_k = i_k * BLOCK + tl.arange(0, BLOCK)
+    return (i_bh // H).to(tl.int64), i_bh % H, o_k, o_k < NP
+
+
+@triton.jit
 def ssd_chunk_state_fwd_kernel(
     x,
     dt,
@@ -125,11 +137,7 @@ def ssd_state_passing_fwd_kernel(
     NP: tl.constexpr,
     BLOCK: tl.constexpr,
 ):
-    i_bh, i_k = tl.program_id(0), tl.program_id(1)
-    i_b, i_h = i_bh // H, i_bh % H
-    i_b64 = i_b.to(tl.int64)
-    o_k = i_k * BLOCK + tl.arange(0, BLOCK)
-    m_k = o_k < NP
+    i_b64, i_h, o_k, m_k = state_block(H, NP, BLOCK)
     b_h = tl.zeros([BLOCK], dtype=tl.float32)
     for i_c in range(0, NC):
         i_bch = ((i_b64 * NC + i_c) * H + i_h) * NP
@@ -244,11 +252,7 @@ def ssd_state_passing_bwd_kernel(
     # Reverse of the forward state passing, in place: reads each chunk's own (C exp(a))^T dy from dh
     # and overwrites it with d_s[c], the gradient of the state after chunk c (= entering c + 1):
     # d_s[NC-1] = d_final, d_s[c-1] = dh_own[c] + exp(total_c) d_s[c].
-    i_bh, i_k = tl.program_id(0), tl.program_id(1)
-    i_b, i_h = i_bh // H, i_bh % H
-    i_b64 = i_b.to(tl.int64)
-    o_k = i_k * BLOCK + tl.arange(0, BLOCK)
-    m_k = o_k < NP
+    i_b64, i_h, o_k, m_k = state_block(H, NP, BLOCK)
     b_ds = tl.load(d_final + (i_b64 * H + i_h) * NP + o_k, mask=m_k, other=0.0)
     for i_r in range(0, NC):
         i_c = NC - 1 - i_r
