@@ -66,9 +66,8 @@ def bucket_states_fwd_kernel(
     o_j = tl.arange(0, BLOCK_J)
     b_h = tl.zeros([BLOCK_J, BLOCK], dtype=tl.float32)
     for i_c in range(0, NC):
-        m_j = (((i_c >> o_j) & 1) == 1) & (o_j < J)
-        p_h = h_lv + (((i_b64 * NC + i_c) * J + o_j[:, None]) * H + i_h) * NP + o_k[None, :]
-        tl.store(p_h, b_h, mask=m_j[:, None] & m_k[None, :])
+        o_lv, m_lv = _nonempty_rows(i_b64, i_c, NC, J, H, i_h, NP, o_j, o_k, m_k)
+        tl.store(h_lv + o_lv, b_h, mask=m_lv)
         b_s = tl.load(states + ((i_b64 * NC + i_c) * H + i_h) * NP + o_k, mask=m_k, other=0.0)
         b_decay = tl.exp(tl.load(a_last + (i_b64 * H + i_h) * NC + i_c))
         below, at, above = _carry_masks(i_c + 1, o_j)
@@ -96,11 +95,11 @@ def bucket_states_bwd_kernel(
     b_g = tl.zeros([BLOCK_J, BLOCK], dtype=tl.float32)  # the adjoint of H(c + 1); none after the last
     # Chunk c's bucket states and their direct gradient are loaded one step ahead, so that the loads
     # can overlap the step before (at 256 elements and 4 warps it timed the same, 2.15 ms).
-    b_h_next, b_d_next = _nonempty_rows(h_lv, d_hlv, i_b64, NC - 1, NC, J, H, i_h, NP, o_j, o_k, m_k)
+    b_h_next, b_d_next = _load_rows(h_lv, d_hlv, i_b64, NC - 1, NC, J, H, i_h, NP, o_j, o_k, m_k)
     for i_r in range(0, NC):
         i_c = NC - 1 - i_r
         b_h, b_d = b_h_next, b_d_next
-        b_h_next, b_d_next = _nonempty_rows(h_lv, d_hlv, i_b64, i_c - 1, NC, J, H, i_h, NP, o_j, o_k, m_k)
+        b_h_next, b_d_next = _load_rows(h_lv, d_hlv, i_b64, i_c - 1, NC, J, H, i_h, NP, o_j, o_k, m_k)
         b_decay = tl.exp(tl.load(a_last + (i_b64 * H + i_h) * NC + i_c))
         below, at, above = _carry_masks(i_c + 1, o_j)
         b_gat = tl.sum(tl.where(at[:, None], b_g, 0.0), axis=0)
@@ -113,12 +112,19 @@ def bucket_states_bwd_kernel(
 
 
 @triton.jit
-def _nonempty_rows(h_lv, d_hlv, i_b64, i_c, NC, J, H, i_h, NP, o_j, o_k, m_k):
-    """Chunk i_c's non-empty bucket rows of h_lv and d_hlv (zeros elsewhere, and for i_c < 0)."""
+def _nonempty_rows(i_b64, i_c, NC, J, H, i_h, NP, o_j, o_k, m_k):
+    """Offsets of chunk i_c's (levels, block) rows in a (B, NC, J, H, N, P) tensor, and the mask of
+    its non-empty buckets (none for i_c < 0)."""
     m_j = (((i_c >> o_j) & 1) == 1) & (o_j < J) & (o_j + i_c >= o_j)  # i_c >= 0, as a row vector
-    m_jk = m_j[:, None] & m_k[None, :]
     o_lv = (((i_b64 * NC + i_c) * J + o_j[:, None]) * H + i_h) * NP + o_k[None, :]
-    return tl.load(h_lv + o_lv, mask=m_jk, other=0.0), tl.load(d_hlv + o_lv, mask=m_jk, other=0.0)
+    return o_lv, m_j[:, None] & m_k[None, :]
+
+
+@triton.jit
+def _load_rows(h_lv, d_hlv, i_b64, i_c, NC, J, H, i_h, NP, o_j, o_k, m_k):
+    """Chunk i_c's non-empty bucket rows of h_lv and d_hlv (zeros elsewhere, and for i_c < 0)."""
+    o_lv, m_lv = _nonempty_rows(i_b64, i_c, NC, J, H, i_h, NP, o_j, o_k, m_k)
+    return tl.load(h_lv + o_lv, mask=m_lv, other=0.0), tl.load(d_hlv + o_lv, mask=m_lv, other=0.0)
 
 
 def _launch_shape(states: torch.Tensor, levels: int, launch: tuple[int, int]):
