@@ -74,6 +74,30 @@ def key_range(seq_lens, i_b, i_sp, chunk, SPLIT):
 
 
 @triton.jit
+def range_pages(block_table, i_b, start, max_pages, PS, NP):
+    """The block-table entries of the (at most NP) pages from the one holding key `start` on,
+    loaded once before the key loop, and the first page's index. The TMA kernels pick each tile's
+    page out of them (`tile_row`) instead of loading it in the loop: Triton's pipeliner issues no
+    TMA copy more than one tile ahead of a load it depends on, at any num_stages (offline for
+    sm_90a: GLA-2's kernel kept 2 tile buffers at 2-4 stages with the load in the loop, 3 and 4
+    without it)."""
+    o_p = tl.arange(0, NP)
+    first = start // PS
+    b_pages = tl.load(
+        block_table + i_b.to(tl.int64) * max_pages + first + o_p, mask=first + o_p < max_pages, other=0
+    )
+    return b_pages, first
+
+
+@triton.jit
+def tile_row(b_pages, first, i_s, PS, NP):
+    """The cache row (page x PS + slot) of key i_s, its page picked out of `range_pages` by a masked
+    sum: a reduction in registers, which the pipeliner schedules ahead with the copy it feeds."""
+    b_page = tl.sum(tl.where(tl.arange(0, NP) == i_s // PS - first, b_pages, 0), 0)
+    return b_page * PS + i_s % PS
+
+
+@triton.jit
 def masked_from(end, seq_len, Q):
     """Keys from here on need the mask: past the range's end, or past the first query row's
     position (seq_len - Q), which later rows see but it does not. A tile wholly before it skips the
@@ -260,10 +284,8 @@ def paged_decode_keys_major_kernel(
 
 
 @triton.jit
-def _page_tiles(desc_ca, desc_cb, desc_r, block_table, i_b, i_g, i_s, max_pages, KA, DC, PS, BB):
-    """The tile of tokens i_s .. i_s + BS - 1, inside one page: (C[:, :Ka], C[:, Ka:], R) rows."""
-    b_page = tl.load(block_table + i_b.to(tl.int64) * max_pages + i_s // PS)
-    row = b_page * PS + i_s % PS
+def _page_tiles(desc_ca, desc_cb, desc_r, row, i_g, KA, DC, BB):
+    """The tile of tokens from cache row `row` on, inside one page: (C[:, :Ka], C[:, Ka:], R) rows."""
     b_ca = desc_ca.load([row, i_g * DC])
     b_r = desc_r.load([row, 0])
     if BB > 0:
@@ -299,6 +321,7 @@ def paged_decode_keys_major_tma_kernel(
     DC: tl.constexpr,
     DR: tl.constexpr,
     PS: tl.constexpr,  # a multiple of BS: no tile spans two pages
+    NP: tl.constexpr,  # a power of two >= the pages a key range spans (`range_pages`)
     BM: tl.constexpr,
     BS: tl.constexpr,
     BA: tl.constexpr,
@@ -320,10 +343,10 @@ def paged_decode_keys_major_tma_kernel(
     o_t = tl.arange(0, BS)
     m_full = o_t < BS
     mask_at = masked_from(end, seq_len, Q)
+    b_pages, first = range_pages(block_table, i_b, start, max_pages, PS, NP)
     for i_s in range(start, end_full, BS):
-        b_ca, b_cb, b_r = _page_tiles(
-            desc_ca, desc_cb, desc_r, block_table, i_b, i_g, i_s, max_pages, KA, DC, PS, BB
-        )
+        row = tile_row(b_pages, first, i_s, PS, NP)
+        b_ca, b_cb, b_r = _page_tiles(desc_ca, desc_cb, desc_r, row, i_g, KA, DC, BB)
         b_m, b_l, b_acc_a, b_acc_b = _tile_step(
             b_ca,
             b_cb,
@@ -343,9 +366,8 @@ def paged_decode_keys_major_tma_kernel(
             PRECISION,
         )
     if end_full < end:
-        b_ca, b_cb, b_r = _page_tiles(
-            desc_ca, desc_cb, desc_r, block_table, i_b, i_g, end_full, max_pages, KA, DC, PS, BB
-        )
+        row = tile_row(b_pages, first, end_full, PS, NP)
+        b_ca, b_cb, b_r = _page_tiles(desc_ca, desc_cb, desc_r, row, i_g, KA, DC, BB)
         o_s = end_full + o_t
         m_s = o_s < end
         b_ca = tl.where(m_s[:, None], b_ca, 0.0)

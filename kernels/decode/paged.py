@@ -83,25 +83,28 @@ def config_for(device: torch.device, dc: int, rows: int) -> Config:
 
     Chosen by `benchmarks/decode_attention.py --sweep` at DEC-A (B 128, 8K context, Q = 1 and 2;
     docs/benchmarks.md), with register and shared-memory figures from offline ptxas for sm_90a
-    (benchmarks/kernel_registers.py):
+    (benchmarks/kernel_registers.py). For the TMA kernels, stages are tile buffers: n stages issue
+    each tile's copy n - 1 tiles ahead (since session 9, when the page of a tile stopped being a
+    load in the loop, `range_pages`; before, the pipeliner kept 2-3 buffers whatever the stages).
     - GTA (Dc 128), up to 32 rows (Q = 1, 2 at 16 heads a group): the transposed kernel
       (keys_major.py), whose MMAs take the tile's tokens as M. Q = 1: 64-token tiles, 2 stages,
       585 us against 622 for the best row-major tiles, and each tile one TMA rectangle where the
       pages allow (598 us against 624 gathered, same run). Q = 2: 64-token TMA tiles (the most a
-      page of 64 holds) in 5 stages (84 KB, two programs an SM): 714-721 us against 742-760 for the
-      gathered 128-token tiles in 3 stages, in two calls after the softmax sums were deferred
-      (before that, 839 against 772); 128-token tiles as two TMA pages a loop step took 913-917
-      (since removed).
+      page of 64 holds) in 3 stages (86 KB, two programs an SM; the buffers of session 8's "5
+      stages"): 733.8 us against 740.9 at 4 stages, 828.5 at 2 and 1136.7 at 5 (one program an
+      SM), in session 9's sweep; 742-760 for the gathered 128-token tiles in 3 stages (session 6).
     - GTA with more rows: the row-major kernel, 128-token tiles at 4 warps, 2 stages (half the
       loop trips of 64-token tiles for the same bytes: 657 against 724 us at Q = 1).
     - GLA-2 (Dc 256), up to 64 rows (Q = 1): 32-token tiles at 4 warps (514 us gathered; 8
       warps took 778-1109). The (rows, 256) accumulator and the 256-wide tile fill a program's
       registers, so narrow tiles and fewer threads with more registers each win. Loaded as TMA
-      rectangles: 466 against 518-526 us gathered in one run.
+      rectangles in 3 stages (103 KB, two programs an SM): 398.2 us against 470.6 at 2 stages and
+      455.8 at 4 (one program an SM) in session 9's sweep.
     - GLA-2 at 128 rows (Q = 2): 4 warps cannot hold that accumulator (3257 us); 64-token tiles
-      at 8 warps stay best (755 us gathered; as TMA rectangles 681 against 775 in one run). Up to
-      Dc 256 a group's 128 rows fit one program; split over two programs of 64 rows (adjacent,
-      so the second reads the tiles from L2) they took 955-980 us.
+      at 8 warps stay best, as TMA rectangles in 3 stages (205 KB, one program an SM): 559.8 us
+      against 665.8 at 2 stages (session 9). Up to Dc 256 a group's 128 rows fit one program;
+      split over two programs of 64 rows (adjacent, so the second reads the tiles from L2) they
+      took 955-980 us (gathered, session 5).
     - MLA (Dc 512, 128 heads on one latent): a (128, 512) float32 accumulator alone is a whole
       SM's register file (255 registers and 3 KB of spills a thread), and 64-token tiles in 2
       stages need 288 KB of shared memory where a program may have 227 KB. 64 rows a program and
@@ -113,13 +116,13 @@ def config_for(device: torch.device, dc: int, rows: int) -> Config:
     if dc <= 128 and rows <= 16:
         return Config(64, 4, 2, 128, GPU_MIN_PROGRAMS, keys_major=True, tma=True)
     if dc <= 128 and rows <= 32:
-        return Config(64, 4, 5, 128, GPU_MIN_PROGRAMS, keys_major=True, tma=True)
+        return Config(64, 4, 3, 128, GPU_MIN_PROGRAMS, keys_major=True, tma=True)
     if dc <= 128:
         return Config(128, 4, 2, 128, GPU_MIN_PROGRAMS)
     if dc <= 256:
         if rows <= 64:
-            return Config(32, 4, 2, 128, GPU_MIN_PROGRAMS, tma=True)
-        return Config(64, 8, 2, 128, GPU_MIN_PROGRAMS, tma=True)
+            return Config(32, 4, 3, 128, GPU_MIN_PROGRAMS, tma=True)
+        return Config(64, 8, 3, 128, GPU_MIN_PROGRAMS, tma=True)
     return Config(32, 8, 2, 64, GPU_MIN_PROGRAMS)
 
 
@@ -178,36 +181,44 @@ def paged_decode_fwd(
         bm = max(16, bm)  # tl.dot on a GPU needs M >= 16
     row_blocks = triton.cdiv(rows, bm)
     capacity = block_table.shape[1] * page_size  # >= every seq_len, without reading seq_lens
+    if cfg.keys_major:
+        ba = max(16, triton.next_power_of_2(ka))
+        bb = 0 if dc == ka else max(16, triton.next_power_of_2(dc - ka))
+        blocks = (ba, bb or ba)  # the kernel reads desc_cb only where BB > 0
+    else:
+        blocks = (max(16, triton.next_power_of_2(dc)),)
+    br = max(16, triton.next_power_of_2(dr))
+    tma = cfg.tma and tma_fits(cache, rope, cfg.bs, (*blocks, br))
     if splits is None:
         n_splits = min(triton.cdiv(cfg.min_programs, b * g * row_blocks), triton.cdiv(capacity, 2 * cfg.bs))
         n_splits = max(1, n_splits)
+        if tma:  # ranges of at most MAX_RANGE_PAGES pages
+            n_splits = max(n_splits, triton.cdiv(capacity, MAX_RANGE_PAGES * page_size))
     elif isinstance(splits, bool) or not isinstance(splits, int) or splits < 1:
         raise ValueError(f"splits must be a positive int or None, got {splits!r}")
     else:
         n_splits = splits
     chunk = triton.cdiv(triton.cdiv(capacity, n_splits), cfg.bs) * cfg.bs
+    # A range starting inside a page spans one page more than its length in pages.
+    range_pages = triton.cdiv(chunk, page_size) + (n_splits > 1 and chunk % page_size != 0)
+    tma = tma and range_pages <= MAX_RANGE_PAGES
     o = torch.empty((b, nq, h, dc), dtype=q_a.dtype, device=q_a.device)
     if n_splits > 1:
         o_part = torch.empty((b, nq, h, n_splits, dc), dtype=torch.float32, device=q_a.device)
         lse_part = torch.empty((b, nq, h, n_splits), dtype=torch.float32, device=q_a.device)
     else:
         o_part, lse_part = o, o  # lse is never touched without a split
-    bc = max(16, triton.next_power_of_2(dc))
-    br = max(16, triton.next_power_of_2(dr))
     if cfg.keys_major:
-        ba = max(16, triton.next_power_of_2(ka))
-        bb = 0 if dc == ka else max(16, triton.next_power_of_2(dc - ka))
-        kernels, widths = (
-            (paged_decode_keys_major_kernel, paged_decode_keys_major_tma_kernel),
-            dict(BA=ba, BB=bb),
-        )
-        blocks = (ba, bb or ba)  # the kernel reads desc_cb only where BB > 0
+        widths = dict(BA=ba, BB=bb)
+        kernel = paged_decode_keys_major_tma_kernel if tma else paged_decode_keys_major_kernel
     else:
-        kernels, widths, blocks = (paged_decode_kernel, paged_decode_tma_kernel), dict(BC=bc), (bc,)
-    if cfg.tma and tma_fits(cache, rope, cfg.bs, (*blocks, br)):
-        kernel, operands = kernels[1], _tma_descriptors(cache, rope, cfg.bs, blocks, br)
+        widths = dict(BC=blocks[0])
+        kernel = paged_decode_tma_kernel if tma else paged_decode_kernel
+    if tma:
+        operands = _tma_descriptors(cache, rope, cfg.bs, blocks, br)
+        widths["NP"] = max(16, triton.next_power_of_2(range_pages))
     else:
-        kernel, operands = kernels[0], (cache, rope)
+        operands = (cache, rope)
     kernel[(b * g * row_blocks, n_splits)](
         q_a,
         q_r,
@@ -242,11 +253,22 @@ def paged_decode_fwd(
     )
     if n_splits > 1:
         paged_decode_combine_kernel[(b * nq * h,)](
-            o_part, lse_part, o, n_splits, DC=dc, BSP=triton.next_power_of_2(n_splits), BC=bc, num_warps=4
+            o_part,
+            lse_part,
+            o,
+            n_splits,
+            DC=dc,
+            BSP=triton.next_power_of_2(n_splits),
+            BC=max(16, triton.next_power_of_2(dc)),
+            num_warps=4,
         )
     return o
 
 
+# The TMA kernels hold a key range's block-table entries in registers (keys_major.range_pages), one
+# register a thread per 128 entries at 4 warps: ranges of at most this many pages (16K tokens in
+# pages of 64); longer contexts take more splits, or the gathering kernels where splits are given.
+MAX_RANGE_PAGES = 256
 # A tensor map's box is at most 256 elements along each dimension.
 TMA_MAX_BOX = 256
 

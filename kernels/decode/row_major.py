@@ -21,7 +21,13 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from redpajama.kernels.decode.keys_major import key_range, masked_from, program_coords
+from redpajama.kernels.decode.keys_major import (
+    key_range,
+    masked_from,
+    program_coords,
+    range_pages,
+    tile_row,
+)
 
 
 @triton.jit
@@ -164,10 +170,8 @@ def paged_decode_kernel(
 
 
 @triton.jit
-def _page_tile(desc_c, desc_r, block_table, i_b, i_g, i_s, max_pages, DC, PS):
-    """The tile of tokens i_s .. i_s + BS - 1, inside one page: (C, R) rows."""
-    b_page = tl.load(block_table + i_b.to(tl.int64) * max_pages + i_s // PS)
-    row = b_page * PS + i_s % PS
+def _page_tile(desc_c, desc_r, row, i_g, DC):
+    """The tile of tokens from cache row `row` on, inside one page: (C, R) rows."""
     return desc_c.load([row, i_g * DC]), desc_r.load([row, 0])
 
 
@@ -196,6 +200,7 @@ def paged_decode_tma_kernel(
     DC: tl.constexpr,
     DR: tl.constexpr,
     PS: tl.constexpr,  # a multiple of BS: no tile spans two pages
+    NP: tl.constexpr,  # a power of two >= the pages a key range spans (`range_pages`)
     BM: tl.constexpr,
     BS: tl.constexpr,
     BC: tl.constexpr,
@@ -216,8 +221,9 @@ def paged_decode_tma_kernel(
     o_t = tl.arange(0, BS)
     m_full = o_t < BS
     mask_at = masked_from(end, seq_len, Q)
+    b_pages, first = range_pages(block_table, i_b, start, max_pages, PS, NP)
     for i_s in range(start, end_full, BS):
-        b_c, b_r = _page_tile(desc_c, desc_r, block_table, i_b, i_g, i_s, max_pages, DC, PS)
+        b_c, b_r = _page_tile(desc_c, desc_r, tile_row(b_pages, first, i_s, PS, NP), i_g, DC)
         b_m, b_l, b_acc = _tile_step(
             b_c,
             b_r,
@@ -234,7 +240,7 @@ def paged_decode_tma_kernel(
             PRECISION,
         )
     if end_full < end:
-        b_c, b_r = _page_tile(desc_c, desc_r, block_table, i_b, i_g, end_full, max_pages, DC, PS)
+        b_c, b_r = _page_tile(desc_c, desc_r, tile_row(b_pages, first, end_full, PS, NP), i_g, DC)
         o_s = end_full + o_t
         m_s = o_s < end
         b_c = tl.where(m_s[:, None], b_c, 0.0)
