@@ -296,7 +296,9 @@ def decode_specs() -> list[Spec]:
             consts = dict(Q=q, H=h, G=g, KA=ka, DC=dc, DR=dr, PS=64, BM=bm, BS=cfg.bs, BR=dr)
             # The block-table entries a key range spans (paged.py's launcher), for the TMA kernels.
             chunk = triton.cdiv(triton.cdiv(capacity, splits if split else 1), cfg.bs) * cfg.bs
-            range_pages = max(16, triton.next_power_of_2(triton.cdiv(chunk, 64) + (split and chunk % 64 != 0)))
+            range_pages = max(
+                16, triton.next_power_of_2(triton.cdiv(chunk, 64) + (split and chunk % 64 != 0))
+            )
             descs = {}
             if cfg.keys_major:  # the transposed kernel (decode/keys_major.py), as the launcher picks it
                 kernel, kmodule = "paged_decode_keys_major_kernel", "redpajama.kernels.decode.keys_major"
