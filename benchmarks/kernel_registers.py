@@ -294,11 +294,6 @@ def decode_specs() -> list[Spec]:
                     min(triton.cdiv(cfg.min_programs, b * g * row_blocks), triton.cdiv(capacity, 2 * cfg.bs)),
                 )
             consts = dict(Q=q, H=h, G=g, KA=ka, DC=dc, DR=dr, PS=64, BM=bm, BS=cfg.bs, BR=dr)
-            # The block-table entries a key range spans (paged.py's launcher), for the TMA kernels.
-            chunk = triton.cdiv(triton.cdiv(capacity, splits if split else 1), cfg.bs) * cfg.bs
-            range_pages = max(
-                16, triton.next_power_of_2(triton.cdiv(chunk, 64) + (split and chunk % 64 != 0))
-            )
             descs = {}
             if cfg.keys_major:  # the transposed kernel (decode/keys_major.py), as the launcher picks it
                 kernel, kmodule = "paged_decode_keys_major_kernel", "redpajama.kernels.decode.keys_major"
@@ -306,14 +301,12 @@ def decode_specs() -> list[Spec]:
                 if cfg.tma:  # pages of 64 hold whole tiles: the TMA variant
                     kernel = "paged_decode_keys_major_tma_kernel"
                     descs = dict(desc_ca=(cfg.bs, ka), desc_cb=(cfg.bs, dc - ka or ka), desc_r=(cfg.bs, dr))
-                    consts.update(NP=range_pages)
             else:  # the row-major kernel (decode/row_major.py)
                 kernel, kmodule = "paged_decode_kernel", "redpajama.kernels.decode.row_major"
                 consts.update(BC=dc)
                 if cfg.tma and dc <= 256:  # tma_fits: boxes of at most 256 columns
                     kernel = "paged_decode_tma_kernel"
                     descs = dict(desc_c=(cfg.bs, dc), desc_r=(cfg.bs, dr))
-                    consts.update(NP=range_pages)
             out.append(
                 Spec(
                     f"decode {label} Q={q} S={splits if split else 1}"

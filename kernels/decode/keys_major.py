@@ -73,27 +73,37 @@ def key_range(seq_lens, i_b, i_sp, chunk, SPLIT):
     return seq_len, start, end
 
 
-@triton.jit
-def range_pages(block_table, i_b, start, max_pages, PS, NP):
-    """The block-table entries of the (at most NP) pages from the one holding key `start` on,
-    loaded once before the key loop, and the first page's index. The TMA kernels pick each tile's
-    page out of them (`tile_row`) instead of loading it in the loop: Triton's pipeliner issues no
-    TMA copy more than one tile ahead of a load it depends on, at any num_stages (offline for
-    sm_90a: GLA-2's kernel kept 2 tile buffers at 2-4 stages with the load in the loop, 3 and 4
-    without it)."""
-    o_p = tl.arange(0, NP)
-    first = start // PS
-    b_pages = tl.load(
-        block_table + i_b.to(tl.int64) * max_pages + first + o_p, mask=first + o_p < max_pages, other=0
-    )
-    return b_pages, first
+# The TMA kernels read a sequence's block table 32 entries (a window of 32 pages) at a time, once
+# per window before its part of the key loop, and pick each tile's page out of registers: with the
+# page a `tl.load` inside the loop, Triton's pipeliner issued no TMA copy more than one tile ahead
+# whatever num_stages said (offline for sm_90a: GLA-2's kernel kept 82 KB of shared memory, two
+# tile buffers, at 2-4 stages). A (1, 32) tensor lies whole in every warp, so the pick is a
+# reduction inside each warp; over the whole range's entries at once (128 at DEC-A, spread over
+# the warps) it took two CTA barriers a tile (GLA-2 at DEC-A, alternating runs in one call: Q = 1
+# 330-342 us against 333-379, Q = 2 530-542 against 507-553).
+WINDOW = tl.constexpr(32)
 
 
 @triton.jit
-def tile_row(b_pages, first, i_s, PS, NP):
-    """The cache row (page x PS + slot) of key i_s, its page picked out of `range_pages` by a masked
-    sum: a reduction in registers, which the pipeliner schedules ahead with the copy it feeds."""
-    b_page = tl.sum(tl.where(tl.arange(0, NP) == i_s // PS - first, b_pages, 0), 0)
+def page_window(block_table, i_b, i_w, max_pages):
+    """Block-table entries i_w * 32 .. i_w * 32 + 31 of sequence i_b as a (1, 32) tensor, 0 past
+    the table's width."""
+    o_w = i_w * WINDOW + tl.arange(0, WINDOW)[None, :]
+    return tl.load(block_table + i_b.to(tl.int64) * max_pages + o_w, mask=o_w < max_pages, other=0)
+
+
+@triton.jit
+def window_row(b_pages, i_w, i_s, PS):
+    """The cache row (page x PS + slot) of key i_s, inside window i_w of `page_window`."""
+    o_w = tl.arange(0, WINDOW)[None, :]
+    b_page = tl.sum(tl.sum(tl.where(o_w == i_s // PS - i_w * WINDOW, b_pages, 0), 1), 0)
+    return b_page * PS + i_s % PS
+
+
+@triton.jit
+def page_row(block_table, i_b, i_s, max_pages, PS):
+    """The cache row of key i_s by one load of its block-table entry (outside the key loop)."""
+    b_page = tl.load(block_table + i_b.to(tl.int64) * max_pages + i_s // PS)
     return b_page * PS + i_s % PS
 
 
@@ -321,7 +331,6 @@ def paged_decode_keys_major_tma_kernel(
     DC: tl.constexpr,
     DR: tl.constexpr,
     PS: tl.constexpr,  # a multiple of BS: no tile spans two pages
-    NP: tl.constexpr,  # a power of two >= the pages a key range spans (`range_pages`)
     BM: tl.constexpr,
     BS: tl.constexpr,
     BA: tl.constexpr,
@@ -343,30 +352,32 @@ def paged_decode_keys_major_tma_kernel(
     o_t = tl.arange(0, BS)
     m_full = o_t < BS
     mask_at = masked_from(end, seq_len, Q)
-    b_pages, first = range_pages(block_table, i_b, start, max_pages, PS, NP)
-    for i_s in range(start, end_full, BS):
-        row = tile_row(b_pages, first, i_s, PS, NP)
-        b_ca, b_cb, b_r = _page_tiles(desc_ca, desc_cb, desc_r, row, i_g, KA, DC, BB)
-        b_m, b_l, b_acc_a, b_acc_b = _tile_step(
-            b_ca,
-            b_cb,
-            b_r,
-            b_qa,
-            b_qr,
-            i_s + o_t,
-            m_full,
-            pos,
-            b_m,
-            b_l,
-            b_acc_a,
-            b_acc_b,
-            qk_scale,
-            BB,
-            i_s + BS > mask_at,
-            PRECISION,
-        )
+    WS: tl.constexpr = WINDOW * PS  # keys of a window of pages
+    for i_w in range(start // WS, tl.cdiv(end_full, WS)):
+        b_pages = page_window(block_table, i_b, i_w, max_pages)
+        for i_s in range(tl.maximum(start, i_w * WS), tl.minimum(end_full, i_w * WS + WS), BS):
+            row = window_row(b_pages, i_w, i_s, PS)
+            b_ca, b_cb, b_r = _page_tiles(desc_ca, desc_cb, desc_r, row, i_g, KA, DC, BB)
+            b_m, b_l, b_acc_a, b_acc_b = _tile_step(
+                b_ca,
+                b_cb,
+                b_r,
+                b_qa,
+                b_qr,
+                i_s + o_t,
+                m_full,
+                pos,
+                b_m,
+                b_l,
+                b_acc_a,
+                b_acc_b,
+                qk_scale,
+                BB,
+                i_s + BS > mask_at,
+                PRECISION,
+            )
     if end_full < end:
-        row = tile_row(b_pages, first, end_full, PS, NP)
+        row = page_row(block_table, i_b, end_full, max_pages, PS)
         b_ca, b_cb, b_r = _page_tiles(desc_ca, desc_cb, desc_r, row, i_g, KA, DC, BB)
         o_s = end_full + o_t
         m_s = o_s < end

@@ -85,7 +85,7 @@ def config_for(device: torch.device, dc: int, rows: int) -> Config:
     docs/benchmarks.md), with register and shared-memory figures from offline ptxas for sm_90a
     (benchmarks/kernel_registers.py). For the TMA kernels, stages are tile buffers: n stages issue
     each tile's copy n - 1 tiles ahead (since session 9, when the page of a tile stopped being a
-    load in the loop, `range_pages`; before, the pipeliner kept 2-3 buffers whatever the stages).
+    load in the loop, keys_major.WINDOW; before, the pipeliner kept 2-3 buffers whatever the stages).
     - GTA (Dc 128), up to 32 rows (Q = 1, 2 at 16 heads a group): the transposed kernel
       (keys_major.py), whose MMAs take the tile's tokens as M. Q = 1: 64-token tiles, 2 stages,
       585 us against 622 for the best row-major tiles, and each tile one TMA rectangle where the
@@ -192,16 +192,11 @@ def paged_decode_fwd(
     if splits is None:
         n_splits = min(triton.cdiv(cfg.min_programs, b * g * row_blocks), triton.cdiv(capacity, 2 * cfg.bs))
         n_splits = max(1, n_splits)
-        if tma:  # ranges of at most MAX_RANGE_PAGES pages
-            n_splits = max(n_splits, triton.cdiv(capacity, MAX_RANGE_PAGES * page_size))
     elif isinstance(splits, bool) or not isinstance(splits, int) or splits < 1:
         raise ValueError(f"splits must be a positive int or None, got {splits!r}")
     else:
         n_splits = splits
     chunk = triton.cdiv(triton.cdiv(capacity, n_splits), cfg.bs) * cfg.bs
-    # A range starting inside a page spans one page more than its length in pages.
-    range_pages = triton.cdiv(chunk, page_size) + (n_splits > 1 and chunk % page_size != 0)
-    tma = tma and range_pages <= MAX_RANGE_PAGES
     o = torch.empty((b, nq, h, dc), dtype=q_a.dtype, device=q_a.device)
     if n_splits > 1:
         o_part = torch.empty((b, nq, h, n_splits, dc), dtype=torch.float32, device=q_a.device)
@@ -214,11 +209,7 @@ def paged_decode_fwd(
     else:
         widths = dict(BC=blocks[0])
         kernel = paged_decode_tma_kernel if tma else paged_decode_kernel
-    if tma:
-        operands = _tma_descriptors(cache, rope, cfg.bs, blocks, br)
-        widths["NP"] = max(16, triton.next_power_of_2(range_pages))
-    else:
-        operands = (cache, rope)
+    operands = _tma_descriptors(cache, rope, cfg.bs, blocks, br) if tma else (cache, rope)
     kernel[(b * g * row_blocks, n_splits)](
         q_a,
         q_r,
@@ -265,10 +256,6 @@ def paged_decode_fwd(
     return o
 
 
-# The TMA kernels hold a key range's block-table entries in registers (keys_major.range_pages), one
-# register a thread per 128 entries at 4 warps: ranges of at most this many pages (16K tokens in
-# pages of 64); longer contexts take more splits, or the gathering kernels where splits are given.
-MAX_RANGE_PAGES = 256
 # A tensor map's box is at most 256 elements along each dimension.
 TMA_MAX_BOX = 256
 

@@ -22,11 +22,13 @@ import triton
 import triton.language as tl
 
 from redpajama.kernels.decode.keys_major import (
+    WINDOW,
     key_range,
     masked_from,
+    page_row,
+    page_window,
     program_coords,
-    range_pages,
-    tile_row,
+    window_row,
 )
 
 
@@ -200,7 +202,6 @@ def paged_decode_tma_kernel(
     DC: tl.constexpr,
     DR: tl.constexpr,
     PS: tl.constexpr,  # a multiple of BS: no tile spans two pages
-    NP: tl.constexpr,  # a power of two >= the pages a key range spans (`range_pages`)
     BM: tl.constexpr,
     BS: tl.constexpr,
     BC: tl.constexpr,
@@ -221,26 +222,29 @@ def paged_decode_tma_kernel(
     o_t = tl.arange(0, BS)
     m_full = o_t < BS
     mask_at = masked_from(end, seq_len, Q)
-    b_pages, first = range_pages(block_table, i_b, start, max_pages, PS, NP)
-    for i_s in range(start, end_full, BS):
-        b_c, b_r = _page_tile(desc_c, desc_r, tile_row(b_pages, first, i_s, PS, NP), i_g, DC)
-        b_m, b_l, b_acc = _tile_step(
-            b_c,
-            b_r,
-            b_qa,
-            b_qr,
-            i_s + o_t,
-            m_full,
-            pos,
-            b_m,
-            b_l,
-            b_acc,
-            qk_scale,
-            i_s + BS > mask_at,
-            PRECISION,
-        )
+    WS: tl.constexpr = WINDOW * PS  # keys of a window of pages (keys_major.WINDOW)
+    for i_w in range(start // WS, tl.cdiv(end_full, WS)):
+        b_pages = page_window(block_table, i_b, i_w, max_pages)
+        for i_s in range(tl.maximum(start, i_w * WS), tl.minimum(end_full, i_w * WS + WS), BS):
+            b_c, b_r = _page_tile(desc_c, desc_r, window_row(b_pages, i_w, i_s, PS), i_g, DC)
+            b_m, b_l, b_acc = _tile_step(
+                b_c,
+                b_r,
+                b_qa,
+                b_qr,
+                i_s + o_t,
+                m_full,
+                pos,
+                b_m,
+                b_l,
+                b_acc,
+                qk_scale,
+                i_s + BS > mask_at,
+                PRECISION,
+            )
     if end_full < end:
-        b_c, b_r = _page_tile(desc_c, desc_r, tile_row(b_pages, first, end_full, PS, NP), i_g, DC)
+        row = page_row(block_table, i_b, end_full, max_pages, PS)
+        b_c, b_r = _page_tile(desc_c, desc_r, row, i_g, DC)
         o_s = end_full + o_t
         m_s = o_s < end
         b_c = tl.where(m_s[:, None], b_c, 0.0)

@@ -198,7 +198,7 @@ def test_tma(keys_major, variant, nq, splits, device):
     # The TMA variants of both kernels: tiles as rectangles inside 16-token pages (two tiles a page
     # in the interpreter, so a tile's offset in its page counts). Lengths end mid-page with NaN in
     # the page's stale slots, and mid-tile inside a split; 4 splits of 24 keys (CPU) start ranges
-    # mid-page, so a range's pages (`range_pages`) are not whole. GTA-24 reads padding columns: the
+    # mid-page. GTA-24 reads padding columns: the
     # transposed kernel's 12-wide ranges in 16-wide blocks, the row-major kernel's 24 in 32 (into
     # the next group, or past the row for the last); GTA-32 and GLA: exact widths.
     from dataclasses import replace
@@ -217,18 +217,20 @@ def test_tma(keys_major, variant, nq, splits, device):
     _assert_close(ref, out)
 
 
-@pytest.mark.parametrize("splits", (None, 1))
-def test_tma_ranges_of_few_pages(monkeypatch, splits, device):
-    # With ranges capped at 2 pages, the launcher splits longer sequences itself (splits=None) or,
-    # given too few splits, gathers instead: either way every output matches.
+@pytest.mark.parametrize("splits", (1, 3))
+@pytest.mark.parametrize("keys_major", (True, False), ids=("keys-major", "row-major"))
+def test_tma_block_table_windows(keys_major, splits, device):
+    # The TMA kernels read the block table 32 pages (keys_major.WINDOW) at a time: a sequence of 34
+    # pages crosses a window, and 3 splits start ranges mid-window (and, in the interpreter's
+    # 8-token tiles, mid-page).
     from dataclasses import replace
 
-    from redpajama.kernels.decode import paged as launcher
+    from redpajama.kernels.decode.paged import config_for
 
-    monkeypatch.setattr(launcher, "MAX_RANGE_PAGES", 2)
-    paged, ref, (q_a, q_r, scale, ka) = _grouped_problem("gla-32", [2, 17, 37, 64], 16, 1, device, seed=97)
+    lengths = [16 * 33 + 11, 5]
+    paged, ref, (q_a, q_r, scale, ka) = _grouped_problem("gla-32", lengths, 16, 1, device, seed=97)
     bs = 8 if device == "cpu" else 16
-    cfg = replace(launcher.config_for(torch.device(device), 32, 3), bs=bs, min_programs=1, tma=True)
+    cfg = replace(config_for(torch.device(device), 32, 3), bs=bs, keys_major=keys_major, tma=True)
     with poisoned_allocations():
         out = paged_decode_fwd(q_a, q_r, *paged, scale, ka, splits=splits, cfg=cfg)
     _assert_close(ref, out)
