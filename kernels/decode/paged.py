@@ -181,14 +181,6 @@ def paged_decode_fwd(
         bm = max(16, bm)  # tl.dot on a GPU needs M >= 16
     row_blocks = triton.cdiv(rows, bm)
     capacity = block_table.shape[1] * page_size  # >= every seq_len, without reading seq_lens
-    if cfg.keys_major:
-        ba = max(16, triton.next_power_of_2(ka))
-        bb = 0 if dc == ka else max(16, triton.next_power_of_2(dc - ka))
-        blocks = (ba, bb or ba)  # the kernel reads desc_cb only where BB > 0
-    else:
-        blocks = (max(16, triton.next_power_of_2(dc)),)
-    br = max(16, triton.next_power_of_2(dr))
-    tma = cfg.tma and tma_fits(cache, rope, cfg.bs, (*blocks, br))
     if splits is None:
         n_splits = min(triton.cdiv(cfg.min_programs, b * g * row_blocks), triton.cdiv(capacity, 2 * cfg.bs))
         n_splits = max(1, n_splits)
@@ -203,13 +195,22 @@ def paged_decode_fwd(
         lse_part = torch.empty((b, nq, h, n_splits), dtype=torch.float32, device=q_a.device)
     else:
         o_part, lse_part = o, o  # lse is never touched without a split
+    bc = max(16, triton.next_power_of_2(dc))
+    br = max(16, triton.next_power_of_2(dr))
     if cfg.keys_major:
-        widths = dict(BA=ba, BB=bb)
-        kernel = paged_decode_keys_major_tma_kernel if tma else paged_decode_keys_major_kernel
+        ba = max(16, triton.next_power_of_2(ka))
+        bb = 0 if dc == ka else max(16, triton.next_power_of_2(dc - ka))
+        kernels, widths = (
+            (paged_decode_keys_major_kernel, paged_decode_keys_major_tma_kernel),
+            dict(BA=ba, BB=bb),
+        )
+        blocks = (ba, bb or ba)  # the kernel reads desc_cb only where BB > 0
     else:
-        widths = dict(BC=blocks[0])
-        kernel = paged_decode_tma_kernel if tma else paged_decode_kernel
-    operands = _tma_descriptors(cache, rope, cfg.bs, blocks, br) if tma else (cache, rope)
+        kernels, widths, blocks = (paged_decode_kernel, paged_decode_tma_kernel), dict(BC=bc), (bc,)
+    if cfg.tma and tma_fits(cache, rope, cfg.bs, (*blocks, br)):
+        kernel, operands = kernels[1], _tma_descriptors(cache, rope, cfg.bs, blocks, br)
+    else:
+        kernel, operands = kernels[0], (cache, rope)
     kernel[(b * g * row_blocks, n_splits)](
         q_a,
         q_r,
@@ -244,14 +245,7 @@ def paged_decode_fwd(
     )
     if n_splits > 1:
         paged_decode_combine_kernel[(b * nq * h,)](
-            o_part,
-            lse_part,
-            o,
-            n_splits,
-            DC=dc,
-            BSP=triton.next_power_of_2(n_splits),
-            BC=max(16, triton.next_power_of_2(dc)),
-            num_warps=4,
+            o_part, lse_part, o, n_splits, DC=dc, BSP=triton.next_power_of_2(n_splits), BC=bc, num_warps=4
         )
     return o
 
