@@ -85,6 +85,20 @@ WINDOW = tl.constexpr(32)
 
 
 @triton.jit
+def windows(start, end, PS):
+    """Range bounds of the windows that keys start .. end - 1 touch (pages of PS keys)."""
+    WS: tl.constexpr = WINDOW * PS
+    return start // WS, tl.cdiv(end, WS)
+
+
+@triton.jit
+def window_keys(start, end, i_w, PS):
+    """Range bounds of the keys of start .. end - 1 that lie in window i_w."""
+    WS: tl.constexpr = WINDOW * PS
+    return tl.maximum(start, i_w * WS), tl.minimum(end, i_w * WS + WS)
+
+
+@triton.jit
 def page_window(block_table, i_b, i_w, max_pages):
     """Block-table entries i_w * 32 .. i_w * 32 + 31 of sequence i_b as a (1, 32) tensor, 0 past
     the table's width."""
@@ -352,10 +366,11 @@ def paged_decode_keys_major_tma_kernel(
     o_t = tl.arange(0, BS)
     m_full = o_t < BS
     mask_at = masked_from(end, seq_len, Q)
-    WS: tl.constexpr = WINDOW * PS  # keys of a window of pages
-    for i_w in range(start // WS, tl.cdiv(end_full, WS)):
+    w_first, w_end = windows(start, end_full, PS)
+    for i_w in range(w_first, w_end):
         b_pages = page_window(block_table, i_b, i_w, max_pages)
-        for i_s in range(tl.maximum(start, i_w * WS), tl.minimum(end_full, i_w * WS + WS), BS):
+        k_first, k_end = window_keys(start, end_full, i_w, PS)
+        for i_s in range(k_first, k_end, BS):
             row = window_row(b_pages, i_w, i_s, PS)
             b_ca, b_cb, b_r = _page_tiles(desc_ca, desc_cb, desc_r, row, i_g, KA, DC, BB)
             b_m, b_l, b_acc_a, b_acc_b = _tile_step(

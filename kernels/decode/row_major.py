@@ -22,13 +22,14 @@ import triton
 import triton.language as tl
 
 from redpajama.kernels.decode.keys_major import (
-    WINDOW,
     key_range,
     masked_from,
     page_row,
     page_window,
     program_coords,
+    window_keys,
     window_row,
+    windows,
 )
 
 
@@ -222,10 +223,11 @@ def paged_decode_tma_kernel(
     o_t = tl.arange(0, BS)
     m_full = o_t < BS
     mask_at = masked_from(end, seq_len, Q)
-    WS: tl.constexpr = WINDOW * PS  # keys of a window of pages (keys_major.WINDOW)
-    for i_w in range(start // WS, tl.cdiv(end_full, WS)):
+    w_first, w_end = windows(start, end_full, PS)
+    for i_w in range(w_first, w_end):
         b_pages = page_window(block_table, i_b, i_w, max_pages)
-        for i_s in range(tl.maximum(start, i_w * WS), tl.minimum(end_full, i_w * WS + WS), BS):
+        k_first, k_end = window_keys(start, end_full, i_w, PS)
+        for i_s in range(k_first, k_end, BS):
             b_c, b_r = _page_tile(desc_c, desc_r, window_row(b_pages, i_w, i_s, PS), i_g, DC)
             b_m, b_l, b_acc = _tile_step(
                 b_c,
