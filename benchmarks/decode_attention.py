@@ -118,16 +118,16 @@ def traffic(variant: str, b: int, t: int, h: int, nq: int) -> tuple[int, int]:
 
 # Tiles tried by --sweep, per kernel and variant: (tokens a tile, warps, stages, query rows a program).
 # The TMA variants take tiles inside a page (bs divides the 64-token page) and boxes of at most 256
-# columns (not MLA's 512: there the launcher gathers).
+# columns (the row-major kernels read MLA's 512 as two blocks of 256; the keys-major one gathers it).
 SWEEP_ROW_MAJOR = {
     "GTA-8": [(64, 4, 2, 128), (128, 4, 2, 128), (128, 4, 3, 128), (128, 8, 2, 128), (64, 8, 2, 128), (256, 8, 2, 128)],
     "GLA-2": [(32, 4, 2, 128), (64, 8, 2, 128), (32, 8, 2, 128), (32, 4, 2, 64), (64, 4, 2, 32), (32, 4, 3, 32)],
-    "MLA": [(32, 8, 2, 64), (32, 4, 2, 64), (64, 8, 2, 32)],
+    "MLA": [(32, 8, 2, 64), (64, 8, 2, 64), (32, 4, 2, 64), (64, 8, 2, 32)],
 }  # fmt: skip
 SWEEP_ROW_MAJOR_TMA = {
     "GTA-8": [(64, 4, 2, 128), (64, 4, 3, 128), (32, 4, 3, 128)],
     "GLA-2": [(32, 4, 2, 128), (32, 4, 3, 128), (32, 4, 4, 128), (16, 4, 4, 128), (16, 4, 6, 128), (64, 4, 2, 128), (64, 8, 2, 128), (64, 8, 3, 128), (32, 8, 3, 128), (32, 8, 4, 128), (32, 4, 2, 64)],
-    "MLA": [],
+    "MLA": [(32, 8, 2, 64), (32, 8, 3, 64), (32, 8, 4, 64), (16, 8, 4, 64), (16, 8, 6, 64), (64, 8, 2, 64)],
 }  # fmt: skip
 SWEEP_KEYS_MAJOR = {
     "GTA-8": [(64, 4, 2, 128), (64, 4, 3, 128), (64, 4, 4, 128), (128, 4, 2, 128), (128, 4, 3, 128), (128, 4, 4, 128), (32, 4, 4, 128), (32, 4, 6, 128), (128, 8, 2, 128), (128, 8, 3, 128), (256, 8, 2, 128), (64, 4, 2, 16), (128, 4, 3, 16)],

@@ -301,12 +301,13 @@ def decode_specs() -> list[Spec]:
                 if cfg.tma:  # pages of 64 hold whole tiles: the TMA variant
                     kernel = "paged_decode_keys_major_tma_kernel"
                     descs = dict(desc_ca=(cfg.bs, ka), desc_cb=(cfg.bs, dc - ka or ka), desc_r=(cfg.bs, dr))
-            else:  # the row-major kernel (decode/row_major.py)
+            else:  # the row-major kernel (decode/row_major.py): column blocks of at most 256
                 kernel, kmodule = "paged_decode_kernel", "redpajama.kernels.decode.row_major"
-                consts.update(BC=dc)
-                if cfg.tma and dc <= 256:  # tma_fits: boxes of at most 256 columns
+                bc, bd = min(dc, 256), max(dc - 256, 0)
+                consts.update(BC=bc, BD=bd)
+                if cfg.tma:
                     kernel = "paged_decode_tma_kernel"
-                    descs = dict(desc_c=(cfg.bs, dc), desc_r=(cfg.bs, dr))
+                    descs = dict(desc_c=(cfg.bs, bc), desc_d=(cfg.bs, bd or bc), desc_r=(cfg.bs, dr))
             out.append(
                 Spec(
                     f"decode {label} Q={q} S={splits if split else 1}"

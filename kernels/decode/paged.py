@@ -106,10 +106,13 @@ def config_for(device: torch.device, dc: int, rows: int) -> Config:
       split over two programs of 64 rows (adjacent, so the second reads the tiles from L2) they
       took 955-980 us (gathered, session 5).
     - MLA (Dc 512, 128 heads on one latent): a (128, 512) float32 accumulator alone is a whole
-      SM's register file (255 registers and 3 KB of spills a thread), and 64-token tiles in 2
-      stages need 288 KB of shared memory where a program may have 227 KB. 64 rows a program and
-      32-token tiles at 8 warps: 147 KB, no spills when split (4 bytes unsplit); no swept
-      alternative was faster.
+      SM's register file (255 registers and 3 KB of spills a thread), so 64 rows a program at 8
+      warps, the two programs of a group adjacent. The latent is read as two TMA boxes of 256
+      columns (row_major.py): 64-token tiles in 2 stages (229 KB of shared memory, one program an
+      SM) took 1117 us at Q = 1 and 2154 at Q = 2 against 1347 / 2674 for 32-token tiles in 3
+      stages and 1597 / 3163 gathered (session 10's sweep); the wider tile halves the score
+      product's column split over the two warpgroups, whose every step rereads the queries from
+      shared memory.
     """
     if device.type != "cuda":
         return INTERPRETER_CONFIG
@@ -123,7 +126,7 @@ def config_for(device: torch.device, dc: int, rows: int) -> Config:
         if rows <= 64:
             return Config(32, 4, 3, 128, GPU_MIN_PROGRAMS, tma=True)
         return Config(64, 8, 3, 128, GPU_MIN_PROGRAMS, tma=True)
-    return Config(32, 8, 2, 64, GPU_MIN_PROGRAMS)
+    return Config(64, 8, 2, 64, GPU_MIN_PROGRAMS, tma=True)
 
 
 @triton.jit
@@ -206,7 +209,11 @@ def paged_decode_fwd(
         )
         blocks = (ba, bb or ba)  # the kernel reads desc_cb only where BB > 0
     else:
-        kernels, widths, blocks = (paged_decode_kernel, paged_decode_tma_kernel), dict(BC=bc), (bc,)
+        # Column blocks of at most 256 (a TMA box's side): MLA's 512-wide latent is two.
+        bc_row = min(bc, TMA_MAX_BOX)
+        bd = 0 if dc <= bc_row else max(16, triton.next_power_of_2(dc - bc_row))
+        kernels, widths = (paged_decode_kernel, paged_decode_tma_kernel), dict(BC=bc_row, BD=bd)
+        blocks = (bc_row, bd or bc_row)  # the kernel reads desc_d only where BD > 0
     if cfg.tma and tma_fits(cache, rope, cfg.bs, (*blocks, br)):
         kernel, operands = kernels[1], _tma_descriptors(cache, rope, cfg.bs, blocks, br)
     else:

@@ -4,7 +4,10 @@ heads a group), which fill Hopper's warpgroup MMA as they are. Groups of fewer r
 transposed kernels (keys_major.py).
 
 The same loaded tile C[BS, Dc] feeds the score product (qa zero-padded beyond Ka) and the value
-product. Two ways to load a tile, one kernel each around the same step (`_tile_step`):
+product. A cache wider than 256 columns (MLA's latent of 512) is read as two column blocks,
+[0, BC) and [BC, BC + BD), each with its part of the queries and its own value accumulator: a
+TMA box is at most 256 columns a side. Two ways to load a tile, one kernel each around the same
+step (`_tile_step`):
 - `paged_decode_kernel` gathers each token's row through the block table (tiles may span pages;
   any page size).
 - `paged_decode_tma_kernel` takes tiles inside one page (page_size a multiple of BS) and loads
@@ -34,9 +37,9 @@ from redpajama.kernels.decode.keys_major import (
 
 
 @triton.jit
-def _queries(q_a, q_r, i_b, i_g, i_m, s_qa_t, s_qa_h, s_qr_t, s_qr_h, Q, H, G, KA, DR, BM, BC, BR):
-    """The program's query rows (BM, BC) and (BM, BR), zero past Ka and Dr. Row m of the group's
-    block i_m: query position m // (H/G), head i_g * H/G + m % (H/G)."""
+def _queries(q_a, q_r, i_b, i_g, i_m, s_qa_t, s_qa_h, s_qr_t, s_qr_h, Q, H, G, KA, DR, BM, BC, BD, BR):
+    """The program's query rows (BM, BC), (BM, BD) and (BM, BR), zero past Ka and Dr. Row m of the
+    group's block i_m: query position m // (H/G), head i_g * H/G + m % (H/G)."""
     HG: tl.constexpr = H // G
     o_m = i_m * BM + tl.arange(0, BM)
     m_m = o_m < Q * HG
@@ -45,28 +48,40 @@ def _queries(q_a, q_r, i_b, i_g, i_m, s_qa_t, s_qa_h, s_qr_t, s_qr_h, Q, H, G, K
     o_tok = i_b.to(tl.int64) * Q + o_q
     o_c = tl.arange(0, BC)
     o_r = tl.arange(0, BR)
-    p_qa = q_a + o_tok[:, None] * s_qa_t + o_h[:, None] * s_qa_h + o_c[None, :]
-    b_qa = tl.load(p_qa, mask=m_m[:, None] & (o_c < KA)[None, :], other=0.0)
+    p_q = q_a + o_tok[:, None] * s_qa_t + o_h[:, None] * s_qa_h
+    b_qa = tl.load(p_q + o_c[None, :], mask=m_m[:, None] & (o_c < KA)[None, :], other=0.0)
+    if BD > 0:
+        o_d = BC + tl.arange(0, BD)
+        b_qd = tl.load(p_q + o_d[None, :], mask=m_m[:, None] & (o_d < KA)[None, :], other=0.0)
+    else:
+        b_qd = b_qa
     p_qr = q_r + o_tok[:, None] * s_qr_t + o_h[:, None] * s_qr_h + o_r[None, :]
     b_qr = tl.load(p_qr, mask=m_m[:, None] & (o_r < DR)[None, :], other=0.0)
-    return b_qa, b_qr, m_m, o_q, o_h, o_tok
+    return b_qa, b_qd, b_qr, m_m, o_q, o_h, o_tok
 
 
 @triton.jit
-def _empty_state(BM, BC):
-    """Online-softmax state of BM rows: running max, running sum, value accumulator."""
+def _empty_state(BM, BC, BD):
+    """Online-softmax state of BM rows: running max, running sum, value accumulators of the two
+    column blocks."""
     b_m = tl.full([BM], float("-inf"), dtype=tl.float32)
     b_l = tl.zeros([BM], dtype=tl.float32)
     b_acc = tl.zeros([BM, BC], dtype=tl.float32)
-    return b_m, b_l, b_acc
+    b_acc_d = tl.zeros([BM, BD], dtype=tl.float32) if BD > 0 else b_acc
+    return b_m, b_l, b_acc, b_acc_d
 
 
 @triton.jit
-def _tile_step(b_c, b_r, b_qa, b_qr, o_s, m_s, pos, b_m, b_l, b_acc, qk_scale, MASKED, PRECISION):
-    """One tile of the online softmax (base 2). Returns (m, l, acc). MASKED applies the causal and
-    range mask (`masked_from`); the scale goes into the exponent's multiply-add and the tile's max."""
-    # [BM, BC] @ [BC, BS] + [BM, BR] @ [BR, BS] -> [BM, BS]
+def _tile_step(
+    b_c, b_d, b_r, b_qa, b_qd, b_qr, o_s, m_s, pos, b_m, b_l, b_acc, b_acc_d, qk_scale, BD, MASKED, PRECISION
+):
+    """One tile of the online softmax (base 2). Returns (m, l, acc, acc_d). MASKED applies the
+    causal and range mask (`masked_from`); the scale goes into the exponent's multiply-add and the
+    tile's max."""
+    # [BM, BC] @ [BC, BS] (+ [BM, BD] @ [BD, BS]) + [BM, BR] @ [BR, BS] -> [BM, BS]
     b_s = tl.dot(b_qa, tl.trans(b_c), input_precision=PRECISION)
+    if BD > 0:
+        b_s = tl.dot(b_qd, tl.trans(b_d), b_s, input_precision=PRECISION)
     b_s = tl.dot(b_qr, tl.trans(b_r), b_s, input_precision=PRECISION)
     if MASKED:
         b_s = tl.where((o_s[None, :] <= pos[:, None]) & m_s[None, :], b_s, float("-inf"))
@@ -76,47 +91,64 @@ def _tile_step(b_c, b_r, b_qa, b_qr, o_s, m_s, pos, b_m, b_l, b_acc, qk_scale, M
     b_p = tl.exp2(b_s * qk_scale - b_mc[:, None])
     b_rs = tl.exp2(b_m - b_mc)
     b_l = b_l * b_rs + tl.sum(b_p, 1)
-    # [BM, BS] @ [BS, BC] -> [BM, BC]
-    b_acc = tl.dot(b_p.to(b_c.dtype), b_c, b_acc * b_rs[:, None], input_precision=PRECISION)
-    return b_mn, b_l, b_acc
+    b_p = b_p.to(b_c.dtype)
+    # [BM, BS] @ [BS, BC] -> [BM, BC], and the same for the second column block
+    b_acc = tl.dot(b_p, b_c, b_acc * b_rs[:, None], input_precision=PRECISION)
+    if BD > 0:
+        b_acc_d = tl.dot(b_p, b_d, b_acc_d * b_rs[:, None], input_precision=PRECISION)
+    return b_mn, b_l, b_acc, b_acc_d
 
 
 @triton.jit
-def _store(o, lse, b_acc, b_m, b_l, m_m, o_tok, o_h, i_sp, n_splits, H, DC, BC, SPLIT):
-    o_c = tl.arange(0, BC)
-    m_o = m_m[:, None] & (o_c < DC)[None, :]
+def _store(o, lse, b_acc, b_acc_d, b_m, b_l, m_m, o_tok, o_h, i_sp, n_splits, H, DC, BC, BD, SPLIT):
     o_row_out = o_tok * H + o_h  # row (b, q, h) of the output
     if SPLIT:
         # No visible key (b_l == 0): an empty partial, weight 2^-inf = 0 in the merge.
         b_seen = b_l > 0
         b_l = tl.where(b_seen, b_l, 1.0)
-        b_o = b_acc * tl.where(b_seen, 1.0 / b_l, 0.0)[:, None]
+        b_inv = tl.where(b_seen, 1.0 / b_l, 0.0)
         b_lse = tl.where(b_seen, b_m + tl.log2(b_l), float("-inf"))
-        p_o = o + ((o_row_out * n_splits + i_sp) * DC)[:, None] + o_c[None, :]
-        tl.store(p_o, b_o, mask=m_o)
+        p_o = o + ((o_row_out * n_splits + i_sp) * DC)[:, None]
         tl.store(lse + o_row_out * n_splits + i_sp, b_lse, mask=m_m)
     else:
         # Key 0 is visible to every row (seq_len >= Q): b_l > 0.
-        b_o = b_acc * (1.0 / b_l)[:, None]
-        p_o = o + (o_row_out * DC)[:, None] + o_c[None, :]
-        tl.store(p_o, b_o.to(p_o.dtype.element_ty), mask=m_o)
+        b_inv = 1.0 / b_l
+        p_o = o + (o_row_out * DC)[:, None]
+    o_c = tl.arange(0, BC)
+    tl.store(
+        p_o + o_c[None, :],
+        (b_acc * b_inv[:, None]).to(o.dtype.element_ty),
+        mask=m_m[:, None] & (o_c < DC)[None, :],
+    )
+    if BD > 0:
+        o_d = BC + tl.arange(0, BD)
+        tl.store(
+            p_o + o_d[None, :],
+            (b_acc_d * b_inv[:, None]).to(o.dtype.element_ty),
+            mask=m_m[:, None] & (o_d < DC)[None, :],
+        )
 
 
 @triton.jit
-def _gathered_tile(c, r, block_table, i_b, i_g, i_s, end, max_pages, G, DC, DR, PS, BS, BC, BR):
-    """Tokens i_s .. i_s + BS - 1 up to `end`, each row through the block table: (C, R) rows, the
-    tokens' positions, and which of them are in range."""
+def _gathered_tile(c, r, block_table, i_b, i_g, i_s, end, max_pages, G, DC, DR, PS, BS, BC, BD, BR):
+    """Tokens i_s .. i_s + BS - 1 up to `end`, each row through the block table: (C[:, :BC],
+    C[:, BC:BC + BD], R) rows, the tokens' positions, and which of them are in range."""
     o_s = i_s + tl.arange(0, BS)
     m_s = o_s < end
     o_c = tl.arange(0, BC)
     o_r = tl.arange(0, BR)
     b_page = tl.load(block_table + i_b.to(tl.int64) * max_pages + o_s // PS, mask=m_s, other=0)
     o_row = b_page.to(tl.int64) * PS + o_s % PS  # physical token rows
-    p_c = c + (o_row[:, None] * G + i_g) * DC + o_c[None, :]
-    b_c = tl.load(p_c, mask=m_s[:, None] & (o_c < DC)[None, :], other=0.0)
+    p_row = c + ((o_row * G + i_g) * DC)[:, None]
+    b_c = tl.load(p_row + o_c[None, :], mask=m_s[:, None] & (o_c < DC)[None, :], other=0.0)
+    if BD > 0:
+        o_d = BC + tl.arange(0, BD)
+        b_d = tl.load(p_row + o_d[None, :], mask=m_s[:, None] & (o_d < DC)[None, :], other=0.0)
+    else:
+        b_d = b_c
     p_r = r + o_row[:, None] * DR + o_r[None, :]
     b_r = tl.load(p_r, mask=m_s[:, None] & (o_r < DR)[None, :], other=0.0)
-    return b_c, b_r, o_s, m_s
+    return b_c, b_d, b_r, o_s, m_s
 
 
 @triton.jit
@@ -146,36 +178,59 @@ def paged_decode_kernel(
     PS: tl.constexpr,
     BM: tl.constexpr,
     BS: tl.constexpr,
-    BC: tl.constexpr,
+    BC: tl.constexpr,  # cache columns [0, BC)
+    BD: tl.constexpr,  # cache columns [BC, BC + BD); 0: none (Dc <= BC)
     BR: tl.constexpr,
     SPLIT: tl.constexpr,
     PRECISION: tl.constexpr,
 ):
     i_b, i_g, i_m, i_sp = program_coords(Q, H, G, BM)
     qk_scale = scale * 1.4426950408889634  # base 2: exp(x) = exp2(x * log2(e))
-    b_qa, b_qr, m_m, o_q, o_h, o_tok = _queries(
-        q_a, q_r, i_b, i_g, i_m, s_qa_t, s_qa_h, s_qr_t, s_qr_h, Q, H, G, KA, DR, BM, BC, BR
+    b_qa, b_qd, b_qr, m_m, o_q, o_h, o_tok = _queries(
+        q_a, q_r, i_b, i_g, i_m, s_qa_t, s_qa_h, s_qr_t, s_qr_h, Q, H, G, KA, DR, BM, BC, BD, BR
     )
     seq_len, start, end = key_range(seq_lens, i_b, i_sp, chunk, SPLIT)
     # Position of each row's query; padding rows (m >= Q*HG) get >= seq_len: every key is visible.
     pos = seq_len - Q + o_q
-    b_m, b_l, b_acc = _empty_state(BM, BC)
-    # Every tile masked: this kernel serves MLA, whose 255 registers a thread leave no room for the
-    # TMA kernels' scalar branch (masked_from): MLA at DEC-A took 1656 -> 2273 us with it.
+    b_m, b_l, b_acc, b_acc_d = _empty_state(BM, BC, BD)
+    # Every tile masked: with MLA's 255 registers a thread, the TMA kernels' scalar branch
+    # (masked_from) made this kernel 1.37x slower (DEC-A, 1656 -> 2273 us, session 6).
     for i_s in range(start, end, BS):
-        b_c, b_r, o_s, m_s = _gathered_tile(
-            c, r, block_table, i_b, i_g, i_s, end, max_pages, G, DC, DR, PS, BS, BC, BR
+        b_c, b_d, b_r, o_s, m_s = _gathered_tile(
+            c, r, block_table, i_b, i_g, i_s, end, max_pages, G, DC, DR, PS, BS, BC, BD, BR
         )
-        b_m, b_l, b_acc = _tile_step(
-            b_c, b_r, b_qa, b_qr, o_s, m_s, pos, b_m, b_l, b_acc, qk_scale, True, PRECISION
+        b_m, b_l, b_acc, b_acc_d = _tile_step(
+            b_c,
+            b_d,
+            b_r,
+            b_qa,
+            b_qd,
+            b_qr,
+            o_s,
+            m_s,
+            pos,
+            b_m,
+            b_l,
+            b_acc,
+            b_acc_d,
+            qk_scale,
+            BD,
+            True,
+            PRECISION,
         )
-    _store(o, lse, b_acc, b_m, b_l, m_m, o_tok, o_h, i_sp, n_splits, H, DC, BC, SPLIT)
+    _store(o, lse, b_acc, b_acc_d, b_m, b_l, m_m, o_tok, o_h, i_sp, n_splits, H, DC, BC, BD, SPLIT)
 
 
 @triton.jit
-def _page_tile(desc_c, desc_r, row, i_g, DC):
-    """The tile of tokens from cache row `row` on, inside one page: (C, R) rows."""
-    return desc_c.load([row, i_g * DC]), desc_r.load([row, 0])
+def _page_tile(desc_c, desc_d, desc_r, row, i_g, DC, BC, BD):
+    """The tile of tokens from cache row `row` on, inside one page: (C[:, :BC], C[:, BC:BC + BD],
+    R) rows."""
+    b_c = desc_c.load([row, i_g * DC])
+    if BD > 0:
+        b_d = desc_d.load([row, i_g * DC + BC])
+    else:
+        b_d = b_c
+    return b_c, b_d, desc_r.load([row, 0])
 
 
 @triton.jit
@@ -183,6 +238,7 @@ def paged_decode_tma_kernel(
     q_a,
     q_r,
     desc_c,  # cache as (pages x page_size, G x Dc), blocks (BS, BC)
+    desc_d,  # the same, blocks (BS, BD); unread when BD == 0
     desc_r,  # RoPE keys as (pages x page_size, Dr), blocks (BS, BR)
     o,
     lse,
@@ -206,20 +262,21 @@ def paged_decode_tma_kernel(
     BM: tl.constexpr,
     BS: tl.constexpr,
     BC: tl.constexpr,
+    BD: tl.constexpr,
     BR: tl.constexpr,
     SPLIT: tl.constexpr,
     PRECISION: tl.constexpr,
 ):
     i_b, i_g, i_m, i_sp = program_coords(Q, H, G, BM)
     qk_scale = scale * 1.4426950408889634
-    b_qa, b_qr, m_m, o_q, o_h, o_tok = _queries(
-        q_a, q_r, i_b, i_g, i_m, s_qa_t, s_qa_h, s_qr_t, s_qr_h, Q, H, G, KA, DR, BM, BC, BR
+    b_qa, b_qd, b_qr, m_m, o_q, o_h, o_tok = _queries(
+        q_a, q_r, i_b, i_g, i_m, s_qa_t, s_qa_h, s_qr_t, s_qr_h, Q, H, G, KA, DR, BM, BC, BD, BR
     )
     # chunk is a multiple of BS, so split ranges start on a tile, inside a page.
     seq_len, start, end = key_range(seq_lens, i_b, i_sp, chunk, SPLIT)
     end_full = start + tl.maximum(end - start, 0) // BS * BS
     pos = seq_len - Q + o_q
-    b_m, b_l, b_acc = _empty_state(BM, BC)
+    b_m, b_l, b_acc, b_acc_d = _empty_state(BM, BC, BD)
     o_t = tl.arange(0, BS)
     m_full = o_t < BS
     mask_at = masked_from(end, seq_len, Q)
@@ -228,11 +285,14 @@ def paged_decode_tma_kernel(
         b_pages = page_window(block_table, i_b, i_w, max_pages)
         k_first, k_end = window_keys(start, end_full, i_w, PS)
         for i_s in range(k_first, k_end, BS):
-            b_c, b_r = _page_tile(desc_c, desc_r, window_row(b_pages, i_w, i_s, PS), i_g, DC)
-            b_m, b_l, b_acc = _tile_step(
+            row = window_row(b_pages, i_w, i_s, PS)
+            b_c, b_d, b_r = _page_tile(desc_c, desc_d, desc_r, row, i_g, DC, BC, BD)
+            b_m, b_l, b_acc, b_acc_d = _tile_step(
                 b_c,
+                b_d,
                 b_r,
                 b_qa,
+                b_qd,
                 b_qr,
                 i_s + o_t,
                 m_full,
@@ -240,18 +300,37 @@ def paged_decode_tma_kernel(
                 b_m,
                 b_l,
                 b_acc,
+                b_acc_d,
                 qk_scale,
+                BD,
                 i_s + BS > mask_at,
                 PRECISION,
             )
     if end_full < end:
         row = page_row(block_table, i_b, end_full, max_pages, PS)
-        b_c, b_r = _page_tile(desc_c, desc_r, row, i_g, DC)
+        b_c, b_d, b_r = _page_tile(desc_c, desc_d, desc_r, row, i_g, DC, BC, BD)
         o_s = end_full + o_t
         m_s = o_s < end
         b_c = tl.where(m_s[:, None], b_c, 0.0)
+        b_d = tl.where(m_s[:, None], b_d, 0.0)
         b_r = tl.where(m_s[:, None], b_r, 0.0)
-        b_m, b_l, b_acc = _tile_step(
-            b_c, b_r, b_qa, b_qr, o_s, m_s, pos, b_m, b_l, b_acc, qk_scale, True, PRECISION
+        b_m, b_l, b_acc, b_acc_d = _tile_step(
+            b_c,
+            b_d,
+            b_r,
+            b_qa,
+            b_qd,
+            b_qr,
+            o_s,
+            m_s,
+            pos,
+            b_m,
+            b_l,
+            b_acc,
+            b_acc_d,
+            qk_scale,
+            BD,
+            True,
+            PRECISION,
         )
-    _store(o, lse, b_acc, b_m, b_l, m_m, o_tok, o_h, i_sp, n_splits, H, DC, BC, SPLIT)
+    _store(o, lse, b_acc, b_acc_d, b_m, b_l, m_m, o_tok, o_h, i_sp, n_splits, H, DC, BC, BD, SPLIT)

@@ -236,6 +236,28 @@ def test_tma_block_table_windows(keys_major, splits, device):
     _assert_close(ref, out)
 
 
+@pytest.mark.parametrize("splits", (1, 3))
+@pytest.mark.parametrize("tma", (False, True), ids=("gathered", "tma"))
+@pytest.mark.parametrize("variant", ("gla-280", "gla-512"))
+def test_wide_cache_column_blocks(variant, tma, splits, device):
+    # A cache wider than a TMA box (256): the row-major kernels read it as two column blocks, each
+    # with its queries and value accumulator. GLA-512 is MLA's latent (blocks of 256 and 256);
+    # GLA-280 masks the second block's 32 columns past 280 (and its 140-wide RoPE key, 256 wide).
+    from dataclasses import replace
+
+    from redpajama.kernels.decode.paged import config_for, tma_fits
+
+    d = int(variant.split("-")[1])
+    lengths = [2, 17, 37, 64]
+    paged, ref, (q_a, q_r, scale, ka) = _grouped_problem(variant, lengths, 16, 2, device, seed=101)
+    bs = 8 if device == "cpu" else 16
+    cfg = replace(config_for(torch.device(device), d, 6), bs=bs, keys_major=False, tma=tma)
+    assert tma_fits(paged[0], paged[1], bs, (256, 256, 256)) and not tma_fits(paged[0], paged[1], bs, (512,))
+    with poisoned_allocations():
+        out = paged_decode_fwd(q_a, q_r, *paged, scale, ka, splits=splits, cfg=cfg)
+    _assert_close(ref, out)
+
+
 def test_tma_config_gathers_where_pages_split_tiles(device):
     # Config.tma over pages of 8 with 16-token tiles: tma_fits is False, the launcher gathers instead.
     from dataclasses import replace
