@@ -151,16 +151,16 @@ def _tile_step(
 ):
     """One tile of the online softmax: scores, rescale, value products. Returns (m, l, acc_a, acc_b),
     l per token slot (`_empty_state`), m in base-2 units. MASKED applies the causal and range mask
-    (`masked_from` says which tiles need it). The scale is applied inside the exponent's
-    multiply-add, and to the tile's max, not to every score on its own."""
-    # [BS, BA] @ [BA, BM] + [BS, BR] @ [BR, BM] -> [BS, BM]
-    b_s = tl.dot(b_ca, b_qa, input_precision=PRECISION)
-    b_s = tl.dot(b_r, b_qr, b_s, input_precision=PRECISION)
+    (`masked_from` says which tiles need it)."""
+    # [BS, BA] @ [BA, BM] + [BS, BR] @ [BR, BM] -> [BS, BM], scaled; separate dots for the layout
+    # (row_major._tile_step)
+    b_s = tl.dot(b_ca, b_qa, input_precision=PRECISION) * qk_scale
+    b_s += tl.dot(b_r, b_qr, input_precision=PRECISION) * qk_scale
     if MASKED:
         b_s = tl.where((o_s[:, None] <= pos[None, :]) & m_s[:, None], b_s, float("-inf"))
-    b_mn = tl.maximum(b_m, tl.max(b_s, 0) * qk_scale)
+    b_mn = tl.maximum(b_m, tl.max(b_s, 0))
     b_mc = tl.where(b_mn == float("-inf"), 0.0, b_mn)  # a split past a row's causal limit
-    b_p = tl.exp2(b_s * qk_scale - b_mc[None, :])
+    b_p = tl.exp2(b_s - b_mc[None, :])
     b_rs = tl.exp2(b_m - b_mc)
     b_l = b_l * b_rs[None, :] + b_p
     b_p = b_p.to(b_ca.dtype)

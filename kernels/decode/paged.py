@@ -109,10 +109,9 @@ def config_for(device: torch.device, dc: int, rows: int) -> Config:
       SM's register file (255 registers and 3 KB of spills a thread), so 64 rows a program at 8
       warps, the two programs of a group adjacent. The latent is read as two TMA boxes of 256
       columns (row_major.py): 64-token tiles in 2 stages (229 KB of shared memory, one program an
-      SM) took 1117 us at Q = 1 and 2154 at Q = 2 against 1347 / 2674 for 32-token tiles in 3
-      stages and 1597 / 3163 gathered (session 10's sweep); the wider tile halves the score
-      product's column split over the two warpgroups, whose every step rereads the queries from
-      shared memory.
+      SM) took 823 us at Q = 1 and 1557 at Q = 2 against 892 / 1775 for 32-token tiles in 3
+      stages and 1095 / 2166 gathered (session 10's sweep, after the score products became
+      separate dots, `row_major._tile_step`).
     """
     if device.type != "cuda":
         return INTERPRETER_CONFIG
