@@ -271,7 +271,7 @@ def decode_specs() -> list[Spec]:
     # Q = 2 (speculative decoding: twice the rows, their own tiles) and the merge of S partials.
     import triton
 
-    from redpajama.kernels.decode.paged import config_for
+    from redpajama.kernels.decode.paged import config_for, row_major_blocks
 
     module = "redpajama.kernels.decode.paged"
     b, h, capacity = 128, 128, 8192
@@ -303,7 +303,7 @@ def decode_specs() -> list[Spec]:
                     descs = dict(desc_ca=(cfg.bs, ka), desc_cb=(cfg.bs, dc - ka or ka), desc_r=(cfg.bs, dr))
             else:  # the row-major kernel (decode/row_major.py): column blocks of at most 256
                 kernel, kmodule = "paged_decode_kernel", "redpajama.kernels.decode.row_major"
-                bc, bd = min(dc, 256), max(dc - 256, 0)
+                bc, bd = row_major_blocks(dc)
                 consts.update(BC=bc, BD=bd)
                 if cfg.tma:
                     kernel = "paged_decode_tma_kernel"

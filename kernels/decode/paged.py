@@ -208,9 +208,7 @@ def paged_decode_fwd(
         )
         blocks = (ba, bb or ba)  # the kernel reads desc_cb only where BB > 0
     else:
-        # Column blocks of at most 256 (a TMA box's side): MLA's 512-wide latent is two.
-        bc_row = min(bc, TMA_MAX_BOX)
-        bd = 0 if dc <= bc_row else max(16, triton.next_power_of_2(dc - bc_row))
+        bc_row, bd = row_major_blocks(dc)
         kernels, widths = (paged_decode_kernel, paged_decode_tma_kernel), dict(BC=bc_row, BD=bd)
         blocks = (bc_row, bd or bc_row)  # the kernel reads desc_d only where BD > 0
     if cfg.tma and tma_fits(cache, rope, cfg.bs, (*blocks, br)):
@@ -258,6 +256,13 @@ def paged_decode_fwd(
 
 # A tensor map's box is at most 256 elements along each dimension.
 TMA_MAX_BOX = 256
+
+
+def row_major_blocks(dc: int) -> tuple[int, int]:
+    """The row-major kernels' column blocks (BC, BD) for a cache of width Dc: powers of two of at
+    most a TMA box's side, BD = 0 where one block holds the row (MLA's 512 columns: 256 and 256)."""
+    bc = min(max(16, triton.next_power_of_2(dc)), TMA_MAX_BOX)
+    return bc, 0 if dc <= bc else max(16, triton.next_power_of_2(dc - bc))
 
 
 def tma_fits(cache: torch.Tensor, rope: torch.Tensor, bs: int, widths: tuple[int, ...]) -> bool:

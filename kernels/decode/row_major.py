@@ -82,7 +82,9 @@ def _tile_step(
     accumulator, Triton gives every dot that feeds another dot the layout with all warps along the
     rows; at 64 rows and 8 warps (MLA) both warpgroups then compute the same 64 rows, and the
     scores are converted through shared memory for the last product. Kept apart, every product
-    splits the tile's keys over the warpgroups (MLA at DEC-A: 1120 -> 823 us at Q = 1)."""
+    splits the tile's keys over the warpgroups (MLA at DEC-A: 1120 -> 823 us at Q = 1). The scale
+    goes on each product, not on the sum: Triton folds an unscaled `dot + dot` back into one
+    accumulator chain (seen in the TTGIR)."""
     # [BM, BC] @ [BC, BS] (+ [BM, BD] @ [BD, BS]) + [BM, BR] @ [BR, BS] -> [BM, BS], scaled
     b_s = tl.dot(b_qa, tl.trans(b_c), input_precision=PRECISION) * qk_scale
     if BD > 0:

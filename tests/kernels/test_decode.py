@@ -272,6 +272,15 @@ def test_tma_config_gathers_where_pages_split_tiles(device):
     _assert_close(ref, out)
 
 
+def test_row_major_blocks():
+    # Column blocks of at most a TMA box (256): one where the row fits, two for MLA's 512.
+    from redpajama.kernels.decode.paged import row_major_blocks
+
+    assert row_major_blocks(8) == (16, 0) and row_major_blocks(24) == (32, 0)
+    assert row_major_blocks(256) == (256, 0) and row_major_blocks(512) == (256, 256)
+    assert row_major_blocks(280) == (256, 32) and row_major_blocks(576) == (256, 512)
+
+
 def test_tma_fits():
     from redpajama.kernels.decode.paged import tma_fits
 
