@@ -17,11 +17,15 @@ cuDNN). Timed, forward and forward+backward (torch.autograd.grad of every input)
 Log-linear Gated DeltaNet at the same B, T, H with keys of 128 and values of 64 (the state of a
 Mamba-2 head at LL-A), bf16 q/k/v, float32 gates:
 - log_linear_gdn: `kernels.log_linear_gdn.log_linear_gdn_chunked` (chunk 64), eager
+- log_linear_gdn_triton: `kernels.log_linear_gdn.log_linear_gdn` (chunk 64): per-chunk terms in
+  eager PyTorch, bucket states and their reads in Triton (forward and backward); and the same
+  under torch.compile (log_linear_gdn_triton_compiled)
 - with --baselines: fla_gated_delta, fla's `chunk_gated_delta_rule`: plain Gated DeltaNet (every
   lam == 1), the linear-time model the log-linear one generalises.
 
-Before timing, every path is checked against the quadratic references at T=512 (relative RMS);
-fla's Gated DeltaNet against our closed form with lam == 1.
+Before timing, every path is checked against the quadratic references at T=512 (relative RMS; our
+Gated DeltaNet paths' gradients too, the worst of the six inputs); fla's Gated DeltaNet against our
+closed form with lam == 1.
 
     python benchmarks/sequence_mixers.py [--baselines DIR] [--output benchmarks/results/sequence_mixers.json]
 """
@@ -201,9 +205,14 @@ GDN_INPUTS = ("q", "k", "v", "g", "beta", "lam")
 
 def gdn_mixers(baselines: Path | None) -> dict:
     """name -> (input names, fn, lam used): ours, and fla's plain Gated DeltaNet with --baselines."""
-    from redpajama.kernels.log_linear_gdn import log_linear_gdn_chunked
+    from redpajama.kernels.log_linear_gdn import log_linear_gdn, log_linear_gdn_chunked
 
-    out = {"log_linear_gdn": (GDN_INPUTS, log_linear_gdn_chunked, True)}
+    out = {
+        "log_linear_gdn": (GDN_INPUTS, log_linear_gdn_chunked, True),
+        "log_linear_gdn_triton": (GDN_INPUTS, log_linear_gdn, True),
+        # As a compiled training step runs it: Inductor fuses the per-chunk terms' elementwise work.
+        "log_linear_gdn_triton_compiled": (GDN_INPUTS, torch.compile(log_linear_gdn), True),
+    }
     if baselines is not None:
         sys.path.insert(0, str(baselines))
         try:
@@ -231,11 +240,20 @@ def gated_deltanet_rows(baselines: Path | None) -> dict:
     ref_plain = log_linear_gdn_quadratic(*(f32[k] for k in GDN_INPUTS[:5]), torch.ones_like(f32["lam"]))
     p = make_gdn_problem(s["B"], s["T"], s["H"], s["K"], s["V"], num_levels(s["T"]))
     rows = {}
+    ref_leaves = [f32[k].requires_grad_() for k in GDN_INPUTS]
+    ref_grads = torch.autograd.grad(log_linear_gdn_quadratic(*ref_leaves), ref_leaves, f32["dy"])
     for name, (inputs, fn, uses_lam) in gdn_mixers(baselines).items():
         err = rel_rms(ref if uses_lam else ref_plain, fn(*(small[k] for k in inputs)).float())
+        checks = dict(check_rel_rms=err)
+        if uses_lam:  # ours: the gradients too, worst input
+            small_leaves = [small[k].detach().clone().requires_grad_() for k in inputs]
+            grads = torch.autograd.grad(fn(*small_leaves), small_leaves, small["dy"])
+            checks["check_grad_rel_rms"] = max(
+                rel_rms(r, g.float()) for r, g in zip(ref_grads, grads, strict=True)
+            )
         leaves = [p[k].detach().clone().requires_grad_() for k in inputs]
         try:
-            rows[name] = dict(check_rel_rms=err, **time_fn(fn, leaves, p["dy"]))
+            rows[name] = dict(**checks, **time_fn(fn, leaves, p["dy"]))
         except RuntimeError as err_bwd:  # fla refuses its GDN backward on Triton 3.4-3.7.0 (Hopper)
             if not name.startswith(BASELINE_NAMES):
                 raise

@@ -26,6 +26,8 @@ Computes in float32, or float64 if an input is float64; returns v's dtype.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 
@@ -35,9 +37,20 @@ from redpajama.kernels.ssd.chunked import chunk_views
 from redpajama.kernels.ssd.naive import segsum
 
 
-def _chunk_terms(qc, kc, vc, gc, bc):
-    """Per chunk (B, NC, C, H, *): the intra-chunk matrix P_c = Aqk Tm (B, NC, H, C, C), Qe (B, NC, C,
-    H, K), the transition M (B, NC, H, K, K) and the chunk's own end state K~^T U0 (B, NC, H, K, V)."""
+class ChunkTerms(NamedTuple):
+    """The WY terms of every chunk (module doc), float32 or float64; (B, NC, ...) leading axes."""
+
+    p_intra: torch.Tensor  # Aqk Tm (B, NC, H, C, C)
+    qe: torch.Tensor  # Q * exp(g) - Aqk W (B, NC, C, H, K): what queries read from incoming states
+    w: torch.Tensor  # Tm (K * exp(g)) (B, NC, H, C, K)
+    k_end: torch.Tensor  # K~ = K * exp(g_C - g) (B, NC, C, H, K)
+    u0: torch.Tensor  # Tm V (B, NC, H, C, V)
+    decay: torch.Tensor  # exp(g_C) (B, NC, H): the transition is M = decay I - K~^T W
+
+
+def chunk_terms(qc, kc, vc, gc, bc) -> ChunkTerms:
+    """Per chunk (inputs (B, NC, C, H, *)): the terms of the module doc, computed in parallel over
+    the chunks (a batched triangular solve for Tm)."""
     cl = qc.shape[2]
     g = torch.cumsum(gc, dim=2)  # (B, NC, C, H)
     gamma = torch.exp(segsum(gc.permute(0, 1, 3, 2)))  # (B, NC, H, C, C), zero above the diagonal
@@ -47,16 +60,38 @@ def _chunk_terms(qc, kc, vc, gc, bc):
     beta = bc.permute(0, 1, 3, 2)  # (B, NC, H, C)
     lower = torch.eye(cl, dtype=qc.dtype, device=qc.device) + beta[..., None] * kk.masked_fill(~strict, 0)
     tm = torch.linalg.solve_triangular(lower, torch.diag_embed(beta), upper=False, unitriangular=True)
-    p_intra = qk @ tm
     eg = torch.exp(g)[..., None]  # (B, NC, C, H, 1)
     w = torch.einsum("bchts,bcshk->bchtk", tm, kc * eg)
-    u0 = torch.einsum("bchts,bcshv->bchtv", tm, vc)
-    qe = qc * eg - torch.einsum("bchts,bchsk->bcthk", qk, w)
-    k_end = kc * torch.exp(g[:, :, -1:] - g)[..., None]  # K~ (B, NC, C, H, K)
-    eye = torch.eye(kc.shape[-1], dtype=qc.dtype, device=qc.device)
-    m = torch.exp(g[:, :, -1])[..., None, None] * eye - torch.einsum("bcthi,bchtj->bchij", k_end, w)
-    own = torch.einsum("bcthk,bchtv->bchkv", k_end, u0)
-    return p_intra, qe, m, own
+    return ChunkTerms(
+        p_intra=qk @ tm,
+        qe=qc * eg - torch.einsum("bchts,bchsk->bcthk", qk, w),
+        w=w,
+        k_end=kc * torch.exp(g[:, :, -1:] - g)[..., None],
+        u0=torch.einsum("bchts,bcshv->bchtv", tm, vc),
+        decay=torch.exp(g[:, :, -1]),
+    )
+
+
+def intra_chunk(terms: ChunkTerms, vc, lam_c, kb: int) -> torch.Tensor:
+    """Level 0..kb of every chunk, (P_intra * lam_t^level(t, s)) V: (B, NC, C, H, V)."""
+    b, nc, cl, h = lam_c.shape[:4]
+    lam_in = lam_c[..., : kb + 1].reshape(b * nc, cl, h, kb + 1)
+    mask = weighted_mask(lam_in).reshape(b, nc, h, cl, cl)
+    return torch.einsum("bchts,bcshv->bcthv", terms.p_intra * mask, vc)
+
+
+def chunk_inputs(q, k, v, g, beta, lam, chunk_size: int, ctype: torch.dtype):
+    """Checked inputs -> (their (B, NC, C, ...) chunk views in ctype, with lam padded to cover the
+    chunk levels; log2(chunk_size); NC; the chunk levels J = bit_length(NC - 1))."""
+    if chunk_size < 1 or chunk_size & (chunk_size - 1):
+        raise ValueError(f"chunk_size must be a power of two, got {chunk_size}")
+    kb = chunk_size.bit_length() - 1
+    nc = -(-k.shape[1] // chunk_size)
+    levels = (nc - 1).bit_length()
+    # Padded queries may index levels past a short T's lam; real (t, s) pairs never do.
+    lam = F.pad(lam, (0, max(0, kb + levels + 1 - lam.shape[-1])))
+    views = [chunk_views(x.to(ctype), nc, chunk_size) for x in (q, k, v, g, beta, lam)]
+    return views, kb, nc, levels
 
 
 def _half_blocks(m, own, levels):
@@ -100,28 +135,26 @@ def bucket_states(m: torch.Tensor, own: torch.Tensor, levels: int):
 
 def log_linear_gdn_chunked(q, k, v, g, beta, lam, chunk_size: int = 64) -> torch.Tensor:
     """o (B, T, H, V) = log_linear_gdn_quadratic(q, k, v, g, beta, lam), chunk by chunk (module doc)."""
-    if chunk_size < 1 or chunk_size & (chunk_size - 1):
-        raise ValueError(f"chunk_size must be a power of two, got {chunk_size}")
     check_inputs(q, k, v, g, beta, lam)
+    with torch.autocast(q.device.type, enabled=False):  # the module doc's precision, also under autocast
+        return _log_linear_gdn_chunked(q, k, v, g, beta, lam, chunk_size)
+
+
+def _log_linear_gdn_chunked(q, k, v, g, beta, lam, chunk_size: int) -> torch.Tensor:
     b, t, h, dk = k.shape
     dv = v.shape[-1]
     ctype = torch.float32
     for x in (q, k, v, g, beta, lam):
         ctype = torch.promote_types(ctype, x.dtype)
-    kb = chunk_size.bit_length() - 1
-    nc = -(-t // chunk_size)
-    levels = (nc - 1).bit_length()  # chunk levels 1..levels
-    # Padded queries may index levels past a short T's lam; real (t, s) pairs never do.
-    lam = F.pad(lam, (0, max(0, kb + levels + 1 - lam.shape[-1])))
-    qc, kc, vc, gc, bc, lam_c = (chunk_views(x.to(ctype), nc, chunk_size) for x in (q, k, v, g, beta, lam))
-    p_intra, qe, m, own = _chunk_terms(qc, kc, vc, gc, bc)
-
-    lam_in = lam_c[..., : kb + 1].reshape(b * nc, chunk_size, h, kb + 1)
-    mask = weighted_mask(lam_in).reshape(b, nc, h, chunk_size, chunk_size)
-    out = torch.einsum("bchts,bcshv->bcthv", p_intra * mask, vc)
+    (qc, kc, vc, gc, bc, lam_c), kb, nc, levels = chunk_inputs(q, k, v, g, beta, lam, chunk_size, ctype)
+    terms = chunk_terms(qc, kc, vc, gc, bc)
+    out = intra_chunk(terms, vc, lam_c, kb)
     if levels:
         size = 1 << levels
-        qe, wl = (F.pad(x, (0,) * (2 * (x.dim() - 2)) + (0, size - nc)) for x in (qe, lam_c))
+        eye = torch.eye(dk, dtype=ctype, device=q.device)
+        m = terms.decay[..., None, None] * eye - torch.einsum("bcthi,bchtj->bchij", terms.k_end, terms.w)
+        own = torch.einsum("bcthk,bchtv->bchkv", terms.k_end, terms.u0)
+        qe, wl = (F.pad(x, (0,) * (2 * (x.dim() - 2)) + (0, size - nc)) for x in (terms.qe, lam_c))
         inter = out.new_zeros(b, size, chunk_size, h, dv)
         for j, carried in enumerate(bucket_states(m, own, levels), start=1):
             half = 1 << (j - 1)

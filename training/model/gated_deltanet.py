@@ -10,8 +10,8 @@ Per token u (d_model), Gated DeltaNet's layer with the log-linear level weights 
 with H = ssm heads of head dim d_inner / H for both keys and values. The state update is the gated
 delta rule, S_t = exp(g_t) (I - beta_t k_t k_t^T) S_{t-1} + beta_t k_t v_t^T, one state per Fenwick
 bucket. lam_bias starts at softplus^-1(1): at init lam ~ 1 and the mixer is close to Gated
-DeltaNet. Mixing runs `log_linear_gdn_chunked` in float32 (the chunked PyTorch path, on every
-device: there is no Triton kernel for it yet).
+DeltaNet. Mixing runs our op with Triton bucket passes (`log_linear_gdn`) on CUDA when the head dim
+is a power of two >= 16, else the chunked PyTorch path (`log_linear_gdn_chunked`); both in float32.
 Simplifications against the reference layer: one norm over each head's output (as there), no
 inference cache. Takes (x, cos, sin) like the other mixers (cos/sin unused).
 """
@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from redpajama.kernels.log_linear import num_levels
-from redpajama.kernels.log_linear_gdn import log_linear_gdn_chunked
+from redpajama.kernels.log_linear_gdn import log_linear_gdn, log_linear_gdn_chunked
 from redpajama.training.model.config import ModelConfig
 from redpajama.training.model.layers import RMSNorm
 from redpajama.training.model.mamba2 import init_decay, inverse_softplus
@@ -37,6 +37,7 @@ class LogLinearGatedDeltaNetMixer(nn.Module):
         self.d_inner, self.n_heads = config.ssm_inner, config.ssm_n_heads
         self.head_dim = self.d_inner // self.n_heads
         self.chunk = config.ssm_chunk
+        self.kernels = config.kernels
         self.levels = num_levels(config.max_seq_len)
         d, h = config.d_model, self.n_heads
         self.qkv_proj = nn.Linear(d, 3 * self.d_inner, bias=False)
@@ -79,6 +80,13 @@ class LogLinearGatedDeltaNetMixer(nn.Module):
         return q, k, v, g, torch.sigmoid(beta), lam
 
     def forward(self, u: torch.Tensor, cos: torch.Tensor | None = None, sin: torch.Tensor | None = None):
-        o = log_linear_gdn_chunked(*self.mixer_inputs(u), chunk_size=self.chunk)
+        dh = self.head_dim
+        triton_ok = dh >= 16 and dh & (dh - 1) == 0 and self.chunk >= 16
+        if self.kernels and u.is_cuda and triton_ok:
+            # Under bf16 autocast TF32 products are finer than the step's own rounding.
+            prec = "tf32" if torch.is_autocast_enabled(u.device.type) else None
+            o = log_linear_gdn(*self.mixer_inputs(u), chunk_size=self.chunk, dot_precision=prec)
+        else:
+            o = log_linear_gdn_chunked(*self.mixer_inputs(u), chunk_size=self.chunk)
         o = self.norm(o.to(u.dtype)).flatten(2)
         return self.w_out(o * F.silu(self.gate_proj(u)))
