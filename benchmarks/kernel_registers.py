@@ -196,6 +196,27 @@ def log_linear_specs() -> list[Spec]:
     return out
 
 
+def gated_deltanet_specs() -> list[Spec]:
+    # The log-linear Gated DeltaNet bucket passes at the sequence-mixer benchmark's shape: chunk 64,
+    # keys 128, values 64, float32 chunk terms, TF32 dots (bf16 inputs).
+    buckets = importlib.import_module("redpajama.kernels.log_linear_gdn.buckets")
+    out = []
+    for name, launch in (
+        ("gdn_buckets_fwd_kernel", buckets.FWD_LAUNCH),
+        ("gdn_buckets_bwd_states_kernel", buckets.BWD_LAUNCH),
+        ("gdn_buckets_bwd_grads_kernel", buckets.GRADS_LAUNCH),
+    ):
+        kern = getattr(buckets, name)
+        c = dict(C=64, K=128, V=64, BV=min(launch[0], 64), DOT_PREC="tf32")
+        if "BK" in kern.arg_names:  # the gradient kernel: key blocks, whole value rows
+            c.update(BK=launch[0], BV=64)
+        ints = tuple(a for a in ("NC", "J", "SLOTS", "BH") if a in kern.arg_names)
+        ptrs = tuple(a for a in kern.arg_names if a not in c and a not in ints)
+        label = f"log-linear GDN {name[len('gdn_buckets_') : -7].replace('_', ' ')}"
+        out.append(Spec(label, buckets.__name__, name, c, launch[1], fp32_ptrs=ptrs, ints=ints))
+    return out
+
+
 def elementwise_specs() -> list[Spec]:
     # The packages export functions of the same names as these modules.
     rope = importlib.import_module("redpajama.kernels.rope.rope_qkv")
@@ -398,7 +419,8 @@ def main() -> int:
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     rows = []
-    for group in (flash_specs, moe_specs, ssd_specs, log_linear_specs, elementwise_specs, decode_specs):
+    groups = (flash_specs, moe_specs, ssd_specs, log_linear_specs, gated_deltanet_specs, elementwise_specs)
+    for group in (*groups, decode_specs):
         for spec in group():
             row = dict(kernel=spec.label, triton_kernel=spec.kernel, warps=spec.warps, stages=spec.stages)
             try:
