@@ -21,7 +21,9 @@ Levels split at the chunk boundary as in log-linear Mamba-2 (kernels/log_linear/
    carried to c's start by the product of the transitions of c's half-block before c (a prefix
    product within aligned blocks, doubled level by level from the same T_j). O(log NC) rounds of
    batched matrix products instead of a scan over the NC chunks.
-Computes in float32, or float64 if an input is float64; returns v's dtype.
+The per-chunk terms and step 1 (`chunk_terms`, `intra_chunk`) are shared with `log_linear_gdn`,
+which runs step 3 and the reads of step 2 in Triton (buckets.py).
+Computes in float32 (also inside autocast), or float64 if an input is float64; returns v's dtype.
 """
 
 from __future__ import annotations
