@@ -74,6 +74,16 @@ def chunk_terms(qc, kc, vc, gc, bc) -> ChunkTerms:
     )
 
 
+def transitions(terms: ChunkTerms) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each chunk's transition M = decay I - K~^T W (B, NC, H, K, K) and own end state K~^T U0
+    (B, NC, H, K, V): the chunk as a step of the state recurrence, S_end = M S0 + K~^T U0."""
+    dk = terms.k_end.shape[-1]
+    eye = torch.eye(dk, dtype=terms.k_end.dtype, device=terms.k_end.device)
+    m = terms.decay[..., None, None] * eye - torch.einsum("bcthi,bchtj->bchij", terms.k_end, terms.w)
+    own = torch.einsum("bcthk,bchtv->bchkv", terms.k_end, terms.u0)
+    return m, own
+
+
 def intra_chunk(terms: ChunkTerms, vc, lam_c, kb: int) -> torch.Tensor:
     """Level 0..kb of every chunk, (P_intra * lam_t^level(t, s)) V: (B, NC, C, H, V)."""
     b, nc, cl, h = lam_c.shape[:4]
@@ -153,9 +163,7 @@ def _log_linear_gdn_chunked(q, k, v, g, beta, lam, chunk_size: int) -> torch.Ten
     out = intra_chunk(terms, vc, lam_c, kb)
     if levels:
         size = 1 << levels
-        eye = torch.eye(dk, dtype=ctype, device=q.device)
-        m = terms.decay[..., None, None] * eye - torch.einsum("bcthi,bchtj->bchij", terms.k_end, terms.w)
-        own = torch.einsum("bcthk,bchtv->bchkv", terms.k_end, terms.u0)
+        m, own = transitions(terms)
         qe, wl = (F.pad(x, (0,) * (2 * (x.dim() - 2)) + (0, size - nc)) for x in (terms.qe, lam_c))
         inter = out.new_zeros(b, size, chunk_size, h, dv)
         for j, carried in enumerate(bucket_states(m, own, levels), start=1):

@@ -19,7 +19,8 @@ from redpajama.kernels.log_linear_gdn import (
     log_linear_gdn_recurrent,
     log_linear_gdn_step,
 )
-from redpajama.kernels.log_linear_gdn.chunked import bucket_states, chunk_inputs, chunk_terms
+from redpajama.kernels.log_linear_gdn.chunked import bucket_states, chunk_inputs, chunk_terms, transitions
+from redpajama.kernels.log_linear_gdn.log_linear_gdn import _by_head
 
 
 def make_inputs(b, t, h, dk, dv, seed=0, extra_levels=1):
@@ -197,9 +198,7 @@ def test_bucket_kernel_states_match_the_segment_tree(nc, device):
     q, k, v, g, beta, lam = make_inputs(1, nc * chunk, 2, 16, 16, seed=nc)
     (qc, kc, vc, gc, bc, lam_c), kb, _, levels = chunk_inputs(q, k, v, g, beta, lam, chunk, torch.float64)
     terms = chunk_terms(qc, kc, vc, gc, bc)
-    eye = torch.eye(16, dtype=torch.float64)
-    m = terms.decay[..., None, None] * eye - torch.einsum("bcthi,bchtj->bchij", terms.k_end, terms.w)
-    own = torch.einsum("bcthk,bchtv->bchkv", terms.k_end, terms.u0)
+    m, own = transitions(terms)
     expect = torch.zeros(1, 1 << levels, levels, 2, 16, 16, dtype=torch.float64)
     for j, carried in enumerate(bucket_states(m, own, levels), start=1):
         half = 1 << (j - 1)
@@ -208,8 +207,7 @@ def test_bucket_kernel_states_match_the_segment_tree(nc, device):
     expect = expect[:, :nc].permute(0, 3, 1, 2, 4, 5).reshape(2, nc, levels, 16, 16)
 
     def by_head(x, axis):
-        x = x.movedim(axis, 1)
-        return x.reshape(x.shape[0] * x.shape[1], *x.shape[2:]).float().contiguous().to(device)
+        return _by_head(x, axis).float().to(device)
 
     lamw = by_head(lam_c[..., kb + 1 : kb + 1 + levels], 3)
     decay = by_head(terms.decay[..., None, None], 2).reshape(2, nc)
