@@ -13,8 +13,7 @@ import torch
 from redpajama.kernels.log_linear_gdn.buckets import bucket_reads, bucket_reads_bwd
 from redpajama.kernels.log_linear_gdn.chunked import chunk_inputs, chunk_terms, intra_chunk
 from redpajama.kernels.log_linear_gdn.naive import check_inputs
-
-DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+from redpajama.kernels.ssd.ssd import DTYPES
 
 
 class BucketReadsFunction(torch.autograd.Function):
@@ -30,15 +29,20 @@ class BucketReadsFunction(torch.autograd.Function):
         return *bucket_reads_bwd(*ctx.saved_tensors, d_out.contiguous(), dot_prec=ctx.dot_prec), None
 
 
+def fits_kernels(key_dim: int) -> bool:
+    """Whether the kernels take keys of this head dim: a power of two >= 16 (whole key rows in a
+    tile, and Triton's smallest dot)."""
+    return key_dim >= 16 and key_dim & (key_dim - 1) == 0
+
+
 def _check_kernel_args(q, v, chunk_size: int) -> None:
     for name, x in (("q", q), ("v", v)):
         if x.dtype not in DTYPES:
             raise TypeError(f"{name} must be float16, bfloat16 or float32, got {x.dtype}")
-    dk = q.shape[-1]
     if chunk_size < 16 or chunk_size & (chunk_size - 1):
         raise ValueError(f"chunk_size must be a power of two >= 16, got {chunk_size}")
-    if dk < 16 or dk & (dk - 1):
-        raise ValueError(f"the key head dim must be a power of two >= 16, got {dk}")
+    if not fits_kernels(q.shape[-1]):
+        raise ValueError(f"the key head dim must be a power of two >= 16, got {q.shape[-1]}")
 
 
 def _by_head(x: torch.Tensor, head_axis: int) -> torch.Tensor:

@@ -20,7 +20,7 @@ from redpajama.kernels.log_linear_gdn import (
     log_linear_gdn_step,
 )
 from redpajama.kernels.log_linear_gdn.chunked import bucket_states, chunk_inputs, chunk_terms, transitions
-from redpajama.kernels.log_linear_gdn.log_linear_gdn import _by_head
+from redpajama.kernels.log_linear_gdn.log_linear_gdn import _by_head, fits_kernels
 
 
 def make_inputs(b, t, h, dk, dv, seed=0, extra_levels=1):
@@ -248,6 +248,14 @@ def test_triton_computes_in_float32_under_autocast(device):
         chunked = log_linear_gdn_chunked(*f32, chunk_size=16)
     assert rel_rms(ref, out.cpu()) < 1e-5
     assert rel_rms(ref, chunked.cpu()) < 1e-5
+
+
+def test_fits_kernels_is_the_op_s_own_check():
+    # The mixer picks the op by this predicate; every key dim it accepts, the op accepts.
+    assert [d for d in range(1, 130) if fits_kernels(d)] == [16, 32, 64, 128]
+    args = [x.float() for x in make_inputs(1, 40, 2, 48, 8)]
+    with pytest.raises(ValueError, match="got 48"):
+        log_linear_gdn(*args)
 
 
 def test_triton_rejects_bad_arguments():

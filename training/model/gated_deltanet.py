@@ -26,6 +26,7 @@ from torch import nn
 
 from redpajama.kernels.log_linear import num_levels
 from redpajama.kernels.log_linear_gdn import log_linear_gdn, log_linear_gdn_chunked
+from redpajama.kernels.log_linear_gdn.log_linear_gdn import fits_kernels
 from redpajama.training.model.config import ModelConfig
 from redpajama.training.model.layers import RMSNorm
 from redpajama.training.model.mamba2 import init_decay, inverse_softplus
@@ -80,9 +81,8 @@ class LogLinearGatedDeltaNetMixer(nn.Module):
         return q, k, v, g, torch.sigmoid(beta), lam
 
     def forward(self, u: torch.Tensor, cos: torch.Tensor | None = None, sin: torch.Tensor | None = None):
-        dh = self.head_dim
-        triton_ok = dh >= 16 and dh & (dh - 1) == 0 and self.chunk >= 16
-        if self.kernels and u.is_cuda and triton_ok:
+        # ModelConfig already holds ssm_chunk to a power of two >= 16, as the op wants.
+        if self.kernels and u.is_cuda and fits_kernels(self.head_dim):
             # Under bf16 autocast TF32 products are finer than the step's own rounding.
             prec = "tf32" if torch.is_autocast_enabled(u.device.type) else None
             o = log_linear_gdn(*self.mixer_inputs(u), chunk_size=self.chunk, dot_precision=prec)
