@@ -69,13 +69,19 @@ def _tokens_for(subset: Path, config: AblationConfig) -> Path:
         return subset
     dest = config.out / "tokens" / subset_name(subset)
     # Same tokenizer and seed for every subset; a rerun over complete shards is a no-op.
-    tokenize(
+    summary = tokenize(
         subset,
         dest,
         TokenizeConfig(
             tokenizer=config.tokenizer, seed=config.seed, held_out_fraction=config.held_out_fraction
         ),
     )
+    # Subsets compared at equal budgets should hold what their curation kept: any loss is an error here.
+    if summary.lost:
+        raise UserError(
+            f"{subset}: {len(summary.lost)} part(s) could not be read, first {summary.lost[0].describe()}",
+            f"repair or remove them, then rerun; `redpajama tokenize {subset} -o {dest}` lists every one",
+        )
     return dest
 
 

@@ -7,7 +7,10 @@ Order of work, and why:
 2. Tokenize in that order, batch by batch (HF encodes a batch on all cores), appending each
    document's tokens + EOS to one scratch stream on disk: memory holds one batch plus 9 bytes per
    document (length, split), never the corpus. Disk: the scratch stream (as large as the output)
-   lives beside the shards until they are written.
+   lives beside the shards until they are written. Damage costs only itself: a file that will not
+   open, a row group that will not read and a row with a null `id` are left out, each named by file
+   and rows in index.json's `lost` (the parquet reader of ingest does the same), and the run goes on.
+   The caller judges the loss (`TokenizeSummary.verdict`).
 3. Shuffle documents with `numpy.random.default_rng(seed)`, then split: a document is held out when a
    stable hash of its `id` falls below `held_out_fraction`, so its split depends neither on the seed
    nor on which other documents are present.
@@ -31,6 +34,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from redpajama.errors import UserError
@@ -83,11 +87,50 @@ class SplitSummary:
 
 
 @dataclass(frozen=True)
+class LostRows:
+    """Rows of the curated folder left out of the tokens: a row group that would not read, a run of
+    rows with a null `id`, or a whole file that would not open (rows None: how many is unknown)."""
+
+    file: str
+    first_row: int
+    rows: int | None
+    reason: str
+
+    def describe(self) -> str:
+        if self.rows is None:
+            where = "whole file"
+        elif self.rows == 1:
+            where = f"row {self.first_row}"
+        else:
+            where = f"rows {self.first_row}-{self.first_row + self.rows - 1}"
+        return f"{self.file}: {where}: {self.reason}"
+
+
+@dataclass(frozen=True)
 class TokenizeSummary:
     output: str
     skipped: bool  # the output was already complete for these settings: nothing was done
     splits: dict[str, SplitSummary] = field(default_factory=dict)
     seconds: float = 0.0
+    lost: tuple[LostRows, ...] = ()  # what the run that wrote the output could not read
+
+    @property
+    def unreadable_files(self) -> int:
+        return sum(1 for entry in self.lost if entry.rows is None)
+
+    @property
+    def error_rate(self) -> float:
+        """Rows lost (of the files that opened) over rows read or lost, as ingest counts bad records."""
+        lost = sum(entry.rows or 0 for entry in self.lost)
+        return lost / (self.documents + lost) if lost else 0.0
+
+    def verdict(self, max_error_rate: float) -> str | None:
+        """Why the run counts as failed (a file that would not open, or too many lost rows), or None."""
+        if self.unreadable_files:
+            return f"{self.unreadable_files} file(s) could not be read; their documents are not in the tokens"
+        if self.error_rate > max_error_rate:
+            return f"lost rows {self.error_rate:.2%} of the documents, above the maximum {max_error_rate:.2%}"
+        return None
 
     @property
     def documents(self) -> int:
@@ -107,6 +150,7 @@ class TokenizeSummary:
             "documents": self.documents,
             "tokens": self.tokens,
             "tokens_per_second": self.tokens_per_second,
+            "error_rate": self.error_rate,
         }
 
 
@@ -158,28 +202,78 @@ def is_held_out(doc_id: str, fraction: float) -> bool:
     return value < fraction * 2**64
 
 
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+def _note_lost(lost: list[LostRows], entry: LostRows) -> None:
+    """Append `entry`, merged into the last one where it continues it (a run of null ids is one entry)."""
+    last = lost[-1] if lost else None
+    if (
+        last is not None
+        and last.rows is not None
+        and entry.rows is not None
+        and (last.file, last.reason, last.first_row + last.rows)
+        == (entry.file, entry.reason, entry.first_row)
+    ):
+        lost[-1] = LostRows(last.file, last.first_row, last.rows + entry.rows, last.reason)
+    else:
+        lost.append(entry)
+
+
+def _file_batches(path: Path, config: TokenizeConfig, lost: list[LostRows]) -> Iterator[tuple[list, list]]:
+    """(ids, texts) of one Parquet file, row group by row group. A file that will not open, a row
+    group that will not read and a row with a null `id` go to `lost`, named by row; every other row is
+    kept. A file without the columns is the wrong input, not damage: UserError."""
+    try:
+        reader = pq.ParquetFile(path)
+    except (OSError, pa.ArrowException) as exc:
+        lost.append(LostRows(str(path), 0, None, f"cannot open: {_one_line(exc)}"))
+        return
+    with reader:
+        text_column = _text_column(path, reader.schema_arrow.names, config.text_field)
+        start = 0
+        for group in range(reader.metadata.num_row_groups):
+            group_rows = reader.metadata.row_group(group).num_rows
+            row = start
+            try:
+                for batch in reader.iter_batches(
+                    batch_size=config.batch_docs, row_groups=[group], columns=["id", text_column]
+                ):
+                    ids = batch.column("id").to_pylist()
+                    texts = batch.column(text_column).to_pylist()
+                    for i, doc_id in enumerate(ids):
+                        if doc_id is None:
+                            _note_lost(lost, LostRows(str(path), row + i, 1, "`id` is null"))
+                    if None in ids:
+                        texts = [text for doc_id, text in zip(ids, texts, strict=True) if doc_id is not None]
+                        ids = [doc_id for doc_id in ids if doc_id is not None]
+                    row += batch.num_rows
+                    yield ids, texts
+            except (OSError, pa.ArrowException) as exc:
+                reason = f"row group {group} unreadable: {_one_line(exc)}"
+                _note_lost(lost, LostRows(str(path), row, start + group_rows - row, reason))
+            start += group_rows
+
+
 def _tokenize_to_scratch(
     files: list[Path],
     config: TokenizeConfig,
     tokenizer: Tokenizer,
     scratch: BinaryIO,
     progress: ProgressFn | None,
+    lost: list[LostRows],
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Append every document's tokens + EOS to `scratch`; return (token count, held out) per document."""
+    """Append every readable document's tokens + EOS to `scratch` (what cannot be read goes to `lost`);
+    return (token count, held out) per document."""
     dtype = dtype_for(tokenizer.vocab_size)
     lengths: list[np.ndarray] = []
     held: list[np.ndarray] = []
     documents = tokens = 0
     for path in files:
-        reader = pq.ParquetFile(path)
-        text_column = _text_column(path, reader.schema_arrow.names, config.text_field)
-        row = 0
-        for batch in reader.iter_batches(batch_size=config.batch_docs, columns=["id", text_column]):
-            ids = batch.column("id").to_pylist()
-            if None in ids:
-                raise UserError(f"{path}: row {row + ids.index(None)}: `id` is null")
+        for ids, texts in _file_batches(path, config, lost):
             # A null text is an empty document: it still ends with EOS, so documents stay countable.
-            encoded = tokenizer.encode_batch([text or "" for text in batch.column(text_column).to_pylist()])
+            encoded = tokenizer.encode_batch([text or "" for text in texts])
             stream: list[int] = []
             for doc in encoded:
                 stream.extend(doc)
@@ -187,13 +281,13 @@ def _tokenize_to_scratch(
             scratch.write(np.asarray(stream, dtype=dtype).tobytes())
             lengths.append(np.fromiter((len(doc) + 1 for doc in encoded), np.int64, len(encoded)))
             held.append(np.fromiter((is_held_out(i, config.held_out_fraction) for i in ids), bool, len(ids)))
-            row += len(ids)
             documents += len(ids)
             tokens += len(stream)
             if progress is not None:
                 progress(documents, tokens)
     if not documents:
-        raise UserError(f"{files[0].parent}: the Parquet files hold no documents")
+        unread = f" ({len(lost)} part(s) unreadable, first {lost[0].describe()})" if lost else ""
+        raise UserError(f"{files[0].parent}: the Parquet files hold no readable documents{unread}")
     return np.concatenate(lengths), np.concatenate(held)
 
 
@@ -327,7 +421,8 @@ def _summary(dest: Path, index: dict[str, Any], skipped: bool, seconds: float) -
         name: SplitSummary(documents=split["documents"], tokens=split["tokens"], shards=len(split["shards"]))
         for name, split in index["splits"].items()
     }
-    return TokenizeSummary(output=str(dest), skipped=skipped, splits=splits, seconds=seconds)
+    lost = tuple(LostRows(**entry) for entry in index.get("lost", ()))
+    return TokenizeSummary(output=str(dest), skipped=skipped, splits=splits, seconds=seconds, lost=lost)
 
 
 def _previous_index(dest: Path) -> dict[str, Any] | None:
@@ -345,8 +440,9 @@ def _write_splits(
     dtype = dtype_for(tokenizer.vocab_size)
     scratch_path = atomic.temp_path_for(dest / "scratch.bin")
     try:
+        lost: list[LostRows] = []
         with open(scratch_path, "wb") as scratch:
-            lengths, held = _tokenize_to_scratch(files, config, tokenizer, scratch, progress)
+            lengths, held = _tokenize_to_scratch(files, config, tokenizer, scratch, progress, lost)
         stream = np.memmap(scratch_path, dtype=dtype, mode="r")
         offsets = np.cumsum(lengths) - lengths
         # One permutation of all documents whatever the split, so the split never moves the order.
@@ -374,6 +470,7 @@ def _write_splits(
         "shard_tokens": config.shard_tokens,
         "text_field": config.text_field,
         "splits": splits,
+        "lost": [asdict(entry) for entry in lost],
     }
 
 

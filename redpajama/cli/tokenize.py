@@ -6,12 +6,15 @@ import contextlib
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from redpajama.cli.app import app
 from redpajama.cli.common import FORMAT, PROGRESS, OutputMode
+
+if TYPE_CHECKING:
+    from redpajama.training.tokenize import TokenizeSummary
 
 
 def _progress_bar(enabled: bool) -> Any:
@@ -54,6 +57,11 @@ def tokenize(
         None, "--text-field", help="Column holding the text (default: raw_content, then text)."
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo it even if OUTPUT is complete."),
+    max_error_rate: float = typer.Option(
+        0.05,
+        "--max-error-rate",
+        help="Fail (exit 1) when rows lost to damaged files exceed this share; a file that will not open always fails.",
+    ),
     progress: bool | None = PROGRESS,
     fmt: OutputMode = FORMAT,
 ) -> None:
@@ -81,7 +89,24 @@ def tokenize(
         summary = run(curated, output, config, overwrite=overwrite, progress=on_progress if bar else None)
     if fmt is OutputMode.json:
         typer.echo(json.dumps(summary.as_dict(), indent=2))
-        return
+    else:
+        _print_summary(summary, output)
+    for entry in summary.lost[:LOST_SHOWN]:
+        typer.secho(f"lost: {entry.describe()}", fg="red", err=True)
+    if len(summary.lost) > LOST_SHOWN:
+        typer.secho(
+            f"lost: {len(summary.lost) - LOST_SHOWN} more (index.json lists them)", fg="red", err=True
+        )
+    verdict = summary.verdict(max_error_rate)
+    if verdict:
+        typer.secho(f"tokenize failed: {verdict}", fg="red", err=True)
+        raise typer.Exit(1)
+
+
+LOST_SHOWN = 20
+
+
+def _print_summary(summary: TokenizeSummary, output: Path) -> None:
     if summary.skipped:
         typer.echo(
             f"tokenize: {output} is already complete for these settings; nothing to do (--overwrite redoes it)"

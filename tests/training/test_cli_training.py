@@ -71,3 +71,16 @@ def test_model_help_lists_every_size():
     from redpajama.training.model import SIZES
 
     assert MODEL_SIZES.split(", ") == list(SIZES)
+
+
+def test_ablate_refuses_a_subset_with_unreadable_parts(shakespeare_tokens, tmp_path):
+    subset = write_curated(tmp_path / "clean", shakespeare_documents()[:200])
+    broken = sorted(subset.rglob("*.parquet"))[0]
+    broken.write_bytes(b"PAR1 damaged")
+    tokenizer = shakespeare_tokens.parent / "tokenizer.json"
+    args = ["ablate", "--subsets", str(subset), "-o", str(tmp_path / "abl"), "--tokens", "512"]
+    args += ["--tokenizer", str(tokenizer), "--device", "cpu", "--no-compile"]
+    result = runner.invoke(app, args)
+    assert result.exit_code != 0
+    assert f"{broken}: whole file: cannot open" in str(result.exception)
+    assert not (tmp_path / "abl" / "runs").exists()

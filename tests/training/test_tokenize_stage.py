@@ -262,8 +262,8 @@ def test_plain_tree_with_text_column_and_bad_inputs(tmp_path, gpt2):
         run(no_id, tmp_path / "o1", _config())
     null_id = tmp_path / "null_id"
     null_id.mkdir()
-    pq.write_table(pa.table({"id": ["a", None], "text": ["x", "y"]}), null_id / "n.parquet")
-    with pytest.raises(UserError, match=r"n\.parquet: row 1"):
+    pq.write_table(pa.table({"id": [None, None], "text": ["x", "y"]}), null_id / "n.parquet")
+    with pytest.raises(UserError, match=r"no readable documents.*n\.parquet: rows 0-1: `id` is null"):
         run(null_id, tmp_path / "o2", _config())
     with pytest.raises(UserError, match="no text column"):
         run(null_id, tmp_path / "o3", _config(text_field="body"))
@@ -273,6 +273,72 @@ def test_plain_tree_with_text_column_and_bad_inputs(tmp_path, gpt2):
         run(tmp_path / "missing", tmp_path / "o5", _config())
     with pytest.raises(UserError, match="held-out fraction"):
         _config(held_out_fraction=1.0)
+
+
+def _damage_row_group(path: Path, group: int) -> None:
+    """Overwrite the first page header of `group`'s text column chunk, so that group alone will not read."""
+    chunk = pq.ParquetFile(path).metadata.row_group(group).column(1)
+    data = bytearray(path.read_bytes())
+    data[chunk.data_page_offset : chunk.data_page_offset + 16] = b"\xff" * 16
+    path.write_bytes(bytes(data))
+
+
+def test_damaged_files_cost_only_their_own_rows(tmp_path, documents, gpt2):
+    """A file that will not open, a row group that will not read and null ids are left out, named by
+    file and rows; every other document is tokenized as if the damaged rows had never been there."""
+    src = tmp_path / "src"
+    src.mkdir()
+    docs = [(d, t) for d, t in documents[:90]]
+    table = lambda part: pa.table({"id": [d for d, _ in part], "text": [t for _, t in part]})  # noqa: E731
+    pq.write_table(table(docs[:30]), src / "a.parquet", row_group_size=10)
+    pq.write_table(table(docs[30:60]), src / "b.parquet", row_group_size=10, compression="NONE")
+    _damage_row_group(src / "b.parquet", 1)
+    (src / "c.parquet").write_bytes(b"PAR1 not a parquet file")
+    nulls = [(None if 3 <= i < 6 else d, t) for i, (d, t) in enumerate(docs[60:90])]
+    pq.write_table(pa.table({"id": [d for d, _ in nulls], "text": [t for _, t in nulls]}), src / "d.parquet")
+
+    summary = run(src, tmp_path / "t", _config(seed=5))
+    assert [(Path(e.file).name, e.first_row, e.rows) for e in summary.lost] == [
+        ("b.parquet", 10, 10),
+        ("c.parquet", 0, None),
+        ("d.parquet", 3, 3),
+    ]
+    assert "row group 1 unreadable" in summary.lost[0].reason and "\n" not in summary.lost[0].reason
+    assert summary.lost[2].describe().endswith("d.parquet: rows 3-5: `id` is null")
+    kept = docs[:30] + docs[30:40] + docs[50:60] + [d for d in nulls if d[0] is not None]
+    expected = _expected([(d, t or "") for d, t in kept], gpt2, seed=5, fraction=0.2)
+    assert _stream(tmp_path / "t", "train") == expected["train"]
+    assert _stream(tmp_path / "t", "held_out") == expected["held_out"]
+    assert summary.documents == len(kept) and summary.error_rate == pytest.approx(13 / (len(kept) + 13))
+    assert "1 file(s) could not be read" in summary.verdict(max_error_rate=1.0)
+
+    # The rerun does nothing and reports the same loss, from index.json.
+    again = run(src, tmp_path / "t", _config(seed=5))
+    assert again.skipped and again.lost == summary.lost
+
+    # Without the unreadable file, the share of lost rows decides.
+    (src / "c.parquet").unlink()
+    rest = run(src, tmp_path / "t2", _config(seed=5))
+    assert rest.verdict(max_error_rate=0.2) is None
+    assert "above the maximum 5.00%" in rest.verdict(max_error_rate=0.05)
+
+
+def test_cli_tokenize_names_lost_rows_and_fails(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    pq.write_table(pa.table({"id": ["a", None, "c"], "text": ["x", "y", "z"]}), src / "n.parquet")
+    _register_verbs()
+    runner = CliRunner()
+    args = ["tokenize", str(src), "-o", str(tmp_path / "t"), "--no-progress"]
+    failed = runner.invoke(app, args)
+    assert failed.exit_code == 1
+    assert (
+        "n.parquet: row 1: `id` is null" in failed.output
+        and "tokenize failed: lost rows 33.33%" in failed.output
+    )
+    passed = runner.invoke(app, [*args, "--max-error-rate", "0.5", "--format", "json"])
+    assert passed.exit_code == 0, passed.output
+    assert "`id` is null" in passed.output and json.loads(passed.stdout)["lost"][0]["first_row"] == 1
 
 
 def test_large_vocabulary_is_stored_as_uint32(tmp_path):
