@@ -9,7 +9,9 @@ are merged once. CCNet's `hash_in_mem` (also 50) counts its own shards, each 1/5
 files for RPv2 (roughly 10-20 of them), so at the same number its groups span 10-20x as many WET
 files as ours (one shard a file): multiply `hash_group` by the files per CCNet shard for that scope. Pass 2: one task per shard reads its files in name
 order, runs `transform` batch by batch and writes the new files to a staging folder, then `swap`
-replaces the shard folder in one step. Rows keep the input order and their `id`/`id_int`.
+replaces the shard folder in one step. Rows keep the input order and their `id`/`id_int`. A
+documents file that fails to hash (damaged) fails its dedup group's shards, named with the file;
+every other group runs, and a rerun after the file is repaired finishes the rest.
 
 A shard that carries the marker is never processed again, whatever the options (its input text
 is gone); a rerun on a finished tree does nothing.
@@ -22,7 +24,7 @@ import fcntl
 import os
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -110,9 +112,12 @@ def came_from_ccnet(root: Path, shard: Shard) -> bool:
     if not files or swap.read_shard_marker(shard.final(root)) is not None:
         return False
     for path in files:
-        if "original_nlines" not in pq.read_schema(path).names:
-            return False
-        column = pq.read_table(path, columns=["original_nlines"]).column(0)
+        try:
+            if "original_nlines" not in pq.read_schema(path).names:
+                return False
+            column = pq.read_table(path, columns=["original_nlines"]).column(0)
+        except (OSError, pa.ArrowException):
+            return False  # damaged: its shard's CCNet tasks fail on it, naming the file
         if len(column) == 0 or column.null_count:
             return False
     return True
@@ -329,11 +334,14 @@ def run(
             _models(config)  # fail before any work when the bundle has no language id model
         hash_tasks: list[hashing.HashTask] = []
         hash_files: dict[Shard, tuple[str, ...]] = {}
+        sources: dict[Shard, set[str]] = {}
         for shard in pending:
             files = input_files(root, shard)
             outs = []
+            sources[shard] = set()
             for path in files:
                 rel = path.relative_to(root).as_posix()
+                sources[shard].add(rel)
                 out = hashing.hash_file(root, rel, config.min_length).relative_to(root).as_posix()
                 hash_tasks.append(hashing.HashTask(rel, path.stat().st_size, out, config.min_length))
                 outs.append(out)
@@ -350,14 +358,12 @@ def run(
                 RunOptions(workers=options.workers, progress=options.progress),
                 clean_dirs=[hashing.ccnet_dir(root) / "hashes"],
             )
-            if hashed.failed:
-                key, reason = next(iter(hashed.failed.items()))
-                raise RuntimeError(
-                    f"line hashing failed for {len(hashed.failed)} file(s), e.g. {key}: {reason}"
-                )
+            blocked = _blocked_by_hashing(shards, sources, hashed.failed, config.hash_group)
+        else:
+            blocked = {}
         duplicates: dict[Shard, str] = {}
         for group in _groups(shards, config.hash_group):
-            if not any(records[s] is None for s in group):
+            if not any(records[s] is None for s in group) or any(s.key in blocked for s in group):
                 continue
             members = [m for s in group for m in hash_files[s]]
             path = hashing.group_file(root, group[0].snapshot, members)
@@ -374,10 +380,36 @@ def run(
                 hash_files=hash_files[s],
             )
             for s in shards
+            if s.key not in blocked
         ]
         summary = run_tasks(STAGE, tasks, ShardWork(config), root, options, clean_dirs=[staging_root(root)])
         atomic.write_json(hashing.ccnet_dir(root) / "drops.json", drop_totals(root, shards))
+        if blocked:
+            summary = replace(
+                summary, tasks_total=summary.tasks_total + len(blocked), failed={**blocked, **summary.failed}
+            )
         return summary
+
+
+def _blocked_by_hashing(
+    shards: list[Shard], sources: dict[Shard, set[str]], failed: dict[str, str], group_size: int
+) -> dict[str, str]:
+    """Shard key -> why it cannot run: a documents file of its line-dedup group failed to hash (a
+    damaged file). The group's other shards wait too, since their duplicate set would lack its lines;
+    every other group goes on."""
+    blocked: dict[str, str] = {}
+    for group in _groups(shards, group_size):
+        bad = sorted(
+            (key, reason) for s in group for key, reason in failed.items() if key in sources.get(s, ())
+        )
+        if not bad:
+            continue
+        key, reason = bad[0]
+        more = f" (and {len(bad) - 1} more file(s))" if len(bad) > 1 else ""
+        for shard in group:
+            where = "" if key in sources.get(shard, ()) else " of its line-dedup group"
+            blocked[shard.key] = f"line hashing failed for {key}{where}{more}: {reason}"
+    return blocked
 
 
 def drop_totals(root: Path, shards: list[Shard] | None = None) -> dict[str, int]:

@@ -158,3 +158,34 @@ def test_documents_that_already_went_through_ccnet_are_left_alone(tmp_path):
     assert done.returncode == 0, done.stderr
     assert target.read_bytes() == before
     assert sorted(p.name for p in target.parent.glob("*.parquet")) == ["en_head.parquet"]
+
+
+def test_a_damaged_documents_file_fails_its_dedup_group_only(tmp_path, lid_bundle):
+    out = _ingested(tmp_path)
+    damaged = out / "documents" / "unknown" / "s1" / "und_all.parquet"
+    good = damaged.read_bytes()
+    damaged.write_bytes(b"PAR1 damaged")
+    alone = stage.CCNetConfig(artifacts=str(lid_bundle), lang_threshold=0.0, min_length=0, hash_group=1)
+    summary = stage.run(out, alone, RunOptions(workers=1, progress=False))
+    assert list(summary.failed) == ["documents/unknown/s1"] and summary.tasks_total == 2
+    assert (
+        "line hashing failed for documents/unknown/s1/und_all.parquet:"
+        in summary.failed["documents/unknown/s1"]
+    )
+    assert _tree(out) == {"unknown/s1": ["und_all.parquet"], "unknown/s2": NEW}
+
+    damaged.write_bytes(good)
+    repaired = stage.run(out, alone, RunOptions(workers=1, progress=False))
+    assert not repaired.failed and _tree(out) == {s: NEW for s in OLD}
+
+
+def test_a_damaged_file_holds_back_the_shards_that_share_its_duplicate_lines(tmp_path, lid_bundle):
+    out = _ingested(tmp_path)
+    (out / "documents" / "unknown" / "s2" / "und_all.parquet").write_bytes(b"PAR1 damaged")
+    summary = _run(out, lid_bundle)  # s1 and s2 in one line-dedup group
+    assert (
+        sorted(summary.failed) == ["documents/unknown/s1", "documents/unknown/s2"] and summary.tasks_run == 0
+    )
+    assert "of its line-dedup group" in summary.failed["documents/unknown/s1"]
+    assert "of its line-dedup group" not in summary.failed["documents/unknown/s2"]
+    assert _tree(out) == OLD
