@@ -165,6 +165,11 @@ def _dedup_sql(config: FilterConfig, source: Path, relative: Path) -> tuple[str,
 def _signals_sql(source: Path, relative: Path) -> str:
     same = source / SIGNALS / relative
     if same.exists():
+        problem = markers.parquet_damage(same)
+        if problem:  # fails this documents file's task only, naming the signals file
+            raise UserError(
+                problem, f"rerun `redpajama signals {source}` (it redoes damaged files), then filter"
+            )
         return f"SELECT *, true AS _has_signals FROM read_parquet({_q(str(same))})"
     # No signals file for this documents file (e.g. a tail bucket): join an empty one of the same
     # columns, so every signal is NULL and the documents go out as `no_signals`.
@@ -324,8 +329,13 @@ def _output_schema(documents_file: Path) -> pa.Schema:
     return pa.schema([*base, *PROVENANCE]).remove_metadata()
 
 
+def _readable_signals(source: Path) -> list[Path]:
+    # A damaged signals file fails only its own documents file's task (`_signals_sql`).
+    return [f for f in parquet_files(source / SIGNALS) if markers.parquet_damage(f) is None]
+
+
 def _any_signals(source: Path) -> Path | None:
-    files = parquet_files(source / SIGNALS)
+    files = _readable_signals(source)
     return files[0] if files else None
 
 
@@ -340,7 +350,7 @@ def signal_warnings(config: FilterConfig) -> list[str]:
     """One line per rule that reads a signal no document has (NULL in every row: say, a
     classifier missing from the artifact bundle). Counts only the signal columns the rules name,
     over every signals file (our writers keep statistics for the id columns only)."""
-    files = parquet_files(Path(config.source) / SIGNALS)
+    files = _readable_signals(Path(config.source))
     if not files or not config.rules:
         return []
     con = duckdb.connect()

@@ -13,6 +13,9 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from redpajama.io import atomic
 
 _CHUNK = 1 << 20
@@ -63,3 +66,18 @@ def is_complete(root: Path, marker: OutputMarker, *, verify_hash: bool = False) 
     if on_disk != marker or not file.exists() or file.stat().st_size != marker.bytes:
         return False
     return not verify_hash or sha256_of(file) == marker.sha256
+
+
+def parquet_damage(file: Path) -> str | None:
+    """Why a finished Parquet output cannot be read as written, naming it (its size differs from its
+    marker's, or its footer does not parse), or None. Cheap: one stat and one footer read, no hash,
+    so a reading stage can check every input before it starts."""
+    marker = read_marker(file)
+    size = file.stat().st_size
+    if marker is not None and size != marker.bytes:
+        return f"{file}: {size} bytes, but {marker.bytes} when it was written (damaged since)"
+    try:
+        pq.read_metadata(file)
+    except (OSError, pa.ArrowException) as exc:
+        return f"{file}: not readable as Parquet ({' '.join(str(exc).split())})"
+    return None

@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from dedup_helpers import doc_ids, share_band, write_documents, write_minhash_file, write_table
 
+from redpajama.errors import UserError
 from redpajama.ids import id_int_of
 from redpajama.io import markers
 from redpajama.pipelines.dedup import stage, synthetic
@@ -216,3 +217,15 @@ def test_any_threshold_and_num_perm_the_minhash_stage_wrote(tmp_path):
     assert set(_rows(tmp_path, "duplicates", "fuzzy-0.85")) == {max(ids[:2], key=id_int_of)}
     summary = json.loads((tmp_path / "_runs" / "dedup" / "summary.json").read_text())["fuzzy-0.85"]
     assert summary["bands_rows"] == list(minhash.optimal_param(0.85, 64))
+
+
+def test_a_damaged_minhash_file_is_named_before_any_work(small_tree):
+    root, _ = small_tree
+    path = root / "minhash" / FILE
+    path.write_bytes(b"PAR1" + path.read_bytes()[4:-8] + b"garbage!")  # same size, footer gone
+    with pytest.raises(UserError, match=rf"damaged minhash file: {path}: not readable as Parquet"):
+        stage.run(root, FuzzyConfig(), OPTIONS)
+    assert not (root / "duplicates").exists()
+    path.write_bytes(b"short")
+    with pytest.raises(UserError, match="5 bytes, but .* when it was written"):
+        stage.run(root, FuzzyConfig(), OPTIONS)

@@ -164,6 +164,7 @@ def test_missing_signals_are_their_own_drop_reason_and_empty_signals_warned(tmp_
     write_tree(tmp_path, [{"id": "a", "signals": no_wikiref}, {"id": "b", "signals": no_wikiref}])
     signals_file = tmp_path / "quality_signals" / RELATIVE  # as our writers write it: no statistics
     pq.write_table(pq.read_table(signals_file), signals_file, write_statistics=False)
+    markers.write_marker(tmp_path, signals_file, 2)
     tail = Path("2023-14/0000/en_tail.parquet")
     write_tree(tmp_path, [{"id": "t", "signals": passing_signals()}], relative=tail)
     (tmp_path / "quality_signals" / tail).unlink()  # RPv2 ships no signals for the tail
@@ -244,3 +245,16 @@ def test_two_dedup_modes_from_the_cli(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["docs_kept"] == 1
+
+
+def test_a_damaged_signals_file_fails_its_own_documents_file_only(tmp_path):
+    other = RELATIVE.with_name("de_head.parquet")
+    write_tree(tmp_path, [{"id": "a", "signals": passing_signals()}])
+    write_tree(tmp_path, [{"id": "b", "signals": passing_signals()}], relative=other)
+    damaged = tmp_path / "quality_signals" / RELATIVE
+    damaged.write_bytes(damaged.read_bytes()[:-100])
+    summary, _ = _run(tmp_path, tmp_path / "cur", ["gopher"])
+    key = f"documents/{RELATIVE.as_posix()}"
+    assert list(summary.failed) == [key] and summary.tasks_run == 1
+    assert f"{damaged}: " in summary.failed[key] and "damaged since" in summary.failed[key]
+    assert pq.read_table(tmp_path / "cur" / "documents").column("id").to_pylist() == ["b"]
