@@ -126,15 +126,18 @@ def moe_specs() -> list[Spec]:
     tiles = dict(BLOCK_M=c.block_m, BLOCK_N=c.block_n, BLOCK_K=c.block_k, PRECISION="tf32")
     idx = ("token_indices", "tile_expert", "tile_row", "expert_offsets", "order", "token_start")
     ptrs = dict(
-        fp32_ptrs=("scores", "ds_part"), i64_ptrs=idx, ints=("E", "M", "D", "N", "NB_N", "NB_D", "NB_C")
+        fp32_ptrs=("scores", "da", "d_scores"),
+        i64_ptrs=idx,
+        ints=("E", "M", "D", "N", "NB_N", "NB_D", "NB_C"),
     )
     fwd, bwd = "redpajama.kernels.moe.grouped_gemm", "redpajama.kernels.moe.grouped_gemm_bwd"
-    down_bwd = dict(tiles, BLOCK_N=c.down_bwd_block_n or c.block_n)
+    swiglu = dict(BLOCK_R=c.swiglu_block // 256, BLOCK_N=256)  # n = 256, as MoE-A/B/C
     run = dict(warps=c.num_warps, stages=c.num_stages)
     return [
         Spec("moe up projection (gather, SwiGLU)", fwd, "moe_up_proj_kernel", tiles, **run, **ptrs),
         Spec("moe down projection", fwd, "moe_down_proj_kernel", tiles, **run, **ptrs),
-        Spec("moe down backward (dH, dscores)", bwd, "moe_down_bwd_kernel", down_bwd, **run, **ptrs),
+        Spec("moe down backward (dA')", bwd, "moe_down_bwd_kernel", tiles, **run, **ptrs),
+        Spec("moe SwiGLU backward (dH, dscores)", bwd, "moe_swiglu_bwd_kernel", swiglu, warps=4, **ptrs),
         Spec("moe dW2", bwd, "moe_dw2_kernel", tiles, **run, **ptrs),
         Spec("moe dW1", bwd, "moe_dw1_kernel", tiles, **run, **ptrs),
         Spec("moe dX", bwd, "moe_dx_kernel", tiles, **run, **ptrs),

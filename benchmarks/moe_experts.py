@@ -306,11 +306,12 @@ def run_rounding(name, shape, mode: str = "nearest") -> tuple[dict, bool]:
 
 
 # Tiles tried by --sweep at MoE-B (one config for every kernel of a pass): (block_m, block_n,
-# block_k, warps, stages[, down_bwd_block_n]). block_m is also the token-rounding tile.
+# block_k, warps, stages[, swiglu_block]). block_m is also the token-rounding tile.
 SWEEP = [
-    (128, 128, 64, 8, 3, 64),
-    (128, 128, 64, 8, 3, 128),
-    (128, 128, 64, 8, 3, 32),
+    (128, 128, 64, 8, 3),
+    (128, 128, 64, 8, 3, 512),
+    (128, 128, 64, 8, 3, 2048),
+    (128, 128, 64, 8, 3, 4096),
     (128, 128, 64, 4, 3),
     (128, 128, 64, 8, 4),
     (128, 64, 64, 4, 4),
@@ -337,7 +338,7 @@ def sweep(name, shape) -> list[dict]:
     out, h = moe_experts_fwd(*args)
     grads = moe_experts_bwd(p["d_out"], p["x"], p["w1"], p["w2"], h, *args[3:])
     rows = []
-    for bm, bn, bk, warps, stages, *down_bn in SWEEP:
+    for bm, bn, bk, warps, stages, *swiglu in SWEEP:
         cfg = dataclasses.replace(
             GPU_CONFIG,
             block_m=bm,
@@ -345,7 +346,7 @@ def sweep(name, shape) -> list[dict]:
             block_k=bk,
             num_warps=warps,
             num_stages=stages,
-            down_bwd_block_n=down_bn[0] if down_bn else None,
+            swiglu_block=swiglu[0] if swiglu else GPU_CONFIG.swiglu_block,
         )
         row = dict(
             shape=name,
@@ -354,7 +355,7 @@ def sweep(name, shape) -> list[dict]:
             block_k=bk,
             warps=warps,
             stages=stages,
-            down_bwd_block_n=cfg.down_bwd_block_n,
+            swiglu_block=cfg.swiglu_block,
             default=cfg == GPU_CONFIG,
         )
         try:
@@ -396,7 +397,7 @@ def main() -> int:
             if "fwd_ms" in r:
                 print(
                     f"m{r['block_m']} n{r['block_n']} k{r['block_k']} w{r['warps']} s{r['stages']} "
-                    f"down-bwd n{r['down_bwd_block_n']}: fwd {r['fwd_ms']:.3f} "
+                    f"swiglu {r['swiglu_block']}: fwd {r['fwd_ms']:.3f} "
                     f"bwd {r['bwd_ms']:.3f} ms, {r['fwd_bwd_tflops']:.0f} TFLOP/s{' (default)' if r['default'] else ''}"
                 )
         return 0

@@ -10,8 +10,8 @@ Kernels (SonicMoE's design, `grouped_gemm.py` forward, `grouped_gemm_bwd.py` bac
   projection scaled by the scores (writes Y (M, d), transient); a combine kernel sums each token's
   rows of Y.
 - backward: saved are x, H and the routing only (no tensor of size M * d; see REFERENCE C.2).
-  dA/dH/dScores in one kernel (gather of dOut fused, A recomputed from H and written to a transient
-  (M, n) buffer), dW2 and dW1 per expert (gathers fused), dX per assignment then the same combine.
+  dA/dH/dScores in one kernel (gather of dOut fused, A recomputed from H, scaled by the scores and
+  written to a transient (M, n) buffer), dW2 and dW1 per expert (gathers fused), dX per assignment then the same combine.
 
 Reduction over a token's K assignments (forward out, backward dX): deterministic and atomic-free.
 Each assignment's row is written to an (M, d) buffer, then `moe_combine_kernel` sums the rows of
@@ -42,6 +42,7 @@ from redpajama.kernels.moe.grouped_gemm_bwd import (
     moe_dw1_kernel,
     moe_dw2_kernel,
     moe_dx_kernel,
+    moe_swiglu_bwd_kernel,
 )
 
 DTYPES = (torch.float16, torch.bfloat16, torch.float32)
@@ -52,8 +53,7 @@ class Config:
     """One tile configuration (no autotuning). block_m: rows of a GEMM tile (assignments in the
     row-tile kernels, weight rows in the weight-gradient kernels); block_n: output columns;
     block_k: the reduction step; block_d: columns per program of the combine kernel;
-    down_bwd_block_n: output columns of the down projection's backward, whose SwiGLU-backward
-    epilogue holds several float32 tiles at once (None: block_n)."""
+    swiglu_block: elements per program of the SwiGLU backward, in whole rows of n (at least one)."""
 
     block_m: int
     block_n: int
@@ -62,14 +62,15 @@ class Config:
     num_stages: int
     block_d: int
     combine_warps: int
-    down_bwd_block_n: int | None = None
+    swiglu_block: int
 
 
 # H100/H200 class GPUs: 128 x 128 output tiles, 64-wide reduction steps, 3 pipeline stages (the up
 # projection's two weight blocks and the x block are 48 KB of shared memory per stage in bf16).
-# The down projection's backward takes 64 columns: its epilogue keeps several float32 tiles alive,
-# and `benchmarks/moe_experts.py --sweep` measured its backward 4% faster so (MoE-B, H200).
-# The combine moves 512 columns per program: 8 bf16 values (16 bytes) per thread at 2 warps.
+# The combine moves 512 columns per program: 8 bf16 values (16 bytes) per thread at 2 warps; the
+# SwiGLU backward 1024 elements (4 rows at n = 256) at 4 warps: 64 registers a thread, so 8 programs
+# an SM keep enough loads in flight for a pass that only moves memory (16 rows took 219 registers,
+# 2 programs an SM; offline ptxas for sm_90a).
 GPU_CONFIG = Config(
     block_m=128,
     block_n=128,
@@ -78,11 +79,18 @@ GPU_CONFIG = Config(
     num_stages=3,
     block_d=512,
     combine_warps=2,
-    down_bwd_block_n=64,
+    swiglu_block=1024,
 )
 # Triton's CPU interpreter (tests): small tiles so that tiny awkward shapes span several tiles.
 INTERPRETER_CONFIG = Config(
-    block_m=16, block_n=16, block_k=16, num_warps=1, num_stages=1, block_d=16, combine_warps=1
+    block_m=16,
+    block_n=16,
+    block_k=16,
+    num_warps=1,
+    num_stages=1,
+    block_d=16,
+    combine_warps=1,
+    swiglu_block=64,
 )
 
 
@@ -229,35 +237,35 @@ def moe_experts_bwd(
     tile_expert, tile_row = tile_map(expert_offsets, m, cfg.block_m)
     num_tiles = tile_expert.shape[0]
 
-    dh = torch.empty((m, n2), dtype=x.dtype, device=dev)
-    bn_down = cfg.down_bwd_block_n or cfg.block_n
-    nb_n = triton.cdiv(n, bn_down)
-    ds_part = torch.empty((nb_n, m), dtype=torch.float32, device=dev)
-    a = torch.empty((m, n), dtype=x.dtype, device=dev)  # A recomputed once, for dW2 (transient)
+    nb_n = triton.cdiv(n, cfg.block_n)
+    da = torch.empty((m, n), dtype=torch.float32, device=dev)  # dOut[t] @ w2[e]^T (transient)
     moe_down_bwd_kernel[(num_tiles * nb_n,)](
-        d_out,
-        w2,
+        d_out, w2, token_indices, tile_expert, tile_row, expert_offsets, da, e, d, n, nb_n, **gemm
+    )
+    dh = torch.empty((m, n2), dtype=x.dtype, device=dev)
+    d_scores = torch.empty((m,), dtype=torch.float32, device=dev)
+    a = torch.empty((m, n), dtype=x.dtype, device=dev)  # scores * A recomputed once, for dW2 (transient)
+    bn_rows = triton.next_power_of_2(n)
+    rows = max(1, cfg.swiglu_block // bn_rows)
+    moe_swiglu_bwd_kernel[(triton.cdiv(m, rows),)](
+        da,
         h,
         scores,
-        token_indices,
-        tile_expert,
-        tile_row,
-        expert_offsets,
         dh,
-        ds_part,
+        d_scores,
         a,
-        e,
         m,
-        d,
         n,
-        nb_n,
-        **{**gemm, "BLOCK_N": bn_down},
+        BLOCK_R=rows,
+        BLOCK_N=bn_rows,
+        num_warps=4,
     )
-    d_scores = ds_part.sum(0).to(scores.dtype)  # fixed-order sum over the column blocks
+    del da
+    d_scores = d_scores.to(scores.dtype)
 
     nb_nm, nb_dn = triton.cdiv(n, cfg.block_m), triton.cdiv(d, cfg.block_n)
     moe_dw2_kernel[(e * nb_nm * nb_dn,)](
-        d_out, a, scores, token_indices, expert_offsets, dw2, d, n, nb_nm, nb_dn, **gemm
+        d_out, a, token_indices, expert_offsets, dw2, d, n, nb_nm, nb_dn, **gemm
     )
     del a
     nb_dm, nb_c = triton.cdiv(d, cfg.block_m), triton.cdiv(n2, cfg.block_n)

@@ -1,19 +1,25 @@
 """Backward Triton kernels of the MoE experts (layout and tile map as in `grouped_gemm.py`).
 
 Saved from the forward: x (T, d), H (M, 2n) and the routing (token_indices, expert_offsets, scores).
-A = silu(H_gate) * H_up is recomputed from H (once, in kernel 1) and Y = A @ w2[e] is never stored,
+A = silu(H_gate) * H_up is recomputed from H (once, in kernel 1b) and Y = A @ w2[e] is never stored,
 so nothing of size M * d outlives the forward. With dOut (T, d) and t = token_indices[a]:
 
-1. `moe_down_bwd_kernel` (row tiles x column blocks of n): dA'_a = dOut[t] @ w2[e]^T with the
-   gather of dOut fused; in the epilogue A is recomputed from H, dScores[a] = <dA'_a, A_a>
-   (= <dOut[t], Y_a>), partial over this program's columns and written to a (column blocks, M)
-   buffer that the host sums (no atomics), dH = SwiGLU'(H) applied to dA = scores[a] * dA', and A
-   is written to a transient (M, n) buffer for the next kernel.
-2. `moe_dw2_kernel` (expert x n-block x d-block): dW2[e] = A_e^T (scores * dOut[t])_e, the rows of
-   dOut gathered in the kernel. A is read from kernel 1's buffer rather than recomputed here: each
-   of the d / BLOCK_N programs of an (expert, n-block) would redo the same sigmoids, and at
-   128 x 64 x 128 tiles the exponentials would cost about half as many cycles as the tensor-core
-   work (an estimate from H100 throughputs, not measured).
+1a. `moe_down_bwd_kernel` (row tiles x column blocks of n): dA'_a = dOut[t] @ w2[e]^T with the
+   gather of dOut fused, written in float32 to a transient (M, n) buffer.
+1b. `moe_swiglu_bwd_kernel` (blocks of whole rows): A recomputed from H, dScores[a] = <dA'_a, A_a>
+   (= <dOut[t], Y_a>) over the whole row, dH = SwiGLU'(H) applied to dA = scores[a] * dA', and
+   scores[a] * A written to a transient (M, n) buffer for kernel 2. As an epilogue of 1a this took
+   255 registers a thread (one program an SM) at 64 columns, and the GEMM re-read the gathered dOut
+   once per column block; split, the GEMM takes 128 columns and the row pass runs at memory speed:
+   the backward 5-12% faster at MoE-A/B/C for one more float32 (M, n) round trip
+   (docs/benchmarks.md).
+2. `moe_dw2_kernel` (expert x n-block x d-block): dW2[e] = (scores * A)_e^T dOut[t]_e, the rows of
+   dOut gathered in the kernel. The scaled A is read from kernel 1's buffer rather than recomputed
+   here: each of the d / BLOCK_N programs of an (expert, n-block) would redo the same sigmoids, and
+   at 128 x 64 x 128 tiles the exponentials would cost about half as many cycles as the tensor-core
+   work (an estimate from H100 throughputs, not measured). The scores sit on A, not on dOut, so the
+   gathered dOut tiles go from memory to the tensor cores untouched (scaling them in registers cost
+   a round trip through shared memory every step: dW2 was half as fast per FLOP as dW1).
 3. `moe_dw1_kernel` (expert x d-block x 2n-block): dW1[e] = x[t]_e^T dH_e, x gathered in the kernel.
 4. `moe_dx_kernel` (row tiles x column blocks of d): dX_a = dH_a @ w1[e]^T (M, d); the per-token sum
    dX[t] = sum of its rows is `grouped_gemm.moe_combine_kernel` (deterministic, no atomics).
@@ -32,17 +38,12 @@ from redpajama.kernels.moe.grouped_gemm import tile_rows
 def moe_down_bwd_kernel(
     d_out,
     w2,
-    h,
-    scores,
     token_indices,
     tile_expert,
     tile_row,
     expert_offsets,
-    dh,
-    ds_part,
-    a,
+    da,
     E,
-    M,
     D,
     N,
     NB_N,
@@ -51,8 +52,7 @@ def moe_down_bwd_kernel(
     BLOCK_K: tl.constexpr,
     PRECISION: tl.constexpr,
 ):
-    """d_out (T, D), w2 (E, N, D), h (M, 2N), scores (M,) -> dh (M, 2N), ds_part (NB_N, M) float32,
-    a (M, N) = silu(h[:, :N]) * h[:, N:] (h's dtype).
+    """d_out (T, D), w2 (E, N, D) -> da (M, N) float32 = d_out[token_indices] @ w2[e]^T.
 
     Program (i_t, i_n), i_n fastest: a row tile of one expert, columns i_n * BLOCK_N .. of n.
     """
@@ -75,34 +75,43 @@ def moe_down_bwd_kernel(
         b_wt = tl.load(p_w + o_k[:, None], mask=m_k[:, None] & m_n[None, :], other=0.0)
         # (BLOCK_M, BLOCK_K) @ (BLOCK_K, BLOCK_N) -> (BLOCK_M, BLOCK_N)
         b_da = tl.dot(b_do, b_wt, b_da, input_precision=PRECISION)
-    m_mn = m_m[:, None] & m_n[None, :]
-    p_h = h + o_m[:, None] * 2 * N + o_n[None, :]
-    # The epilogue keeps few (BLOCK_M, BLOCK_N) float32 tiles alive at once: each is 64 registers a
-    # thread at 8 warps, and holding g, u, sigmoid, silu, A and dA together spilled (offline ptxas).
-    b_g = tl.load(p_h, mask=m_mn, other=0.0).to(tl.float32)
+    tl.store(da + o_m[:, None] * N + o_n[None, :], b_da, mask=m_m[:, None] & m_n[None, :])
+
+
+@triton.jit
+def moe_swiglu_bwd_kernel(da, h, scores, dh, d_scores, a, M, N, BLOCK_R: tl.constexpr, BLOCK_N: tl.constexpr):
+    """da (M, N) float32, h (M, 2N), scores (M,) -> d_scores (M,) float32 = rowsum(da * A),
+    a (M, N) = scores * A, dh (M, 2N) = SwiGLU'(h) applied to scores * da; A = silu(g) * u, h = [g | u].
+
+    Program i: rows i * BLOCK_R .., each whole (BLOCK_N >= N), so dScores is one sum in one order.
+    """
+    o_r = (tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)).to(tl.int64)
+    m_r = o_r < M
+    o_n = tl.arange(0, BLOCK_N)
+    m_rn = m_r[:, None] & (o_n < N)[None, :]
+    b_da = tl.load(da + o_r[:, None] * N + o_n[None, :], mask=m_rn, other=0.0)
+    p_h = h + o_r[:, None] * 2 * N + o_n[None, :]
+    b_g = tl.load(p_h, mask=m_rn, other=0.0).to(tl.float32)
+    b_u = tl.load(p_h + N, mask=m_rn, other=0.0).to(tl.float32)
     b_sig = tl.sigmoid(b_g)
     b_silu = b_g * b_sig
-    # d silu(g)/dg = s + g * s * (1 - s) = s * (1 + g * (1 - s)); g and s are dead after this.
-    b_dsilu = b_sig * (1.0 + b_g * (1.0 - b_sig))
-    b_u = tl.load(p_h + N, mask=m_mn, other=0.0).to(tl.float32)
     b_a = b_silu * b_u
-    p_a = a + o_m[:, None] * N + o_n[None, :]
-    tl.store(p_a, b_a.to(p_a.dtype.element_ty), mask=m_mn)
-    # dScores over this block of columns; masked columns have g = u = 0, hence A = 0.
-    b_ds = tl.sum(b_da * b_a, axis=1)
-    tl.store(ds_part + i_n.to(tl.int64) * M + o_m, b_ds, mask=m_m)
-    b_s = tl.load(scores + o_m, mask=m_m, other=0.0).to(tl.float32)
+    # Masked columns have g = u = 0, hence A = 0.
+    tl.store(d_scores + o_r, tl.sum(b_da * b_a, axis=1), mask=m_r)
+    b_s = tl.load(scores + o_r, mask=m_r, other=0.0).to(tl.float32)
+    tl.store(a + o_r[:, None] * N + o_n[None, :], (b_a * b_s[:, None]).to(a.dtype.element_ty), mask=m_rn)
     b_da = b_da * b_s[:, None]
-    p_dh = dh + o_m[:, None] * 2 * N + o_n[None, :]
-    tl.store(p_dh + N, (b_da * b_silu).to(p_dh.dtype.element_ty), mask=m_mn)
-    tl.store(p_dh, (b_da * b_u * b_dsilu).to(p_dh.dtype.element_ty), mask=m_mn)
+    p_dh = dh + o_r[:, None] * 2 * N + o_n[None, :]
+    tl.store(p_dh + N, (b_da * b_silu).to(dh.dtype.element_ty), mask=m_rn)
+    # d silu(g)/dg = s + g * s * (1 - s) = s * (1 + g * (1 - s))
+    b_dsilu = b_sig * (1.0 + b_g * (1.0 - b_sig))
+    tl.store(p_dh, (b_da * b_u * b_dsilu).to(dh.dtype.element_ty), mask=m_rn)
 
 
 @triton.jit
 def moe_dw2_kernel(
     d_out,
     a,
-    scores,
     token_indices,
     expert_offsets,
     dw2,
@@ -115,8 +124,8 @@ def moe_dw2_kernel(
     BLOCK_K: tl.constexpr,
     PRECISION: tl.constexpr,
 ):
-    """a (M, N), d_out (T, D) -> dw2 (E, N, D): dw2[e] = sum over rows r of expert e of
-    a[r]^T (scores[r] * d_out[token_indices[r]]).
+    """a (M, N) (scaled by the scores, `moe_down_bwd_kernel`), d_out (T, D) -> dw2 (E, N, D):
+    dw2[e] = sum over rows r of expert e of a[r]^T d_out[token_indices[r]].
 
     Program (i_e, i_n, i_d), i_d fastest: BLOCK_M rows of n times BLOCK_N columns of d of expert
     i_e, reducing over the expert's assignment rows BLOCK_K at a time.
@@ -137,9 +146,7 @@ def moe_dw2_kernel(
         # A^T block (BLOCK_M, BLOCK_K): rows of n, columns of assignments.
         b_at = tl.load(a + o_k[None, :] * N + o_n[:, None], mask=m_n[:, None] & m_k[None, :], other=0.0)
         b_tok = tl.load(token_indices + o_k, mask=m_k, other=0)
-        b_s = tl.load(scores + o_k, mask=m_k, other=0.0).to(tl.float32)
         b_do = tl.load(d_out + b_tok[:, None] * D + o_d[None, :], mask=m_k[:, None] & m_d[None, :], other=0.0)
-        b_do = (b_do.to(tl.float32) * b_s[:, None]).to(a.dtype.element_ty)
         # (BLOCK_M, BLOCK_K) @ (BLOCK_K, BLOCK_N) -> (BLOCK_M, BLOCK_N)
         b_dw = tl.dot(b_at, b_do, b_dw, input_precision=PRECISION)
     p_dw = dw2 + i_e * N * D + o_n[:, None] * D + o_d[None, :]

@@ -90,10 +90,10 @@ def test_matches_naive_float32(case, device):
         assert rel_rms(r, g) < 1e-5, name
 
 
-@pytest.mark.parametrize("down_bwd_block_n", [32, 64])
-def test_tile_overrides_match_naive(down_bwd_block_n, device):
-    """moe_experts_fwd/bwd under a config override (benchmarks/moe_experts.py --sweep), including a
-    down-projection backward whose column tile differs from the other kernels'."""
+@pytest.mark.parametrize("swiglu_block", [64, 512])
+def test_tile_overrides_match_naive(swiglu_block, device):
+    """moe_experts_fwd/bwd under a config override (benchmarks/moe_experts.py --sweep), with one
+    row (n = 72 -> 128 columns > 64) or four rows a program in the SwiGLU backward."""
     import dataclasses
 
     from redpajama.kernels.moe.experts import config_for, moe_experts_bwd, moe_experts_fwd
@@ -105,7 +105,7 @@ def test_tile_overrides_match_naive(down_bwd_block_n, device):
     base = config_for(torch.device(device))
     # Row tiles other than the default: 32 in the interpreter (16 by default), 64 on a GPU (128).
     block_m = 2 * base.block_m if device == "cpu" else base.block_m // 2
-    cfg = dataclasses.replace(base, block_m=block_m, down_bwd_block_n=down_bwd_block_n)
+    cfg = dataclasses.replace(base, block_m=block_m, swiglu_block=swiglu_block)
     with poisoned_allocations():
         out, h = moe_experts_fwd(x, w1, w2, tokens, offsets, scores, cfg=cfg)
         grads = moe_experts_bwd(d_out, x, w1, w2, h, tokens, offsets, scores, cfg=cfg)
