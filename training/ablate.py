@@ -21,8 +21,8 @@ from redpajama.io.atomic import write_bytes, write_json
 from redpajama.training.checkpoint_model import load_trained
 from redpajama.training.evaluation import aggregate, perplexity, suite
 from redpajama.training.loader import held_out_batches
-from redpajama.training.token_shards import HELD_OUT, INDEX_NAME, TokenShards
-from redpajama.training.tokenize import TokenizeConfig
+from redpajama.training.token_shards import HELD_OUT, INDEX_NAME, TokenShards, read_index
+from redpajama.training.tokenize import LostRows, TokenizeConfig
 from redpajama.training.tokenize import run as tokenize
 from redpajama.training.trainer.config import TrainConfig
 from redpajama.training.trainer.loop import train
@@ -66,21 +66,23 @@ def subset_name(path: Path) -> str:
 
 def _tokens_for(subset: Path, config: AblationConfig) -> Path:
     if (subset / INDEX_NAME).exists():
-        return subset
-    dest = config.out / "tokens" / subset_name(subset)
-    # Same tokenizer and seed for every subset; a rerun over complete shards is a no-op.
-    summary = tokenize(
-        subset,
-        dest,
-        TokenizeConfig(
-            tokenizer=config.tokenizer, seed=config.seed, held_out_fraction=config.held_out_fraction
-        ),
-    )
+        lost = tuple(LostRows(**entry) for entry in read_index(subset).get("lost", ()))
+        dest = subset
+    else:
+        dest = config.out / "tokens" / subset_name(subset)
+        # Same tokenizer and seed for every subset; a rerun over complete shards is a no-op.
+        lost = tokenize(
+            subset,
+            dest,
+            TokenizeConfig(
+                tokenizer=config.tokenizer, seed=config.seed, held_out_fraction=config.held_out_fraction
+            ),
+        ).lost
     # Subsets compared at equal budgets should hold what their curation kept: any loss is an error here.
-    if summary.lost:
+    if lost:
         raise UserError(
-            f"{subset}: {len(summary.lost)} part(s) could not be read, first {summary.lost[0].describe()}",
-            f"repair or remove them, then rerun; `redpajama tokenize {subset} -o {dest}` lists every one",
+            f"{subset}: {len(lost)} part(s) of its documents could not be read, first {lost[0].describe()}",
+            "repair or remove them and tokenize again; index.json's `lost` lists every one",
         )
     return dest
 

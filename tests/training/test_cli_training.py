@@ -75,7 +75,9 @@ def test_model_help_lists_every_size():
 
 def test_ablate_refuses_a_subset_with_unreadable_parts(shakespeare_tokens, tmp_path):
     subset = write_curated(tmp_path / "clean", shakespeare_documents()[:200])
-    broken = sorted(subset.rglob("*.parquet"))[0]
+    write_curated(tmp_path / "more", shakespeare_documents()[200:400])
+    (tmp_path / "more" / "part-0.parquet").rename(subset / "part-1.parquet")
+    broken = subset / "part-0.parquet"
     broken.write_bytes(b"PAR1 damaged")
     tokenizer = shakespeare_tokens.parent / "tokenizer.json"
     args = ["ablate", "--subsets", str(subset), "-o", str(tmp_path / "abl"), "--tokens", "512"]
@@ -84,3 +86,7 @@ def test_ablate_refuses_a_subset_with_unreadable_parts(shakespeare_tokens, tmp_p
     assert result.exit_code != 0
     assert f"{broken}: whole file: cannot open" in str(result.exception)
     assert not (tmp_path / "abl" / "runs").exists()
+    # A token folder given directly, written by a tokenize run that lost rows, is refused the same way.
+    tokens = tmp_path / "abl" / "tokens" / "clean"
+    direct = runner.invoke(app, [*args[:2], str(tokens), *args[3:]])
+    assert direct.exit_code != 0 and f"{broken}: whole file" in str(direct.exception)
