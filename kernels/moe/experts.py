@@ -10,15 +10,16 @@ Kernels (SonicMoE's design, `grouped_gemm.py` forward, `grouped_gemm_bwd.py` bac
   projection scaled by the scores (writes Y (M, d), transient); a combine kernel sums each token's
   rows of Y.
 - backward: saved are x, H and the routing only (no tensor of size M * d; see REFERENCE C.2).
-  dA/dH/dScores in one kernel (gather of dOut fused, A recomputed from H, scaled by the scores and
-  written to a transient (M, n) buffer), dW2 and dW1 per expert (gathers fused), dX per assignment then the same combine.
+  dA' = dOut[t] @ w2[e]^T (gather of dOut fused, float32, transient), then a row pass for dH and
+  dScores (A recomputed from H, scaled by the scores into a transient (M, n) buffer for dW2), dW2
+  and dW1 per expert (gathers fused), dX per assignment then the same combine.
 
 Reduction over a token's K assignments (forward out, backward dX): deterministic and atomic-free.
 Each assignment's row is written to an (M, d) buffer, then `moe_combine_kernel` sums the rows of
 each token in ascending assignment order, found through a stable sort of token_indices
 (`token_order`). Bit-identical results from run to run, at the cost of writing and re-reading one
-(M, d) buffer (transient, freed before the op returns). dScores partial sums over column blocks
-of n are summed on the host over that fixed axis, also deterministic.
+(M, d) buffer (transient, freed before the op returns). dScores is one sum over each whole row
+of n in the row pass, also deterministic.
 
 Tile map (`tile_map`): row-tile programs work on BLOCK_M rows of one expert. The map tile ->
 (expert, first row) is built with torch ops on the offsets' device: a cumsum over E of the
