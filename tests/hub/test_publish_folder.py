@@ -110,6 +110,15 @@ def test_refuses_a_non_empty_destination(tmp_path):
     assert (tmp_path / "hub" / "keep.txt").read_text() == "mine"
 
 
+def test_a_damaged_documents_file_stops_the_publish_before_any_write(tmp_path):
+    tree = make_tree(tmp_path / "tree")
+    damaged = tree / "documents" / "2023-14" / "0001" / "de_middle.parquet"
+    damaged.write_bytes(damaged.read_bytes()[:-200])
+    with pytest.raises(UserError, match=rf"damaged documents file: {damaged}: not readable as Parquet"):
+        hub_folder.build(tree, tmp_path / "hub", hub_folder.PublishConfig("org/name"))
+    assert not (tmp_path / "hub").exists() or not any((tmp_path / "hub").iterdir())
+
+
 def test_datasets_loads_the_published_folder_offline(tmp_path, monkeypatch):
     # Set before `datasets` is imported: it reads the offline switches at import time.
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
