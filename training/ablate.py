@@ -19,10 +19,11 @@ import torch
 from redpajama.errors import UserError
 from redpajama.io.atomic import write_bytes, write_json
 from redpajama.training.checkpoint_model import load_trained
+from redpajama.training.curated import LostRows
 from redpajama.training.evaluation import aggregate, perplexity, suite
 from redpajama.training.loader import held_out_batches
 from redpajama.training.token_shards import HELD_OUT, INDEX_NAME, TokenShards, read_index
-from redpajama.training.tokenize import LostRows, TokenizeConfig
+from redpajama.training.tokenize import TokenizeConfig
 from redpajama.training.tokenize import run as tokenize
 from redpajama.training.trainer.config import TrainConfig
 from redpajama.training.trainer.loop import train

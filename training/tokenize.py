@@ -7,10 +7,9 @@ Order of work, and why:
 2. Tokenize in that order, batch by batch (HF encodes a batch on all cores), appending each
    document's tokens + EOS to one scratch stream on disk: memory holds one batch plus 9 bytes per
    document (length, split), never the corpus. Disk: the scratch stream (as large as the output)
-   lives beside the shards until they are written. Damage costs only itself: a file that will not
-   open, a row group that will not read and a row with a null `id` are left out, each named by file
-   and rows in index.json's `lost` (the parquet reader of ingest does the same), and the run goes on.
-   The caller judges the loss (`TokenizeSummary.verdict`).
+   lives beside the shards until they are written. Damage costs only itself (`curated.py`): what
+   cannot be read is left out and named by file and rows in index.json's `lost`, and the run goes
+   on; the caller judges the loss (`TokenizeSummary.verdict`).
 3. Shuffle documents with `numpy.random.default_rng(seed)`, then split: a document is held out when a
    stable hash of its `id` falls below `held_out_fraction`, so its split depends neither on the seed
    nor on which other documents are present.
@@ -34,12 +33,10 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from redpajama.errors import UserError
 from redpajama.io import atomic
-from redpajama.io.layout import DOCUMENTS
+from redpajama.training.curated import LostRows, documents_root, file_batches, source_files
 from redpajama.training.token_shards import (
     FORMAT_VERSION,
     HELD_OUT,
@@ -52,8 +49,6 @@ from redpajama.training.token_shards import (
 )
 from redpajama.training.tokenizer import Tokenizer, load_tokenizer
 
-#: Text columns tried in order when none is named: our documents' column, then the common one.
-TEXT_FIELDS = ("raw_content", "text")
 #: Tokens gathered per write while packing (bounds the gather's index array to 32 MB).
 GATHER_TOKENS = 1 << 22
 _LOCK = ".tokenize.lock"
@@ -84,26 +79,6 @@ class SplitSummary:
     documents: int
     tokens: int
     shards: int
-
-
-@dataclass(frozen=True)
-class LostRows:
-    """Rows of the curated folder left out of the tokens: a row group that would not read, a run of
-    rows with a null `id`, or a whole file that would not open (rows None: how many is unknown)."""
-
-    file: str
-    first_row: int
-    rows: int | None
-    reason: str
-
-    def describe(self) -> str:
-        if self.rows is None:
-            where = "whole file"
-        elif self.rows == 1:
-            where = f"row {self.first_row}"
-        else:
-            where = f"rows {self.first_row}-{self.first_row + self.rows - 1}"
-        return f"{self.file}: {where}: {self.reason}"
 
 
 @dataclass(frozen=True)
@@ -154,37 +129,6 @@ class TokenizeSummary:
         }
 
 
-def source_files(source: Path) -> list[Path]:
-    """The Parquet files of a curated folder in the order their documents enter the stream."""
-    if not source.is_dir():
-        raise UserError(
-            f"{source}: not a folder", "give the curated folder (e.g. the -o of `redpajama filter`)"
-        )
-    root = source / DOCUMENTS if (source / DOCUMENTS).is_dir() else source
-    files = [
-        path
-        for path in root.rglob("*.parquet")
-        if path.is_file() and not any(part.startswith((".", "_")) for part in path.relative_to(root).parts)
-    ]
-    if not files:
-        raise UserError(
-            f"{root}: no *.parquet files", "give a folder written by `redpajama ingest` or `filter`"
-        )
-    return sorted(files, key=lambda path: path.relative_to(root).as_posix())
-
-
-def _text_column(path: Path, names: list[str], wanted: str | None) -> str:
-    if "id" not in names:
-        raise UserError(f"{path}: no `id` column", "tokenize reads documents keyed by `id`")
-    candidates = (wanted,) if wanted else TEXT_FIELDS
-    for name in candidates:
-        if name in names:
-            return name
-    raise UserError(
-        f"{path}: no text column (looked for {', '.join(candidates)})", "name it with --text-field"
-    )
-
-
 def _fingerprint(files: list[Path], root: Path) -> str:
     # Name, size and mtime: a re-filtered folder gets a new fingerprint, so a rerun redoes the work.
     digest = hashlib.sha256()
@@ -202,60 +146,6 @@ def is_held_out(doc_id: str, fraction: float) -> bool:
     return value < fraction * 2**64
 
 
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())
-
-
-def _note_lost(lost: list[LostRows], entry: LostRows) -> None:
-    """Append `entry`, merged into the last one where it continues it (a run of null ids is one entry)."""
-    last = lost[-1] if lost else None
-    if (
-        last is not None
-        and last.rows is not None
-        and entry.rows is not None
-        and (last.file, last.reason, last.first_row + last.rows)
-        == (entry.file, entry.reason, entry.first_row)
-    ):
-        lost[-1] = LostRows(last.file, last.first_row, last.rows + entry.rows, last.reason)
-    else:
-        lost.append(entry)
-
-
-def _file_batches(path: Path, config: TokenizeConfig, lost: list[LostRows]) -> Iterator[tuple[list, list]]:
-    """(ids, texts) of one Parquet file, row group by row group. A file that will not open, a row
-    group that will not read and a row with a null `id` go to `lost`, named by row; every other row is
-    kept. A file without the columns is the wrong input, not damage: UserError."""
-    try:
-        reader = pq.ParquetFile(path)
-    except (OSError, pa.ArrowException) as exc:
-        lost.append(LostRows(str(path), 0, None, f"cannot open: {_one_line(exc)}"))
-        return
-    with reader:
-        text_column = _text_column(path, reader.schema_arrow.names, config.text_field)
-        start = 0
-        for group in range(reader.metadata.num_row_groups):
-            group_rows = reader.metadata.row_group(group).num_rows
-            row = start
-            try:
-                for batch in reader.iter_batches(
-                    batch_size=config.batch_docs, row_groups=[group], columns=["id", text_column]
-                ):
-                    ids = batch.column("id").to_pylist()
-                    texts = batch.column(text_column).to_pylist()
-                    for i, doc_id in enumerate(ids):
-                        if doc_id is None:
-                            _note_lost(lost, LostRows(str(path), row + i, 1, "`id` is null"))
-                    if None in ids:
-                        texts = [text for doc_id, text in zip(ids, texts, strict=True) if doc_id is not None]
-                        ids = [doc_id for doc_id in ids if doc_id is not None]
-                    row += batch.num_rows
-                    yield ids, texts
-            except (OSError, pa.ArrowException) as exc:
-                reason = f"row group {group} unreadable: {_one_line(exc)}"
-                _note_lost(lost, LostRows(str(path), row, start + group_rows - row, reason))
-            start += group_rows
-
-
 def _tokenize_to_scratch(
     files: list[Path],
     config: TokenizeConfig,
@@ -271,7 +161,7 @@ def _tokenize_to_scratch(
     held: list[np.ndarray] = []
     documents = tokens = 0
     for path in files:
-        for ids, texts in _file_batches(path, config, lost):
+        for ids, texts in file_batches(path, config.text_field, config.batch_docs, lost):
             # A null text is an empty document: it still ends with EOS, so documents stay countable.
             encoded = tokenizer.encode_batch([text or "" for text in texts])
             stream: list[int] = []
@@ -485,7 +375,7 @@ def run(
     started = time.perf_counter()
     source, dest = Path(source), Path(dest)
     files = source_files(source)
-    root = source / DOCUMENTS if (source / DOCUMENTS).is_dir() else source
+    root = documents_root(source)
     tokenizer = load_tokenizer(config.tokenizer)
     settings = _settings(config, tokenizer, _fingerprint(files, root))
     dest.mkdir(parents=True, exist_ok=True)
