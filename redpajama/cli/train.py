@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import typer
@@ -97,6 +98,7 @@ def train(
         log_every=log_every,
         fsdp_reshard_after_forward=fsdp_reshard,
     )
+    _warn_lost(data)
     result = run_training(config, resume=not fresh, device=device)
     summary = (
         json.loads((output / "train_summary.json").read_text())
@@ -112,3 +114,21 @@ def train(
         f"{result.tokens_per_second:,.0f} tokens/s, MFU {result.mfu:.1%}"
     )
     typer.echo(f"output: {output}")
+
+
+def _warn_lost(data: Path) -> None:
+    """Say (rank 0) when the tokens miss parts of their curated folder that tokenize could not read."""
+    from redpajama.errors import UserError
+    from redpajama.training.token_shards import read_index
+
+    try:
+        lost = read_index(data).get("lost", [])
+    except UserError:
+        return  # the trainer reports a missing or unreadable index itself
+    if lost and os.environ.get("RANK", "0") == "0":
+        typer.secho(
+            f"warning: {data} was tokenized without {len(lost)} unreadable part(s) of its documents "
+            "(index.json `lost`); training on what was read",
+            fg="yellow",
+            err=True,
+        )

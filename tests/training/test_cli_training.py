@@ -28,6 +28,20 @@ def test_train_command_writes_a_run(shakespeare_tokens, tmp_path):
     assert again.exit_code == 0, again.output
 
 
+def test_train_command_warns_about_tokens_with_lost_parts(shakespeare_tokens, tmp_path):
+    import shutil
+
+    tokens = tmp_path / "tokens"
+    shutil.copytree(shakespeare_tokens, tokens)
+    index = json.loads((tokens / "index.json").read_text())
+    index["lost"] = [{"file": "cur/a.parquet", "first_row": 0, "rows": None, "reason": "cannot open: x"}]
+    (tokens / "index.json").write_text(json.dumps(index))
+    args = ["train", "--data", str(tokens), "-o", str(tmp_path / "run"), "--steps", "2", "--seq-len", "32"]
+    result = runner.invoke(app, [*args, "--batch-size", "2", "--device", "cpu", "--no-compile"])
+    assert result.exit_code == 0, result.output
+    assert "without 1 unreadable part(s)" in result.output
+
+
 def test_train_command_reports_a_missing_token_folder(tmp_path):
     result = runner.invoke(app, ["train", "--data", str(tmp_path / "nope"), "-o", str(tmp_path / "r")])
     assert result.exit_code != 0
