@@ -395,8 +395,8 @@ def _blocked_by_hashing(
     shards: list[Shard], sources: dict[Shard, set[str]], failed: dict[str, str], group_size: int
 ) -> dict[str, str]:
     """Shard key -> why it cannot run: a documents file of its line-dedup group failed to hash (a
-    damaged file). The group's other shards wait too, since their duplicate set would lack its lines;
-    every other group goes on."""
+    damaged file). The group's other pending shards (those in `sources`) wait too, since their
+    duplicate set would lack its lines; shards already done stay done, and every other group goes on."""
     blocked: dict[str, str] = {}
     for group in _groups(shards, group_size):
         bad = sorted(
@@ -406,8 +406,8 @@ def _blocked_by_hashing(
             continue
         key, reason = bad[0]
         more = f" (and {len(bad) - 1} more file(s))" if len(bad) > 1 else ""
-        for shard in group:
-            where = "" if key in sources.get(shard, ()) else " of its line-dedup group"
+        for shard in (s for s in group if s in sources):
+            where = "" if key in sources[shard] else " of its line-dedup group"
             blocked[shard.key] = f"line hashing failed for {key}{where}{more}: {reason}"
     return blocked
 

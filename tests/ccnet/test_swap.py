@@ -189,3 +189,14 @@ def test_a_damaged_file_holds_back_the_shards_that_share_its_duplicate_lines(tmp
     assert "of its line-dedup group" in summary.failed["documents/unknown/s1"]
     assert "of its line-dedup group" not in summary.failed["documents/unknown/s2"]
     assert _tree(out) == OLD
+
+
+def test_shards_already_done_stay_done_beside_a_damaged_new_shard(tmp_path, lid_bundle):
+    out = _ingested(tmp_path)
+    assert not _run(out, lid_bundle).failed
+    write_jsonl(tmp_path / "in" / "s3.jsonl", ["A third shard arrives later with text of its own."])
+    cli("ingest", str(tmp_path / "in"), "-o", str(out), "--workers", "1")
+    (out / "documents" / "unknown" / "s3" / "und_all.parquet").write_bytes(b"PAR1 damaged")
+    summary = _run(out, lid_bundle)  # s1, s2 (done) and s3 in one line-dedup group
+    assert list(summary.failed) == ["documents/unknown/s3"] and summary.tasks_skipped == 2
+    assert _tree(out) == {"unknown/s1": NEW, "unknown/s2": NEW, "unknown/s3": ["und_all.parquet"]}
