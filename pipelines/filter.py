@@ -335,8 +335,7 @@ def _readable_signals(source: Path) -> list[Path]:
 
 
 def _any_signals(source: Path) -> Path | None:
-    files = _readable_signals(source)
-    return files[0] if files else None
+    return next((f for f in parquet_files(source / SIGNALS) if markers.parquet_damage(f) is None), None)
 
 
 def plan(source: Path) -> list[FilterTask]:

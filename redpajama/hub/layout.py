@@ -68,14 +68,12 @@ def find_sources(tree: Path) -> list[Source]:
         sources.append(Source(path, rel[0] if len(rel) > 2 else "unknown", language or path.stem, bucket))
     if not sources:
         raise UserError(f"no Parquet files under {root}", "run `redpajama ingest` first")
-    # A dataset goes out whole or not at all: name every damaged file before writing anything.
-    damaged = [problem for s in sources if (problem := markers.parquet_damage(s.path))]
-    if damaged:
-        more = f" (and {len(damaged) - 1} more)" if len(damaged) > 1 else ""
-        raise UserError(
-            f"damaged documents file: {damaged[0]}{more}",
-            "rerun the stage that wrote it (it redoes damaged files), then publish",
-        )
+    # A dataset goes out whole or not at all: name the damaged files before writing anything.
+    markers.check_intact(
+        (s.path for s in sources),
+        "documents file",
+        "rerun the stage that wrote it (it redoes damaged files), then publish",
+    )
     return sources
 
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from redpajama.errors import UserError
 from redpajama.io import atomic
 
 _CHUNK = 1 << 20
@@ -81,3 +83,12 @@ def parquet_damage(file: Path) -> str | None:
     except (OSError, pa.ArrowException) as exc:
         return f"{file}: not readable as Parquet ({' '.join(str(exc).split())})"
     return None
+
+
+def check_intact(files: Iterable[Path], what: str, hint: str) -> None:
+    """UserError naming the first damaged file of `files` (`parquet_damage`) and how many more, for
+    a stage that must read all of them or nothing."""
+    damaged = [problem for file in files if (problem := parquet_damage(file))]
+    if damaged:
+        more = f" (and {len(damaged) - 1} more)" if len(damaged) > 1 else ""
+        raise UserError(f"damaged {what}: {damaged[0]}{more}", hint)
