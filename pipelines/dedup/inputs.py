@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
 from redpajama.io import markers
 from redpajama.pipelines.dedup.keep import InputFile
 
@@ -14,22 +12,21 @@ def list_files(root: Path, component: str, buckets: tuple[str, ...] | None = Non
     """Every complete `<component>/<snapshot>/<shard>/<lang>_<bucket>.parquet`, sorted by path;
     `start` numbers the rows of all files consecutively in that order."""
     base = root / component
-    paths = [
-        path
+    complete = [
+        (path, marker)
         for path in (sorted(base.rglob("*.parquet")) if base.exists() else [])
         if not path.name.startswith(".")
-        and markers.read_marker(path) is not None
         and (buckets is None or path.stem.rsplit("_", 1)[-1] in buckets)
+        and (marker := markers.read_marker(path)) is not None
     ]
     # Dedup compares all documents at once: leaving a damaged file out would keep its duplicates.
     markers.check_intact(
-        paths,
+        (path for path, _ in complete),
         f"{component} file",
         f"rerun the stage that wrote {root / component} (it redoes damaged files), then this one",
     )
     files, start = [], 0
-    for path in paths:
-        rows = pq.ParquetFile(path).metadata.num_rows
-        files.append(InputFile(relative=path.relative_to(base).as_posix(), start=start, rows=rows))
-        start += rows
+    for path, marker in complete:  # the marker's row count: check_intact matched its byte size
+        files.append(InputFile(relative=path.relative_to(base).as_posix(), start=start, rows=marker.rows))
+        start += marker.rows
     return files
