@@ -139,8 +139,16 @@ SWEEP_KEYS_MAJOR_TMA = {
     "GLA-2": [(64, 4, 2, 128), (64, 4, 3, 128), (32, 4, 3, 128), (64, 8, 2, 128), (64, 8, 3, 64), (64, 4, 3, 32)],
     "MLA": [],
 }  # fmt: skip
+# The warp-specialized Gluon kernel (row_major_ws.py) runs one warpgroup per 64 rows: 4 warps at
+# Q = 1 (64 rows of GLA-2's group), 8 at Q = 2; a candidate whose warps do not match is skipped.
+SWEEP_ROW_MAJOR_WS = {
+    "GTA-8": [],
+    "GLA-2": [(64, 4, 3, 128), (64, 4, 2, 128), (32, 4, 4, 128), (32, 4, 6, 128), (64, 8, 3, 128), (64, 8, 2, 128), (32, 8, 4, 128), (32, 8, 6, 128)],
+    "MLA": [],
+}  # fmt: skip
 KERNELS = {
     "row-major": SWEEP_ROW_MAJOR,
+    "row-major-ws": SWEEP_ROW_MAJOR_WS,
     "row-major-tma": SWEEP_ROW_MAJOR_TMA,
     "keys-major": SWEEP_KEYS_MAJOR,
     "keys-major-tma": SWEEP_KEYS_MAJOR_TMA,
@@ -150,6 +158,7 @@ KERNELS = {
 def sweep(args, ceil: dict) -> list[dict]:
     """Each variant at each of --query-lens and each candidate tile config (one key range per sequence), checked on
     4 sequences first; rows sorted by variant and time."""
+    import triton
     from triton.testing import do_bench_cudagraph
 
     from redpajama.kernels._testing import rel_rms
@@ -162,8 +171,12 @@ def sweep(args, ceil: dict) -> list[dict]:
         ref = decode_fn(variant, naive=True)(small).float()
         candidates = [(kernel, c) for kernel in args.kernels for c in KERNELS[kernel][variant]]
         for kernel, (bs, warps, stages, max_rows) in candidates:
-            keys_major, tma = kernel.startswith("keys-major"), kernel.endswith("-tma")
-            cfg = Config(bs, warps, stages, max_rows, GPU_MIN_PROGRAMS, keys_major, tma)
+            keys_major, ws = kernel.startswith("keys-major"), kernel.endswith("-ws")
+            tma = ws or kernel.endswith("-tma")
+            n_rows = nq * args.heads // VARIANTS[variant][0]
+            if ws and warps != min(triton.next_power_of_2(n_rows), max_rows) // 16:
+                continue
+            cfg = Config(bs, warps, stages, max_rows, GPU_MIN_PROGRAMS, keys_major, tma, ws)
             row = dict(
                 variant=variant,
                 query_len=nq,

@@ -57,7 +57,10 @@ class Config:
     keys_major: run the transposed kernel (keys_major.py), for groups of few rows; otherwise the
     row-major one (row_major.py). tma: that kernel's variant that loads each tile as one TMA
     rectangle, where `tma_fits` (tiles inside pages, boxes of <= 256, 16-byte aligned rows);
-    elsewhere the same config gathers."""
+    elsewhere the same config gathers. warp_specialized: on a Hopper GPU, run the row-major TMA
+    case as the warp-specialized Gluon kernel (row_major_ws.py) where it applies (`ws_fits`):
+    16-bit caches, Dc <= 256, blocks of 64 or 128 rows, `warps` one warpgroup (4) per 64 rows;
+    stages are its tile buffers."""
 
     bs: int
     warps: int
@@ -66,6 +69,7 @@ class Config:
     min_programs: int
     keys_major: bool = False
     tma: bool = False
+    warp_specialized: bool = False
 
 
 # The interpreter (tests): 16-token tiles, so the tiny test pages (size 8, 5, 1) span tiles and pages;
@@ -95,6 +99,10 @@ def config_for(device: torch.device, dc: int, rows: int) -> Config:
       SM), in session 9's sweep; 742-760 for the gathered 128-token tiles in 3 stages (session 6).
     - GTA with more rows: the row-major kernel, 128-token tiles at 4 warps, 2 stages (half the
       loop trips of 64-token tiles for the same bytes: 657 against 724 us at Q = 1).
+    - GLA-2 on a Hopper GPU: the warp-specialized Gluon kernel (row_major_ws.py), one warpgroup
+      per 64 rows, 64-token tiles in 3 buffers. In alternating runs in one call (DEC-A, 4.23
+      TB/s): Q = 2 535-538 us against 592 for the Triton TMA kernel below, Q = 1 375-380 against
+      388. Elsewhere (float32 caches, no Gluon, fewer than 64 rows) the Triton kernels:
     - GLA-2 (Dc 256), up to 64 rows (Q = 1): 32-token tiles at 4 warps (514 us gathered; 8
       warps took 778-1109). The (rows, 256) accumulator and the 256-wide tile fill a program's
       registers, so narrow tiles and fewer threads with more registers each win. Loaded as TMA
@@ -122,9 +130,11 @@ def config_for(device: torch.device, dc: int, rows: int) -> Config:
     if dc <= 128:
         return Config(128, 4, 2, 128, GPU_MIN_PROGRAMS)
     if dc <= 256:
-        if rows <= 64:
+        if rows <= 32:
             return Config(32, 4, 3, 128, GPU_MIN_PROGRAMS, tma=True)
-        return Config(64, 8, 3, 128, GPU_MIN_PROGRAMS, tma=True)
+        if rows <= 64:
+            return Config(64, 4, 3, 128, GPU_MIN_PROGRAMS, tma=True, warp_specialized=True)
+        return Config(64, 8, 3, 128, GPU_MIN_PROGRAMS, tma=True, warp_specialized=True)
     return Config(64, 8, 2, 64, GPU_MIN_PROGRAMS, tma=True)
 
 
@@ -211,10 +221,19 @@ def paged_decode_fwd(
         bc_row, bd = row_major_blocks(dc)
         kernels, widths = (paged_decode_kernel, paged_decode_tma_kernel), dict(BC=bc_row, BD=bd)
         blocks = (bc_row, bd or bc_row)  # the kernel reads desc_d only where BD > 0
-    if cfg.tma and tma_fits(cache, rope, cfg.bs, (*blocks, br)):
+    tma = cfg.tma and tma_fits(cache, rope, cfg.bs, (*blocks, br))
+    # Stages are the Triton kernels' pipelining depth, and the Gluon kernel's tile buffers.
+    launch = dict(num_warps=cfg.warps, PRECISION="ieee" if q_a.dtype == torch.float32 else "tf32")
+    if tma and not cfg.keys_major and ws_fits(cfg, cache, bm, dc):
+        # num_warps: the default partition, the first warpgroup of rows (row_major_ws.py).
+        kernel, operands = _ws_kernel(cache, rope, cfg, blocks[0], br)
+        widths, launch = dict(BC=blocks[0]), dict(num_warps=4, NS=cfg.stages)
+    elif tma:
         kernel, operands = kernels[1], _tma_descriptors(cache, rope, cfg.bs, blocks, br)
+        launch["num_stages"] = cfg.stages
     else:
         kernel, operands = kernels[0], (cache, rope)
+        launch["num_stages"] = cfg.stages
     kernel[(b * g * row_blocks, n_splits)](
         q_a,
         q_r,
@@ -243,9 +262,7 @@ def paged_decode_fwd(
         **widths,
         BR=br,
         SPLIT=n_splits > 1,
-        PRECISION="ieee" if q_a.dtype == torch.float32 else "tf32",
-        num_warps=cfg.warps,
-        num_stages=cfg.stages,
+        **launch,
     )
     if n_splits > 1:
         paged_decode_combine_kernel[(b * nq * h,)](
@@ -273,6 +290,47 @@ def tma_fits(cache: torch.Tensor, rope: torch.Tensor, bs: int, widths: tuple[int
     aligned = cache.data_ptr() % 16 == 0 and rope.data_ptr() % 16 == 0 and all(n % 16 == 0 for n in row_bytes)
     boxes = max(bs, *widths) <= TMA_MAX_BOX
     return cache.shape[1] % bs == 0 and aligned and boxes
+
+
+def ws_fits(cfg: Config, cache: torch.Tensor, bm: int, dc: int) -> bool:
+    """Whether `cfg` asks for the warp-specialized Gluon kernel (row_major_ws.py) and this launch is
+    its case: a Hopper GPU, a 16-bit cache of at most 256 columns (one block), blocks of 64 or 128
+    rows with one warpgroup (4 warps) per 64 rows, and a Triton with Gluon."""
+    if not (
+        cfg.warp_specialized
+        and cache.device.type == "cuda"
+        and cache.dtype in (torch.bfloat16, torch.float16)
+    ):
+        return False
+    if dc > TMA_MAX_BOX or bm not in (64, 128) or cfg.warps != bm // 16:
+        return False
+    if torch.cuda.get_device_capability(cache.device)[0] != 9:
+        return False
+    try:
+        import triton.experimental.gluon  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _ws_kernel(cache: torch.Tensor, rope: torch.Tensor, cfg: Config, bc: int, br: int) -> tuple:
+    """The warp-specialized Gluon kernel and its tensor maps (cache as (rows, G x Dc) in (bs, bc) blocks, RoPE keys
+    as (rows, Dr) in (bs, br) blocks), each with the shared-memory layout its tiles land in."""
+    from triton.experimental.gluon import language as gl
+    from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
+
+    from redpajama.kernels.decode.row_major_ws import paged_decode_ws_kernel
+
+    num_pages, page_size, g, dc = cache.shape
+    gl_dtype = gl.bfloat16 if cache.dtype == torch.bfloat16 else gl.float16
+    maps = []
+    for t, width in (
+        (cache.view(num_pages * page_size, g * dc), bc),
+        (rope.view(num_pages * page_size, -1), br),
+    ):
+        layout = gl.NVMMASharedLayout.get_default_for([cfg.bs, width], gl_dtype)
+        maps.append(TensorDescriptor.from_tensor(t, [cfg.bs, width], layout))
+    return paged_decode_ws_kernel, tuple(maps)
 
 
 def _tma_descriptors(

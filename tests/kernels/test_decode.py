@@ -341,3 +341,72 @@ def test_scale_default_and_argument_errors(device):
         gta_decode(q, kv, k_rope, bad, seq_lens)
     with pytest.raises(ValueError, match="Dl=24"):
         gla_decode(q.new_zeros(2, 2, 4, 24), q.new_zeros(2, 2, 4, 8), kv, k_rope, table, seq_lens)
+
+
+HOPPER = torch.cuda.is_available() and torch.cuda.get_device_capability()[0] == 9
+
+
+@pytest.mark.skipif(not HOPPER, reason="the Gluon kernel runs on Hopper GPUs only (no interpreter)")
+@pytest.mark.parametrize("splits", (None, 1, 3))
+@pytest.mark.parametrize(
+    "nq, hg", ((1, 64), (2, 32), (2, 64), (3, 64)), ids=("64rows", "Q2-64rows", "128rows", "2blocks")
+)
+@pytest.mark.parametrize("d", (256, 192, 128))
+def test_warp_specialized_kernel(d, nq, hg, splits):
+    # The warp-specialized Gluon kernel (row_major_ws.py) in bf16 against the float32 reference,
+    # next to the Triton TMA kernel it mirrors on the same bf16 inputs. Lengths end mid-tile (NaN
+    # in the stale slots the last tile loads, which both row partitions zero), equal Q, and span
+    # many tiles, so each slot's barriers go through several phases; 3 splits give ranges that are
+    # empty or start mid-sequence. Q = 3 at 64 heads a group is 192 rows: two blocks of 128, the
+    # second half padding. D 192: 256-wide tiles reading the next group's columns, 128-wide RoPE
+    # boxes over 96 columns.
+    from dataclasses import replace
+
+    from redpajama.kernels.decode.paged import Config, ws_fits
+
+    g, page = 2, 64
+    lengths = [nq, 63, 64, 200, 1000]
+    (cache, k_rope), table, seq_lens = _paged(lengths, page, [(g, d), (d // 2,)], "cuda", seed=131)
+    q_latent = unit_randn(len(lengths), nq, g * hg, d, device="cuda", seed=132)
+    q_rope = unit_randn(len(lengths), nq, g * hg, d // 2, device="cuda", seed=133)
+    ref = gla_decode_naive(q_latent, q_rope, cache, k_rope, table, seq_lens, scale=0.1)
+    bf = [t.to(torch.bfloat16) for t in (q_latent, q_rope, cache, k_rope)]
+    q_a, q_r, scale, ka = gla_operands(bf[0], bf[1], 0.1)
+    bm = min(1 << (nq * hg - 1).bit_length(), 128)
+    # 64-token tiles at 64 rows (as GLA-2 runs them); 32 at 128 rows, whose 128-wide RoPE keys
+    # would not fit three buffers of 64.
+    cfg = Config(64 if bm == 64 else 32, bm // 16, 3, 128, 132, tma=True, warp_specialized=True)
+    assert ws_fits(cfg, bf[2], bm, d)
+    outs = {}
+    for ws in (True, False):
+        with poisoned_allocations():
+            outs[ws] = paged_decode_fwd(
+                q_a,
+                q_r,
+                bf[2],
+                bf[3],
+                table,
+                seq_lens,
+                scale,
+                ka,
+                splits=splits,
+                cfg=replace(cfg, warp_specialized=ws),
+            )
+    assert not outs[True].isnan().any()
+    err, err_triton = rel_rms(ref, outs[True].float()), rel_rms(ref, outs[False].float())
+    assert err < 1e-2 and err < 1.5 * err_triton + 1e-3, (err, err_triton)
+
+
+def test_ws_fits_rules(device):
+    # Where the launcher takes the Gluon kernel: only where asked, on a Hopper GPU, for 16-bit
+    # caches of at most 256 columns and blocks of 64 or 128 rows at one warpgroup per 64.
+    from redpajama.kernels.decode.paged import Config, ws_fits
+
+    cfg = Config(64, 8, 3, 128, 132, tma=True, warp_specialized=True)
+    cache = torch.zeros(2, 64, 2, 256, dtype=torch.bfloat16, device=device)
+    assert ws_fits(cfg, cache, 128, 256) == HOPPER
+    assert not ws_fits(Config(64, 8, 3, 128, 132, tma=True), cache, 128, 256)
+    assert not ws_fits(cfg, cache.float(), 128, 256)
+    assert not ws_fits(cfg, cache, 128, 512)  # two column blocks (MLA)
+    assert not ws_fits(cfg, cache, 64, 256)  # 8 warps for 64 rows
+    assert not ws_fits(Config(32, 4, 3, 128, 132, tma=True, warp_specialized=True), cache, 32, 256)

@@ -1,0 +1,455 @@
+"""The row-major paged decode kernel for Hopper (sm_90), written in Gluon and warp-specialized in
+FlashAttention-3's way: one warp copies the cache tiles, and each warpgroup of 64 query rows runs
+its own online softmax with the score product of the next tile in flight.
+
+Why not Triton: in `row_major.paged_decode_tma_kernel` the CTA's warps meet at barriers every tile
+(the copy into a buffer must wait until every warp is done with it), so the two warpgroups of
+GLA-2's 128 rows at Q = 2 run in lockstep, both waiting on the tensor cores at the same time and
+both doing softmax while the tensor cores idle; Nsight Compute puts "barrier" first among their
+stall reasons. Here the warps never meet inside the loop:
+- A copy partition (one warp, 40 registers) issues tile t's TMA copies into slot t % NS as soon as
+  both warpgroups have released the slot's previous tile (`empty` barriers), and signals `ready`.
+- Each consumer warpgroup (64 rows, whole rows per warp, so row reductions stay inside a warp)
+  issues the score product of tile t + 1, rescales its accumulator, issues the value product of
+  tile t, waits for the scores alone and computes tile t + 1's softmax while the value product
+  still runs; then it releases tile t's slot and goes on, at its own pace. The warpgroups drift
+  apart, so one's softmax overlaps the other's products.
+Triton leaves a warpgroup MMA in flight only as an accumulator for the next iteration, so a score
+product issued a tile ahead is waited on at once; Gluon exposes the asynchronous MMA, its wait,
+mbarriers and warp specialization. At DEC-A (GLA-2, Q = 2) this kernel took 535-538 us against
+592 for the Triton kernel in the same run (docs/benchmarks.md).
+
+Same arguments, masking, splits and outputs as `row_major.paged_decode_tma_kernel` (paged.py's
+module doc), for its common case only: one column block (Dc <= 256), 16-bit caches, 64 or 128 rows
+a program, tiles inside one page. The launcher (paged.py) runs the Triton kernels elsewhere and
+where Gluon is missing. Gluon has no interpreter: this kernel is tested against the reference on
+a Hopper GPU (tests/kernels/test_decode.py); the Triton kernel it mirrors is tested on the CPU too.
+"""
+
+from __future__ import annotations
+
+from triton.experimental import gluon
+from triton.experimental.gluon import language as gl
+from triton.experimental.gluon.language.nvidia.hopper import (
+    fence_async_shared,
+    mbarrier,
+    tma,
+    warpgroup_mma,
+    warpgroup_mma_wait,
+)
+
+
+@gluon.jit
+def _tile_row(bt, start, t, n_tiles, PS: gl.constexpr, BS: gl.constexpr):
+    """Cache row of tile t's first key (page x PS + slot); 0 for a tile past the range."""
+    key = start + t * BS
+    page = gl.load(bt + key // PS, mask=t < n_tiles, other=0)
+    return page * PS + key % PS
+
+
+@gluon.jit
+def _issue(desc_c, desc_r, c_smem, r_smem, ready, row, col, slot, pred):
+    bar = ready.index(slot)
+    mbarrier.expect(bar, desc_c.block_type.nbytes + desc_r.block_type.nbytes, pred=pred)
+    tma.async_copy_global_to_shared(desc_c, [row, col], bar, c_smem.index(slot), pred=pred)
+    tma.async_copy_global_to_shared(desc_r, [row, 0], bar, r_smem.index(slot), pred=pred)
+
+
+@gluon.jit
+def _zero_past_end(c_buf, k0, end, BS: gl.constexpr, BC: gl.constexpr, num_warps: gl.constexpr):
+    """Zero the cache rows of a tile at keys >= end (stale slots: 0 x NaN would poison the value
+    product). Each thread rewrites the elements it read; the fence hands them to the async proxy
+    that the MMAs read through, and the warpgroup's barrier holds its warps until all are in.
+    Both warpgroups zero the same rows of the shared tile: identical writes, each before its own
+    value product reads them."""
+    ld: gl.constexpr = gl.BlockedLayout([1, 8], [1, 32], [num_warps, 1], [1, 0])
+    vals = c_buf.load(ld)
+    keys = k0 + gl.arange(0, BS, layout=gl.SliceLayout(1, ld))
+    vals = gl.where((keys < end)[:, None], vals, gl.zeros_like(vals))
+    c_buf.store(vals)
+    fence_async_shared()
+    gl.thread_barrier()
+
+
+@gluon.jit
+def _after_issue(x):
+    """x, through a volatile move: the compiler keeps volatile assembly in program order, so work
+    that depends on the result stays after the MMAs issued before it (LLVM hoisted the rescale of
+    the accumulator above the score product's issue, out of the window where it overlaps)."""
+    return gl.inline_asm_elementwise("mov.b32 $0, $1;", "=r,r", [x], dtype=gl.float32, is_pure=False, pack=1)
+
+
+@gluon.jit
+def _softmax(s, m, l_sum, k0, pos, mask_at, end, qk_scale, s_layout: gl.constexpr, BS: gl.constexpr):
+    """Online softmax of one tile's scores (base 2): returns (m, l_sum, p, alpha)."""
+    s = s * qk_scale
+    if k0 + BS > mask_at:
+        keys = k0 + gl.arange(0, BS, layout=gl.SliceLayout(0, s_layout))
+        visible = (keys[None, :] <= pos[:, None]) & (keys < end)[None, :]
+        s = gl.where(visible, s, gl.full_like(s, float("-inf")))
+    m_new = gl.maximum(m, gl.max(s, 1))
+    # A split may start past a row's causal limit: its max stays -inf, and -inf - -inf is NaN.
+    m_c = gl.where(m_new == float("-inf"), gl.zeros_like(m_new), m_new)
+    p = gl.exp2(s - m_c[:, None])
+    alpha = gl.exp2(m - m_c)
+    l_sum = l_sum * alpha + gl.sum(p, 1)
+    return m_new, l_sum, p, alpha
+
+
+@gluon.jit
+def _copy_partition(
+    desc_c,
+    desc_r,
+    c_smem,
+    r_smem,
+    ready,
+    empty,
+    bt,
+    start,
+    n_tiles,
+    col,
+    PS: gl.constexpr,
+    BS: gl.constexpr,
+    NS: gl.constexpr,
+):
+    """The copy partition (one warp): tile t into slot t % NS once every row partition has
+    released the slot's previous tile, t - NS. Its block-table load is this warp's alone, off the
+    row partitions' path."""
+    for t in range(n_tiles):
+        slot = t % NS
+        mbarrier.wait(empty.index(slot), ((t // NS) & 1) ^ 1, pred=t >= NS)
+        _issue(
+            desc_c, desc_r, c_smem, r_smem, ready, _tile_row(bt, start, t, n_tiles, PS, BS), col, slot, True
+        )
+
+
+@gluon.jit
+def _rows_partition(
+    qa_smem,
+    qr_smem,
+    c_smem,
+    r_smem,
+    ready,
+    empty,
+    o,
+    lse,
+    start,
+    end,
+    n_tiles,
+    mask_at,
+    seq_len,
+    qk_scale,
+    i_b,
+    i_g,
+    i_m,
+    i_sp,
+    n_splits,
+    Q: gl.constexpr,
+    H: gl.constexpr,
+    G: gl.constexpr,
+    DC: gl.constexpr,
+    BM: gl.constexpr,
+    BS: gl.constexpr,
+    BC: gl.constexpr,
+    NS: gl.constexpr,
+    SPLIT: gl.constexpr,
+    WG: gl.constexpr,
+):
+    """One warpgroup's 64 rows, the WG-th of the program's block: online softmax over the tiles
+    with the score product of tile t + 1 in flight beside tile t's value product (module doc),
+    each slot released to the copy partition once this warpgroup's products are done with it;
+    then its rows' output, or with splits the float32 partial and its base-2 log-sum-exp. The
+    layouts come from the tile buffers' shapes: a worker partition's integer arguments arrive as
+    values, not constants."""
+    HG: gl.constexpr = H // G
+    s_layout: gl.constexpr = gl.NVMMADistributedLayout(
+        version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, c_smem.shape[1], 16]
+    )
+    o_layout: gl.constexpr = gl.NVMMADistributedLayout(
+        version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, c_smem.shape[2], 16]
+    )
+    p_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=o_layout, k_width=2)
+    dtype: gl.constexpr = c_smem.dtype
+    qa = qa_smem.slice(WG * 64, 64)
+    qr = qr_smem.slice(WG * 64, 64)
+    o_ms = i_m * BM + WG * 64 + gl.arange(0, 64, layout=gl.SliceLayout(1, s_layout))
+    pos = seq_len - Q + o_ms // HG
+    m = gl.full([64], float("-inf"), gl.float32, layout=gl.SliceLayout(1, s_layout))
+    l_sum = gl.zeros([64], gl.float32, layout=gl.SliceLayout(1, s_layout))
+    acc = gl.zeros([64, BC], gl.float32, layout=o_layout)
+    s = gl.zeros([64, BS], gl.float32, layout=s_layout)
+    if n_tiles > 0:
+        mbarrier.wait(ready.index(0), 0)
+        if start + BS > end:
+            _zero_past_end(c_smem.index(0), start, end, BS, BC, 4)
+        s = warpgroup_mma(qa, c_smem.index(0).permute((1, 0)), s, use_acc=False, is_async=True)
+        s = warpgroup_mma(qr, r_smem.index(0).permute((1, 0)), s, is_async=True)
+        s = warpgroup_mma_wait(num_outstanding=0, deps=(s,))
+        m, l_sum, p, alpha = _softmax(s, m, l_sum, start, pos, mask_at, end, qk_scale, s_layout, BS)
+        p = gl.convert_layout(p.to(dtype), p_layout)
+        for t in range(0, n_tiles - 1):
+            slot = t % NS
+            nslot = (t + 1) % NS
+            k1 = start + (t + 1) * BS
+            mbarrier.wait(ready.index(nslot), ((t + 1) // NS) & 1)
+            if k1 + BS > end:
+                _zero_past_end(c_smem.index(nslot), k1, end, BS, BC, 4)
+            s = warpgroup_mma(qa, c_smem.index(nslot).permute((1, 0)), s, use_acc=False, is_async=True)
+            s = warpgroup_mma(qr, r_smem.index(nslot).permute((1, 0)), s, is_async=True)
+            acc = acc * _after_issue(gl.convert_layout(alpha, gl.SliceLayout(1, o_layout)))[:, None]
+            acc = warpgroup_mma(p, c_smem.index(slot), acc, is_async=True)
+            s = warpgroup_mma_wait(num_outstanding=1, deps=(s,))
+            m, l_sum, p_next, alpha = _softmax(s, m, l_sum, k1, pos, mask_at, end, qk_scale, s_layout, BS)
+            acc, p = warpgroup_mma_wait(num_outstanding=0, deps=(acc, p))
+            mbarrier.arrive(empty.index(slot))
+            p = gl.convert_layout(p_next.to(dtype), p_layout)
+        last = (n_tiles - 1) % NS
+        acc = acc * _after_issue(gl.convert_layout(alpha, gl.SliceLayout(1, o_layout)))[:, None]
+        acc = warpgroup_mma(p, c_smem.index(last), acc, is_async=True)
+        acc, p = warpgroup_mma_wait(num_outstanding=0, deps=(acc, p))
+    # Output rows (b, q, h); with splits a float32 partial and its base-2 log-sum-exp.
+    l_o = gl.convert_layout(l_sum, gl.SliceLayout(1, o_layout))
+    m_o = gl.convert_layout(m, gl.SliceLayout(1, o_layout))
+    o_mo = i_m * BM + WG * 64 + gl.arange(0, 64, layout=gl.SliceLayout(1, o_layout))
+    m_mo = o_mo < Q * HG
+    o_row = (i_b.to(gl.int64) * Q + o_mo // HG) * H + i_g * HG + o_mo % HG
+    o_co = gl.arange(0, BC, layout=gl.SliceLayout(0, o_layout))
+    if SPLIT:
+        # No visible key (l_sum == 0): an empty partial, weight 2^-inf = 0 in the merge.
+        seen = l_o > 0
+        inv = gl.where(seen, 1.0 / gl.where(seen, l_o, gl.full_like(l_o, 1.0)), gl.zeros_like(l_o))
+        b_lse = gl.where(
+            seen, m_o + gl.log2(gl.where(seen, l_o, gl.full_like(l_o, 1.0))), gl.full_like(l_o, float("-inf"))
+        )
+        gl.store(lse + o_row * n_splits + i_sp, b_lse, mask=m_mo)
+        p_o = o + ((o_row * n_splits + i_sp) * DC)[:, None] + o_co[None, :]
+    else:
+        # Key 0 is visible to every row (seq_len >= Q): l_sum > 0.
+        inv = 1.0 / l_o
+        p_o = o + (o_row * DC)[:, None] + o_co[None, :]
+    gl.store(p_o, (acc * inv[:, None]).to(o.dtype.element_ty), mask=m_mo[:, None] & (o_co < DC)[None, :])
+
+
+@gluon.jit
+def paged_decode_ws_kernel(
+    q_a,
+    q_r,
+    desc_c,
+    desc_r,
+    o,
+    lse,
+    block_table,
+    seq_lens,
+    scale,
+    s_qa_t,
+    s_qa_h,
+    s_qr_t,
+    s_qr_h,
+    max_pages,
+    chunk,
+    n_splits,
+    Q: gl.constexpr,
+    H: gl.constexpr,
+    G: gl.constexpr,
+    KA: gl.constexpr,
+    DC: gl.constexpr,
+    DR: gl.constexpr,
+    PS: gl.constexpr,
+    BM: gl.constexpr,
+    BS: gl.constexpr,
+    BC: gl.constexpr,
+    BR: gl.constexpr,
+    NS: gl.constexpr,
+    SPLIT: gl.constexpr,
+    num_warps: gl.constexpr,  # 4: the default partition is the first row partition
+):
+    HG: gl.constexpr = H // G
+    RB: gl.constexpr = (Q * HG + BM - 1) // BM
+    i_p = gl.program_id(0)
+    i_sp = gl.program_id(1)
+    i_bg = i_p // RB
+    i_m = i_p % RB
+    i_b = i_bg // G
+    i_g = i_bg % G
+    dtype: gl.constexpr = desc_c.dtype
+    # The program's query rows into shared memory (the score products' A operand), zero past Ka
+    # and Dr, in the tiles' layouts (same widths, so the same swizzle). Row m: query position
+    # m // HG, head i_g * HG + m % HG.
+    qa_smem = gl.allocate_shared_memory(dtype, [BM, BC], desc_c.layout)
+    qr_smem = gl.allocate_shared_memory(dtype, [BM, BR], desc_r.layout)
+    # 64 rows at a time: the whole block would take 160 registers a thread, of the 168 the
+    # partitions leave outside them (it spilled).
+    ld: gl.constexpr = gl.BlockedLayout([1, 8], [1, 32], [num_warps, 1], [1, 0])
+    o_c = gl.arange(0, BC, layout=gl.SliceLayout(0, ld))
+    o_r = gl.arange(0, BR, layout=gl.SliceLayout(0, ld))
+    for i in gl.static_range(BM // 64):
+        o_m = i_m * BM + i * 64 + gl.arange(0, 64, layout=gl.SliceLayout(1, ld))
+        m_m = o_m < Q * HG
+        o_tok = i_b.to(gl.int64) * Q + o_m // HG
+        o_h = i_g * HG + o_m % HG
+        b_qa = gl.load(
+            q_a + (o_tok * s_qa_t + o_h * s_qa_h)[:, None] + o_c[None, :],
+            mask=m_m[:, None] & (o_c < KA)[None, :],
+            other=0.0,
+        )
+        qa_smem.slice(i * 64, 64).store(b_qa)
+        b_qr = gl.load(
+            q_r + (o_tok * s_qr_t + o_h * s_qr_h)[:, None] + o_r[None, :],
+            mask=m_m[:, None] & (o_r < DR)[None, :],
+            other=0.0,
+        )
+        qr_smem.slice(i * 64, 64).store(b_qr)
+    c_smem = gl.allocate_shared_memory(dtype, [NS, BS, BC], desc_c.layout)
+    r_smem = gl.allocate_shared_memory(dtype, [NS, BS, BR], desc_r.layout)
+    ready = gl.allocate_shared_memory(gl.int64, [NS, 1], mbarrier.MBarrierLayout())
+    empty = gl.allocate_shared_memory(gl.int64, [NS, 1], mbarrier.MBarrierLayout())
+    for i in gl.static_range(NS):
+        mbarrier.init(ready.index(i), count=1)
+        mbarrier.init(empty.index(i), count=BM // 64)
+    fence_async_shared()
+    seq_len = gl.load(seq_lens + i_b)
+    if SPLIT:
+        start = i_sp * chunk
+        end = gl.minimum(start + chunk, seq_len)
+    else:
+        start = 0
+        end = seq_len
+    n_tiles = gl.cdiv(gl.maximum(end - start, 0), BS)
+    # Keys from here on need the mask: past the range's end, or past the first query row's
+    # position (seq_len - Q), which later rows see but it does not.
+    mask_at = gl.minimum(end, seq_len - Q + 1)
+    bt = block_table + i_b.to(gl.int64) * max_pages
+    col = i_g * DC
+    qk_scale = scale * 1.4426950408889634  # base 2: exp(x) = exp2(x * log2(e))
+    # Registers are handed out by warpgroup: the copy warp's group gives up all but 24, the
+    # second row partition takes 240 (its (64, Dc) float32 accumulator alone is 128 a thread) and
+    # the default partition the rest, 248 (offline ptxas for sm_90a: 4 bytes of spills at GLA-2's
+    # Q = 2 tiles; 52-100 with 248 or 256 for the worker, 68 with 224). The partitions' arguments are written out in each tuple: a
+    # tuple built once and reused arrived with its constants turned into values.
+    if BM == 128:
+        gl.warp_specialize(
+            [
+                (
+                    _rows_partition,
+                    (
+                        qa_smem,
+                        qr_smem,
+                        c_smem,
+                        r_smem,
+                        ready,
+                        empty,
+                        o,
+                        lse,
+                        start,
+                        end,
+                        n_tiles,
+                        mask_at,
+                        seq_len,
+                        qk_scale,
+                        i_b,
+                        i_g,
+                        i_m,
+                        i_sp,
+                        n_splits,
+                        Q,
+                        H,
+                        G,
+                        DC,
+                        BM,
+                        BS,
+                        BC,
+                        NS,
+                        SPLIT,
+                        0,
+                    ),
+                ),
+                (
+                    _rows_partition,
+                    (
+                        qa_smem,
+                        qr_smem,
+                        c_smem,
+                        r_smem,
+                        ready,
+                        empty,
+                        o,
+                        lse,
+                        start,
+                        end,
+                        n_tiles,
+                        mask_at,
+                        seq_len,
+                        qk_scale,
+                        i_b,
+                        i_g,
+                        i_m,
+                        i_sp,
+                        n_splits,
+                        Q,
+                        H,
+                        G,
+                        DC,
+                        BM,
+                        BS,
+                        BC,
+                        NS,
+                        SPLIT,
+                        1,
+                    ),
+                ),
+                (
+                    _copy_partition,
+                    (desc_c, desc_r, c_smem, r_smem, ready, empty, bt, start, n_tiles, col, PS, BS, NS),
+                ),
+            ],
+            [4, 1],
+            [240, 24],
+        )
+    else:
+        gl.warp_specialize(
+            [
+                (
+                    _rows_partition,
+                    (
+                        qa_smem,
+                        qr_smem,
+                        c_smem,
+                        r_smem,
+                        ready,
+                        empty,
+                        o,
+                        lse,
+                        start,
+                        end,
+                        n_tiles,
+                        mask_at,
+                        seq_len,
+                        qk_scale,
+                        i_b,
+                        i_g,
+                        i_m,
+                        i_sp,
+                        n_splits,
+                        Q,
+                        H,
+                        G,
+                        DC,
+                        BM,
+                        BS,
+                        BC,
+                        NS,
+                        SPLIT,
+                        0,
+                    ),
+                ),
+                (
+                    _copy_partition,
+                    (desc_c, desc_r, c_smem, r_smem, ready, empty, bt, start, n_tiles, col, PS, BS, NS),
+                ),
+            ],
+            [1],
+            [24],
+        )
+    for i in gl.static_range(NS):
+        mbarrier.invalidate(ready.index(i))
+        mbarrier.invalidate(empty.index(i))
