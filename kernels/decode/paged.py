@@ -1,4 +1,5 @@
-"""Decode attention over a paged KV cache in Triton: GTA (grouped-tied) and GLA (grouped-latent).
+"""Decode attention over a paged KV cache in Triton (and, for GLA on Hopper, Gluon): GTA (grouped-tied)
+and GLA (grouped-latent).
 
 Paged cache: token rows live in pages of `page_size` tokens; block_table int32 (B, max_pages) maps
 page j of sequence b to physical page block_table[b, j]; seq_lens int32 (B,) are the sequence
