@@ -52,12 +52,18 @@ class Spec:
     ints: tuple[str, ...] = ()
     floats: tuple[str, ...] = ()
     descs: dict = dataclasses.field(default_factory=dict)  # name -> (rows, cols) of a bf16 TMA block
+    gluon: bool = False  # a Gluon kernel: its tensor maps carry their shared-memory layout
 
     def arg_type(self, name: str) -> str:
         if name in self.constexprs:
             return "constexpr"
         if name in self.descs:
             rows, cols = self.descs[name]
+            if self.gluon:
+                from triton.experimental.gluon import language as gl
+
+                layout = gl.NVMMASharedLayout.get_default_for([rows, cols], gl.bfloat16)
+                return f"tensordesc<bf16[{rows}, {cols}],{layout!r}>"
             return f"tensordesc<bf16[{rows}, {cols}]>"
         for names, kind in (
             (self.fp32_ptrs, "*fp32"),
@@ -295,9 +301,12 @@ def decode_specs() -> list[Spec]:
     # Q = 2 (speculative decoding: twice the rows, their own tiles) and the merge of S partials.
     import triton
 
-    from redpajama.kernels.decode.paged import config_for, row_major_blocks
+    from redpajama.kernels.decode.paged import _GLUON_API, config_for, row_major_blocks
 
     module = "redpajama.kernels.decode.paged"
+    # The launcher takes the Gluon kernel with the Triton its Gluon is written for; with another
+    # Triton installed here, GLA's rows show the Triton kernel it falls back to.
+    gluon_matches = triton.__version__.split(".")[:2] == _GLUON_API
     b, h, capacity = 128, 128, 8192
     ints = ("s_qa_t", "s_qa_h", "s_qr_t", "s_qr_h", "max_pages", "chunk", "n_splits")
     out = []
@@ -325,6 +334,24 @@ def decode_specs() -> list[Spec]:
                 if cfg.tma:  # pages of 64 hold whole tiles: the TMA variant
                     kernel = "paged_decode_keys_major_tma_kernel"
                     descs = dict(desc_ca=(cfg.bs, ka), desc_cb=(cfg.bs, dc - ka or ka), desc_r=(cfg.bs, dr))
+            elif cfg.warp_specialized and gluon_matches:  # the Gluon kernel (decode/row_major_ws.py)
+                out.append(
+                    Spec(
+                        f"decode {label} Q={q} S={splits if split else 1} Gluon warp-specialized",
+                        "redpajama.kernels.decode.row_major_ws",
+                        "paged_decode_ws_kernel",
+                        dict(consts, BC=dc, NS=cfg.stages, SPLIT=split, num_warps=4),
+                        4,
+                        cfg.stages,
+                        fp32_ptrs=("o", "lse") if split else ("lse",),
+                        i32_ptrs=("block_table", "seq_lens"),
+                        ints=ints,
+                        floats=("scale",),
+                        descs=dict(desc_c=(cfg.bs, dc), desc_r=(cfg.bs, dr)),
+                        gluon=True,
+                    )
+                )
+                continue
             else:  # the row-major kernel (decode/row_major.py): column blocks of at most 256
                 kernel, kmodule = "paged_decode_kernel", "redpajama.kernels.decode.row_major"
                 bc, bd = row_major_blocks(dc)
@@ -379,6 +406,8 @@ def compile_spec(spec: Spec) -> dict:
         for n in names
         if signature[n] == "i32" or signature[n].startswith("*")
     }
+    if spec.gluon:
+        from triton.experimental.gluon._runtime import GluonASTSource as ASTSource  # noqa: N814
     source = ASTSource(
         fn=kern,
         signature=signature,

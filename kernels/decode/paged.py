@@ -32,6 +32,7 @@ weighting each by 2^(lse_s - max lse). S = 1 writes the output directly (no part
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -103,7 +104,8 @@ def config_for(device: torch.device, dc: int, rows: int) -> Config:
     - GLA-2 on a Hopper GPU: the warp-specialized Gluon kernel (row_major_ws.py), one warpgroup
       per 64 rows, 64-token tiles in 3 buffers. In alternating runs in one call (DEC-A, 4.23
       TB/s): Q = 2 535-538 us against 592 for the Triton TMA kernel below, Q = 1 375-380 against
-      388. Elsewhere (float32 caches, no Gluon, fewer than 64 rows) the Triton kernels:
+      388. Elsewhere (no Hopper, another Triton than 3.6: `gluon_ready`; fewer than 33 rows;
+      float32 caches with these tiles) the Triton kernels:
     - GLA-2 (Dc 256), up to 64 rows (Q = 1): 32-token tiles at 4 warps (514 us gathered; 8
       warps took 778-1109). The (rows, 256) accumulator and the 256-wide tile fill a program's
       registers, so narrow tiles and fewer threads with more registers each win. Loaded as TMA
@@ -131,11 +133,13 @@ def config_for(device: torch.device, dc: int, rows: int) -> Config:
     if dc <= 128:
         return Config(128, 4, 2, 128, GPU_MIN_PROGRAMS)
     if dc <= 256:
-        if rows <= 32:
-            return Config(32, 4, 3, 128, GPU_MIN_PROGRAMS, tma=True)
+        if rows > 32 and gluon_ready(device):
+            return Config(
+                64, 4 if rows <= 64 else 8, 3, 128, GPU_MIN_PROGRAMS, tma=True, warp_specialized=True
+            )
         if rows <= 64:
-            return Config(64, 4, 3, 128, GPU_MIN_PROGRAMS, tma=True, warp_specialized=True)
-        return Config(64, 8, 3, 128, GPU_MIN_PROGRAMS, tma=True, warp_specialized=True)
+            return Config(32, 4, 3, 128, GPU_MIN_PROGRAMS, tma=True)
+        return Config(64, 8, 3, 128, GPU_MIN_PROGRAMS, tma=True)
     return Config(64, 8, 2, 64, GPU_MIN_PROGRAMS, tma=True)
 
 
@@ -296,7 +300,7 @@ def tma_fits(cache: torch.Tensor, rope: torch.Tensor, bs: int, widths: tuple[int
 def ws_fits(cfg: Config, cache: torch.Tensor, bm: int, dc: int) -> bool:
     """Whether `cfg` asks for the warp-specialized Gluon kernel (row_major_ws.py) and this launch is
     its case: a Hopper GPU, a 16-bit cache of at most 256 columns (one block), blocks of 64 or 128
-    rows with one warpgroup (4 warps) per 64 rows, and a Triton with Gluon."""
+    rows with one warpgroup (4 warps) per 64 rows, and Triton 3.6's Gluon (`_GLUON_API`)."""
     if not (
         cfg.warp_specialized
         and cache.device.type == "cuda"
@@ -305,10 +309,24 @@ def ws_fits(cfg: Config, cache: torch.Tensor, bm: int, dc: int) -> bool:
         return False
     if dc > TMA_MAX_BOX or bm not in (64, 128) or cfg.warps != bm // 16:
         return False
-    if torch.cuda.get_device_capability(cache.device)[0] != 9:
+    return gluon_ready(cache.device)
+
+
+# row_major_ws.py is written against Triton 3.6's Gluon API, the GPU machine's. Gluon is
+# experimental and moves between releases (3.9 renamed its CTA barrier and the TMA copies), so the
+# launcher takes the kernel on 3.6 only and the Triton kernels elsewhere.
+_GLUON_API = ["3", "6"]
+
+
+@functools.cache
+def gluon_ready(device: torch.device) -> bool:
+    """A Hopper GPU and the Triton whose Gluon row_major_ws.py is written for."""
+    if device.type != "cuda" or torch.cuda.get_device_capability(device)[0] != 9:
+        return False
+    if triton.__version__.split(".")[:2] != _GLUON_API:
         return False
     try:
-        import triton.experimental.gluon  # noqa: F401
+        from triton.experimental import gluon  # noqa: F401
     except ImportError:
         return False
     return True

@@ -343,10 +343,22 @@ def test_scale_default_and_argument_errors(device):
         gla_decode(q.new_zeros(2, 2, 4, 24), q.new_zeros(2, 2, 4, 8), kv, k_rope, table, seq_lens)
 
 
-HOPPER = torch.cuda.is_available() and torch.cuda.get_device_capability()[0] == 9
+def _hopper_gluon() -> bool:
+    import triton
+
+    from redpajama.kernels.decode.paged import _GLUON_API
+
+    hopper = torch.cuda.is_available() and torch.cuda.get_device_capability()[0] == 9
+    return hopper and triton.__version__.split(".")[:2] == _GLUON_API
 
 
-@pytest.mark.skipif(not HOPPER, reason="the Gluon kernel runs on Hopper GPUs only (no interpreter)")
+# Where the launcher takes the Gluon kernel: a Hopper GPU with the Triton its Gluon is written for.
+HOPPER_GLUON = _hopper_gluon()
+
+
+@pytest.mark.skipif(
+    not HOPPER_GLUON, reason="the Gluon kernel runs on Hopper GPUs with Triton 3.6 (no interpreter)"
+)
 @pytest.mark.parametrize("splits", (None, 1, 3))
 @pytest.mark.parametrize(
     "nq, hg", ((1, 64), (2, 32), (2, 64), (3, 64)), ids=("64rows", "Q2-64rows", "128rows", "2blocks")
@@ -398,13 +410,13 @@ def test_warp_specialized_kernel(d, nq, hg, splits):
 
 
 def test_ws_fits_rules(device):
-    # Where the launcher takes the Gluon kernel: only where asked, on a Hopper GPU, for 16-bit
-    # caches of at most 256 columns and blocks of 64 or 128 rows at one warpgroup per 64.
+    # Where the launcher takes the Gluon kernel: only where asked, on a Hopper GPU with Triton 3.6,
+    # for 16-bit caches of at most 256 columns and blocks of 64 or 128 rows at one warpgroup per 64.
     from redpajama.kernels.decode.paged import Config, ws_fits
 
     cfg = Config(64, 8, 3, 128, 132, tma=True, warp_specialized=True)
     cache = torch.zeros(2, 64, 2, 256, dtype=torch.bfloat16, device=device)
-    assert ws_fits(cfg, cache, 128, 256) == HOPPER
+    assert ws_fits(cfg, cache, 128, 256) == HOPPER_GLUON
     assert not ws_fits(Config(64, 8, 3, 128, 132, tma=True), cache, 128, 256)
     assert not ws_fits(cfg, cache.float(), 128, 256)
     assert not ws_fits(cfg, cache, 128, 512)  # two column blocks (MLA)
