@@ -7,13 +7,15 @@ Why not Triton: in `row_major.paged_decode_tma_kernel` the CTA's warps meet at b
 GLA-2's 128 rows at Q = 2 run in lockstep, both waiting on the tensor cores at the same time and
 both doing softmax while the tensor cores idle; Nsight Compute puts "barrier" first among their
 stall reasons. Here the warps never meet inside the loop:
-- A copy partition (one warp, 40 registers) issues tile t's TMA copies into slot t % NS as soon as
-  both warpgroups have released the slot's previous tile (`empty` barriers), and signals `ready`.
+- A copy partition (one warp, 24 registers) issues tile t's TMA copies into slot t % NS as soon as
+  every row warpgroup has released the slot's previous tile (`empty` barriers), and signals
+  `ready`.
 - Each consumer warpgroup (64 rows, whole rows per warp, so row reductions stay inside a warp)
   issues the score product of tile t + 1, rescales its accumulator, issues the value product of
   tile t, waits for the scores alone and computes tile t + 1's softmax while the value product
   still runs; then it releases tile t's slot and goes on, at its own pace. The warpgroups drift
-  apart, so one's softmax overlaps the other's products.
+  apart, so one's softmax overlaps the other's products. A block of 64 rows (GLA-2 at Q = 1) is
+  one warpgroup, its copies still off its path.
 Triton leaves a warpgroup MMA in flight only as an accumulator for the next iteration, so a score
 product issued a tile ahead is waited on at once; Gluon exposes the asynchronous MMA, its wait,
 mbarriers and warp specialization. At DEC-A (GLA-2, Q = 2) this kernel took 535-538 us against
@@ -21,9 +23,10 @@ mbarriers and warp specialization. At DEC-A (GLA-2, Q = 2) this kernel took 535-
 
 Same arguments, masking, splits and outputs as `row_major.paged_decode_tma_kernel` (paged.py's
 module doc), for its common case only: one column block (Dc <= 256), 16-bit caches, 64 or 128 rows
-a program, tiles inside one page. The launcher (paged.py) runs the Triton kernels elsewhere and
-where Gluon is missing. Gluon has no interpreter: this kernel is tested against the reference on
-a Hopper GPU (tests/kernels/test_decode.py); the Triton kernel it mirrors is tested on the CPU too.
+a program, tiles inside one page. It is written against Triton 3.6's Gluon API, which is still
+experimental and moves between releases: the launcher (paged.py, `gluon_ready`) takes it with that
+Triton on a Hopper GPU and runs the Triton kernels elsewhere. Gluon has no interpreter: this
+kernel is tested against the reference on a Hopper GPU (tests/kernels/test_decode.py); the Triton kernel it mirrors is tested on the CPU too.
 """
 
 from __future__ import annotations
@@ -49,6 +52,8 @@ def _tile_row(bt, start, t, n_tiles, PS: gl.constexpr, BS: gl.constexpr):
 
 @gluon.jit
 def _issue(desc_c, desc_r, c_smem, r_smem, ready, row, col, slot, pred):
+    """The TMA copies of the tile at cache row `row` into `slot`, signalling `ready[slot]` when
+    both have landed."""
     bar = ready.index(slot)
     mbarrier.expect(bar, desc_c.block_type.nbytes + desc_r.block_type.nbytes, pred=pred)
     tma.async_copy_global_to_shared(desc_c, [row, col], bar, c_smem.index(slot), pred=pred)
