@@ -26,7 +26,8 @@ module doc), for its common case only: one column block (Dc <= 256), 16-bit cach
 a program, tiles inside one page. It is written against Triton 3.6's Gluon API, which is still
 experimental and moves between releases: the launcher (paged.py, `gluon_ready`) takes it with that
 Triton on a Hopper GPU and runs the Triton kernels elsewhere. Gluon has no interpreter: this
-kernel is tested against the reference on a Hopper GPU (tests/kernels/test_decode.py); the Triton kernel it mirrors is tested on the CPU too.
+kernel is tested against the reference on a Hopper GPU (tests/kernels/test_decode.py); the
+Triton kernel it mirrors is tested on the CPU too.
 """
 
 from __future__ import annotations
