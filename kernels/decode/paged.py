@@ -333,8 +333,9 @@ def gluon_ready(device: torch.device) -> bool:
 
 
 def _ws_kernel(cache: torch.Tensor, rope: torch.Tensor, cfg: Config, bc: int, br: int) -> tuple:
-    """The warp-specialized Gluon kernel and its tensor maps (cache as (rows, G x Dc) in (bs, bc) blocks, RoPE keys
-    as (rows, Dr) in (bs, br) blocks), each with the shared-memory layout its tiles land in."""
+    """The warp-specialized Gluon kernel and its tensor maps: the cache as (rows, G x Dc) in
+    (bs, bc) blocks, the RoPE keys as (rows, Dr) in (bs, br) blocks, each with the shared-memory
+    layout its tiles land in."""
     from triton.experimental.gluon import language as gl
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
