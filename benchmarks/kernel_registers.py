@@ -301,12 +301,15 @@ def decode_specs() -> list[Spec]:
     # Q = 2 (speculative decoding: twice the rows, their own tiles) and the merge of S partials.
     import triton
 
+    from redpajama.kernels.decode import paged
     from redpajama.kernels.decode.paged import _GLUON_API, config_for, row_major_blocks
 
     module = "redpajama.kernels.decode.paged"
-    # The launcher takes the Gluon kernel with the Triton its Gluon is written for; with another
-    # Triton installed here, GLA's rows show the Triton kernel it falls back to.
+    # The launcher takes the Gluon kernel on a Hopper GPU with the Triton its Gluon is written for;
+    # here (no GPU) the tiles are the ones it picks there. With another Triton installed, GLA's
+    # rows show the Triton kernel it falls back to.
     gluon_matches = triton.__version__.split(".")[:2] == _GLUON_API
+    paged.gluon_ready = lambda device: gluon_matches
     b, h, capacity = 128, 128, 8192
     ints = ("s_qa_t", "s_qa_h", "s_qr_t", "s_qr_h", "max_pages", "chunk", "n_splits")
     out = []

@@ -321,7 +321,9 @@ _GLUON_API = ["3", "6"]
 @functools.cache
 def gluon_ready(device: torch.device) -> bool:
     """A Hopper GPU and the Triton whose Gluon row_major_ws.py is written for."""
-    if device.type != "cuda" or torch.cuda.get_device_capability(device)[0] != 9:
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return False
+    if torch.cuda.get_device_capability(device)[0] != 9:
         return False
     if triton.__version__.split(".")[:2] != _GLUON_API:
         return False

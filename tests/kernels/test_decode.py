@@ -422,3 +422,15 @@ def test_ws_fits_rules(device):
     assert not ws_fits(cfg, cache, 128, 512)  # two column blocks (MLA)
     assert not ws_fits(cfg, cache, 64, 256)  # 8 warps for 64 rows
     assert not ws_fits(Config(32, 4, 3, 128, 132, tma=True, warp_specialized=True), cache, 32, 256)
+
+
+@pytest.mark.skipif(HOPPER_GLUON, reason="checks the choice where the Gluon kernel is not available")
+def test_config_without_gluon_picks_triton_tiles():
+    # Without a Hopper GPU and Triton 3.6 (here: no GPU, or another Triton), GLA's configs are the
+    # Triton kernels' own tiles, and asking for a CUDA device's config does not need a GPU.
+    from redpajama.kernels.decode.paged import Config, config_for, gluon_ready
+
+    cuda = torch.device("cuda")
+    assert not gluon_ready(cuda)
+    assert config_for(cuda, 256, 64) == Config(32, 4, 3, 128, 132, tma=True)
+    assert config_for(cuda, 256, 128) == Config(64, 8, 3, 128, 132, tma=True)
