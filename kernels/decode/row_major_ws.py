@@ -115,12 +115,12 @@ def _copy_partition(
     n_tiles,
     col,
     PS: gl.constexpr,
-    BS: gl.constexpr,
-    NS: gl.constexpr,
 ):
     """The copy partition (one warp): tile t into slot t % NS once every row partition has
     released the slot's previous tile, t - NS. Its block-table load is this warp's alone, off the
     row partitions' path."""
+    NS: gl.constexpr = c_smem.shape[0]
+    BS: gl.constexpr = c_smem.shape[1]
     for t in range(n_tiles):
         slot = t % NS
         mbarrier.wait(empty.index(slot), ((t // NS) & 1) ^ 1, pred=t >= NS)
@@ -154,10 +154,6 @@ def _rows_partition(
     H: gl.constexpr,
     G: gl.constexpr,
     DC: gl.constexpr,
-    BM: gl.constexpr,
-    BS: gl.constexpr,
-    BC: gl.constexpr,
-    NS: gl.constexpr,
     SPLIT: gl.constexpr,
     WG: gl.constexpr,
 ):
@@ -165,14 +161,18 @@ def _rows_partition(
     with the score product of tile t + 1 in flight beside tile t's value product (module doc),
     each slot released to the copy partition once this warpgroup's products are done with it;
     then its rows' output, or with splits the float32 partial and its base-2 log-sum-exp. The
-    layouts come from the tile buffers' shapes: a worker partition's integer arguments arrive as
-    values, not constants."""
+    block's rows, tile shape and buffer count come from the buffers' types, so the arguments
+    cannot disagree with them."""
     HG: gl.constexpr = H // G
+    BM: gl.constexpr = qa_smem.shape[0]
+    NS: gl.constexpr = c_smem.shape[0]
+    BS: gl.constexpr = c_smem.shape[1]
+    BC: gl.constexpr = c_smem.shape[2]
     s_layout: gl.constexpr = gl.NVMMADistributedLayout(
-        version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, c_smem.shape[1], 16]
+        version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, BS, 16]
     )
     o_layout: gl.constexpr = gl.NVMMADistributedLayout(
-        version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, c_smem.shape[2], 16]
+        version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, BC, 16]
     )
     p_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=o_layout, k_width=2)
     dtype: gl.constexpr = c_smem.dtype
@@ -330,8 +330,11 @@ def paged_decode_ws_kernel(
     # Registers are handed out by warpgroup: the copy warp's group gives up all but 24, the
     # second row partition takes 240 (its (64, Dc) float32 accumulator alone is 128 a thread) and
     # the default partition the rest, 248 (offline ptxas for sm_90a: 4 bytes of spills at GLA-2's
-    # Q = 2 tiles; 52-100 with 248 or 256 for the worker, 68 with 224). The partitions' arguments are written out in each tuple: a
-    # tuple built once and reused arrived with its constants turned into values.
+    # Q = 2 tiles; 52-100 with 248 or 256 for the worker, 68 with 224).
+    # The partitions' arguments are written out in each tuple: a tuple built once and reused
+    # arrived with its constants turned into values, and a shared tuple plus a tuple of constants
+    # fails to compile (its concatenation unwraps them to Python ints). The partitions take their
+    # tile shapes and buffer counts from the buffers' types instead of arguments.
     if BM == 128:
         gl.warp_specialize(
             [
@@ -361,10 +364,6 @@ def paged_decode_ws_kernel(
                         H,
                         G,
                         DC,
-                        BM,
-                        BS,
-                        BC,
-                        NS,
                         SPLIT,
                         0,
                     ),
@@ -395,17 +394,13 @@ def paged_decode_ws_kernel(
                         H,
                         G,
                         DC,
-                        BM,
-                        BS,
-                        BC,
-                        NS,
                         SPLIT,
                         1,
                     ),
                 ),
                 (
                     _copy_partition,
-                    (desc_c, desc_r, c_smem, r_smem, ready, empty, bt, start, n_tiles, col, PS, BS, NS),
+                    (desc_c, desc_r, c_smem, r_smem, ready, empty, bt, start, n_tiles, col, PS),
                 ),
             ],
             [4, 1],
@@ -440,17 +435,13 @@ def paged_decode_ws_kernel(
                         H,
                         G,
                         DC,
-                        BM,
-                        BS,
-                        BC,
-                        NS,
                         SPLIT,
                         0,
                     ),
                 ),
                 (
                     _copy_partition,
-                    (desc_c, desc_r, c_smem, r_smem, ready, empty, bt, start, n_tiles, col, PS, BS, NS),
+                    (desc_c, desc_r, c_smem, r_smem, ready, empty, bt, start, n_tiles, col, PS),
                 ),
             ],
             [1],
