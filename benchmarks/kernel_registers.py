@@ -295,21 +295,31 @@ def elementwise_specs() -> list[Spec]:
 
 
 def decode_specs() -> list[Spec]:
+    """The decode kernels as the launcher picks them on a Hopper GPU (`paged.gluon_ready` stands
+    in for the GPU this machine lacks, only while the specs are built)."""
+    from unittest import mock
+
+    import triton
+
+    from redpajama.kernels.decode import paged
+
+    # With another Triton than the one the Gluon kernel is written for, GLA's rows show the
+    # Triton kernel the launcher falls back to.
+    gluon_matches = triton.__version__.split(".")[:2] == paged._GLUON_API
+    with mock.patch.object(paged, "gluon_ready", lambda device: gluon_matches):
+        return _decode_specs(gluon_matches)
+
+
+def _decode_specs(gluon_matches: bool) -> list[Spec]:
     # DEC-A: B = 128 sequences of capacity T = 8192 in pages of 64, H = 128 query heads. Each cache
     # width at Q = 1 as the launcher picks S at that shape (GTA-8's 1024 programs need no split),
     # the split variant of every kernel (fewer sequences split GTA-8 too), the unsplit kernel at
     # Q = 2 (speculative decoding: twice the rows, their own tiles) and the merge of S partials.
     import triton
 
-    from redpajama.kernels.decode import paged
-    from redpajama.kernels.decode.paged import _GLUON_API, config_for, row_major_blocks
+    from redpajama.kernels.decode.paged import config_for, row_major_blocks
 
     module = "redpajama.kernels.decode.paged"
-    # The launcher takes the Gluon kernel on a Hopper GPU with the Triton its Gluon is written for;
-    # here (no GPU) the tiles are the ones it picks there. With another Triton installed, GLA's
-    # rows show the Triton kernel it falls back to.
-    gluon_matches = triton.__version__.split(".")[:2] == _GLUON_API
-    paged.gluon_ready = lambda device: gluon_matches
     b, h, capacity = 128, 128, 8192
     ints = ("s_qa_t", "s_qa_h", "s_qr_t", "s_qr_h", "max_pages", "chunk", "n_splits")
     out = []
