@@ -139,12 +139,14 @@ SWEEP_KEYS_MAJOR_TMA = {
     "GLA-2": [(64, 4, 2, 128), (64, 4, 3, 128), (32, 4, 3, 128), (64, 8, 2, 128), (64, 8, 3, 64), (64, 4, 3, 32)],
     "MLA": [],
 }  # fmt: skip
-# The warp-specialized Gluon kernel (row_major_ws.py) runs one warpgroup per 64 rows: 4 warps at
-# Q = 1 (64 rows of GLA-2's group), 8 at Q = 2; a candidate whose warps do not match is skipped.
+# The warp-specialized Gluon kernels run one warpgroup per 64 rows (row_major_ws.py: 4 warps at
+# Q = 1, 64 rows of GLA-2's group, 8 at Q = 2; a candidate whose warps do not match is skipped) or,
+# for MLA's two column blocks, 64 rows a program at 4 warps (wide_latent_ws.py; its P buffers take
+# tiles of 32 or 64 tokens).
 SWEEP_ROW_MAJOR_WS = {
     "GTA-8": [],
     "GLA-2": [(64, 4, 3, 128), (64, 4, 2, 128), (32, 4, 4, 128), (32, 4, 6, 128), (64, 8, 3, 128), (64, 8, 2, 128), (32, 8, 4, 128), (32, 8, 6, 128)],
-    "MLA": [],
+    "MLA": [(32, 4, 4, 64), (32, 4, 3, 64), (64, 4, 2, 64)],
 }  # fmt: skip
 KERNELS = {
     "row-major": SWEEP_ROW_MAJOR,

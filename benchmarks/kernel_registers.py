@@ -53,6 +53,7 @@ class Spec:
     floats: tuple[str, ...] = ()
     descs: dict = dataclasses.field(default_factory=dict)  # name -> (rows, cols) of a bf16 TMA block
     gluon: bool = False  # a Gluon kernel: its tensor maps carry their shared-memory layout
+    maxnreg: int | None = None  # the launch's register cap, where the launcher sets one
 
     def arg_type(self, name: str) -> str:
         if name in self.constexprs:
@@ -317,7 +318,7 @@ def _decode_specs(gluon_matches: bool) -> list[Spec]:
     # Q = 2 (speculative decoding: twice the rows, their own tiles) and the merge of S partials.
     import triton
 
-    from redpajama.kernels.decode.paged import config_for, row_major_blocks
+    from redpajama.kernels.decode.paged import WIDE_WS_LAUNCH_REGISTERS, config_for, row_major_blocks
 
     module = "redpajama.kernels.decode.paged"
     b, h, capacity = 128, 128, 8192
@@ -347,21 +348,24 @@ def _decode_specs(gluon_matches: bool) -> list[Spec]:
                 if cfg.tma:  # pages of 64 hold whole tiles: the TMA variant
                     kernel = "paged_decode_keys_major_tma_kernel"
                     descs = dict(desc_ca=(cfg.bs, ka), desc_cb=(cfg.bs, dc - ka or ka), desc_r=(cfg.bs, dr))
-            elif cfg.warp_specialized and gluon_matches:  # the Gluon kernel (decode/row_major_ws.py)
+            elif cfg.warp_specialized and gluon_matches:  # a Gluon kernel, as paged.ws_fits picks it
+                bc = row_major_blocks(dc)[0]
+                wide = dc > bc  # two column blocks: decode/wide_latent_ws.py, else row_major_ws.py
                 out.append(
                     Spec(
                         f"decode {label} Q={q} S={splits if split else 1} Gluon warp-specialized",
-                        "redpajama.kernels.decode.row_major_ws",
-                        "paged_decode_ws_kernel",
-                        dict(consts, BC=dc, NS=cfg.stages, SPLIT=split, num_warps=4),
+                        "redpajama.kernels.decode." + ("wide_latent_ws" if wide else "row_major_ws"),
+                        "paged_decode_wide_ws_kernel" if wide else "paged_decode_ws_kernel",
+                        dict(consts, BC=bc, NS=cfg.stages, SPLIT=split, num_warps=4),
                         4,
                         cfg.stages,
                         fp32_ptrs=("o", "lse") if split else ("lse",),
                         i32_ptrs=("block_table", "seq_lens"),
                         ints=ints,
                         floats=("scale",),
-                        descs=dict(desc_c=(cfg.bs, dc), desc_r=(cfg.bs, dr)),
+                        descs=dict(desc_c=(cfg.bs, bc), desc_r=(cfg.bs, dr)),
                         gluon=True,
+                        maxnreg=WIDE_WS_LAUNCH_REGISTERS if wide else None,
                     )
                 )
                 continue
@@ -430,7 +434,11 @@ def compile_spec(spec: Spec) -> dict:
     compiled = triton.compile(
         source,
         target=GPUTarget("cuda", ARCH, 32),
-        options={"num_warps": spec.warps, "num_stages": spec.stages},
+        options={
+            "num_warps": spec.warps,
+            "num_stages": spec.stages,
+            **({"maxnreg": spec.maxnreg} if spec.maxnreg else {}),
+        },
     )
     with tempfile.NamedTemporaryFile("w", suffix=".ptx") as f:
         f.write(compiled.asm["ptx"])

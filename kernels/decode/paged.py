@@ -1,5 +1,5 @@
-"""Decode attention over a paged KV cache in Triton (and, for GLA on Hopper, Gluon): GTA (grouped-tied)
-and GLA (grouped-latent).
+"""Decode attention over a paged KV cache in Triton (and, for GLA and MLA on Hopper, Gluon): GTA
+(grouped-tied) and GLA (grouped-latent).
 
 Paged cache: token rows live in pages of `page_size` tokens; block_table int32 (B, max_pages) maps
 page j of sequence b to physical page block_table[b, j]; seq_lens int32 (B,) are the sequence
@@ -60,9 +60,10 @@ class Config:
     row-major one (row_major.py). tma: that kernel's variant that loads each tile as one TMA
     rectangle, where `tma_fits` (tiles inside pages, boxes of <= 256, 16-byte aligned rows);
     elsewhere the same config gathers. warp_specialized: on a Hopper GPU, run the row-major TMA
-    case as the warp-specialized Gluon kernel (row_major_ws.py) where it applies (`ws_fits`):
-    16-bit caches, Dc <= 256, blocks of 64 or 128 rows, `warps` one warpgroup (4) per 64 rows;
-    stages are its tile buffers."""
+    case as a warp-specialized Gluon kernel where one applies (`ws_fits`): 16-bit caches and
+    either Dc <= 256 in blocks of 64 or 128 rows, `warps` one warpgroup (4) per 64 rows
+    (row_major_ws.py), or Dc = 512 in blocks of 64 rows at 4 warps (wide_latent_ws.py); stages
+    are its tile buffers."""
 
     bs: int
     warps: int
@@ -122,7 +123,11 @@ def config_for(device: torch.device, dc: int, rows: int) -> Config:
       columns (row_major.py): 64-token tiles in 2 stages (229 KB of shared memory, one program an
       SM) took 823 us at Q = 1 and 1557 at Q = 2 against 892 / 1775 for 32-token tiles in 3
       stages and 1095 / 2166 gathered (session 10's sweep, after the score products became
-      separate dots, `row_major._tile_step`).
+      separate dots, `row_major._tile_step`). On a Hopper GPU with Triton 3.6, MLA's 64-row
+      blocks take the Gluon kernel that splits the value columns between two warpgroups
+      (wide_latent_ws.py): 32-token tiles in 4 buffers (230 KB) took 713-722 us at Q = 1 and
+      1352-1383 at Q = 2 in the same run as 820-825 and 1555-1560 for these Triton tiles, 3
+      buffers 728-730 / 1370-1385 (session 14).
     """
     if device.type != "cuda":
         return INTERPRETER_CONFIG
@@ -140,6 +145,8 @@ def config_for(device: torch.device, dc: int, rows: int) -> Config:
         if rows <= 64:
             return Config(32, 4, 3, 128, GPU_MIN_PROGRAMS, tma=True)
         return Config(64, 8, 3, 128, GPU_MIN_PROGRAMS, tma=True)
+    if dc == 2 * TMA_MAX_BOX and rows > 32 and gluon_ready(device):
+        return Config(32, 4, 4, 64, GPU_MIN_PROGRAMS, tma=True, warp_specialized=True)
     return Config(64, 8, 2, 64, GPU_MIN_PROGRAMS, tma=True)
 
 
@@ -230,9 +237,11 @@ def paged_decode_fwd(
     # Stages are the Triton kernels' pipelining depth, and the Gluon kernel's tile buffers.
     launch = dict(num_warps=cfg.warps, PRECISION="ieee" if q_a.dtype == torch.float32 else "tf32")
     if tma and not cfg.keys_major and ws_fits(cfg, cache, bm, dc):
-        # num_warps: the default partition, the first warpgroup of rows (row_major_ws.py).
+        # num_warps: the default partition, the first warpgroup (row_major_ws.py, wide_latent_ws.py).
         kernel, operands = _ws_kernel(cache, rope, cfg, blocks[0], br)
         widths, launch = dict(BC=blocks[0]), dict(num_warps=4, NS=cfg.stages)
+        if dc > blocks[0]:
+            launch["maxnreg"] = WIDE_WS_LAUNCH_REGISTERS
     elif tma:
         kernel, operands = kernels[1], _tma_descriptors(cache, rope, cfg.bs, blocks, br)
         launch["num_stages"] = cfg.stages
@@ -298,16 +307,22 @@ def tma_fits(cache: torch.Tensor, rope: torch.Tensor, bs: int, widths: tuple[int
 
 
 def ws_fits(cfg: Config, cache: torch.Tensor, bm: int, dc: int) -> bool:
-    """Whether `cfg` asks for the warp-specialized Gluon kernel (row_major_ws.py) and this launch is
-    its case: a Hopper GPU, a 16-bit cache of at most 256 columns (one block), blocks of 64 or 128
-    rows with one warpgroup (4 warps) per 64 rows, and Triton 3.6's Gluon (`_GLUON_API`)."""
+    """Whether `cfg` asks for a warp-specialized Gluon kernel and this launch is one's case: a
+    Hopper GPU with Triton 3.6's Gluon (`_GLUON_API`), a 16-bit cache, and either
+    - row_major_ws.py: at most 256 columns (one block), blocks of 64 or 128 rows with one
+      warpgroup (4 warps) per 64 rows; or
+    - wide_latent_ws.py: exactly two blocks of 256 columns (MLA's 512), blocks of 64 rows, 4 warps
+      (the launch's; its two warpgroups split the value columns), tiles of 32 or 64 tokens (the
+      swizzles of its P buffers)."""
     if not (
         cfg.warp_specialized
         and cache.device.type == "cuda"
         and cache.dtype in (torch.bfloat16, torch.float16)
     ):
         return False
-    if dc > TMA_MAX_BOX or bm not in (64, 128) or cfg.warps != bm // 16:
+    one_block = dc <= TMA_MAX_BOX and bm in (64, 128) and cfg.warps == bm // 16
+    two_blocks = dc == 2 * TMA_MAX_BOX and bm == 64 and cfg.warps == 4 and cfg.bs in (32, 64)
+    if not (one_block or two_blocks):
         return False
     return gluon_ready(cache.device)
 
@@ -316,6 +331,9 @@ def ws_fits(cfg: Config, cache: torch.Tensor, bm: int, dc: int) -> bool:
 # experimental and moves between releases (3.9 renamed its CTA barrier and the TMA copies), so the
 # launcher takes the kernel on 3.6 only and the Triton kernels elsewhere.
 _GLUON_API = ["3", "6"]
+# wide_latent_ws.py launches at 168 registers a thread and hands them out by warpgroup (setmaxnreg):
+# warpgroup 1 takes 232, the copy warp's group 24, warpgroup 0 the rest.
+WIDE_WS_LAUNCH_REGISTERS = 168
 
 
 @functools.cache
@@ -335,15 +353,17 @@ def gluon_ready(device: torch.device) -> bool:
 
 
 def _ws_kernel(cache: torch.Tensor, rope: torch.Tensor, cfg: Config, bc: int, br: int) -> tuple:
-    """The warp-specialized Gluon kernel and its tensor maps: the cache as (rows, G x Dc) in
-    (bs, bc) blocks, the RoPE keys as (rows, Dr) in (bs, br) blocks, each with the shared-memory
+    """The warp-specialized Gluon kernel for the cache's width (one block of bc columns, or two)
+    and its tensor maps: the cache as (rows, G x Dc) in (bs, bc) blocks, the RoPE keys as (rows, Dr) in (bs, br) blocks, each with the shared-memory
     layout its tiles land in."""
     from triton.experimental.gluon import language as gl
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
     from redpajama.kernels.decode.row_major_ws import paged_decode_ws_kernel
+    from redpajama.kernels.decode.wide_latent_ws import paged_decode_wide_ws_kernel
 
     num_pages, page_size, g, dc = cache.shape
+    kernel = paged_decode_ws_kernel if dc <= bc else paged_decode_wide_ws_kernel
     gl_dtype = gl.bfloat16 if cache.dtype == torch.bfloat16 else gl.float16
     maps = []
     for t, width in (
@@ -352,7 +372,7 @@ def _ws_kernel(cache: torch.Tensor, rope: torch.Tensor, cfg: Config, bc: int, br
     ):
         layout = gl.NVMMASharedLayout.get_default_for([cfg.bs, width], gl_dtype)
         maps.append(TensorDescriptor.from_tensor(t, [cfg.bs, width], layout))
-    return paged_decode_ws_kernel, tuple(maps)
+    return kernel, tuple(maps)
 
 
 def _tma_descriptors(

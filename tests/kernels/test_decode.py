@@ -409,9 +409,60 @@ def test_warp_specialized_kernel(d, nq, hg, splits):
     assert err < 1e-2 and err < 1.5 * err_triton + 1e-3, (err, err_triton)
 
 
+@pytest.mark.skipif(
+    not HOPPER_GLUON, reason="the Gluon kernel runs on Hopper GPUs with Triton 3.6 (no interpreter)"
+)
+@pytest.mark.parametrize("splits", (1, 3))
+@pytest.mark.parametrize(
+    "g, nq, hg", ((1, 1, 64), (1, 2, 64), (2, 1, 40)), ids=("MLA", "MLA-Q2-2blocks", "2groups-40rows")
+)
+def test_wide_latent_ws_kernel(g, nq, hg, splits):
+    # The Gluon kernel for 512-wide latents (wide_latent_ws.py) in bf16 against the float32
+    # reference, next to the Triton TMA kernel on the same inputs. Lengths end mid-tile over NaN
+    # stale slots (warpgroup 0 zeroes both halves), and span many tiles, so the tile slots' and
+    # P buffers' barriers go through several phases; 3 splits give empty ranges and ranges that
+    # start mid-sequence. Q = 2 at 64 heads: two row blocks; two groups of 40 heads: the second
+    # group's columns, and rows past the heads masked.
+    from dataclasses import replace
+
+    from redpajama.kernels.decode.paged import Config, ws_fits
+
+    d, page = 512, 64
+    lengths = [nq, 63, 64, 200, 1000]
+    (cache, k_rope), table, seq_lens = _paged(lengths, page, [(g, d), (64,)], "cuda", seed=141)
+    q_latent = unit_randn(len(lengths), nq, g * hg, d, device="cuda", seed=142)
+    q_rope = unit_randn(len(lengths), nq, g * hg, 64, device="cuda", seed=143)
+    ref = gla_decode_naive(q_latent, q_rope, cache, k_rope, table, seq_lens, scale=0.05)
+    bf = [t.to(torch.bfloat16) for t in (q_latent, q_rope, cache, k_rope)]
+    q_a, q_r, scale, ka = gla_operands(bf[0], bf[1], 0.05)
+    cfg = Config(32, 4, 4, 64, 132, tma=True, warp_specialized=True)
+    assert ws_fits(cfg, bf[2], 64, d)
+    outs = {}
+    for ws in (True, False):
+        with poisoned_allocations():
+            outs[ws] = paged_decode_fwd(
+                q_a,
+                q_r,
+                bf[2],
+                bf[3],
+                table,
+                seq_lens,
+                scale,
+                ka,
+                splits=splits,
+                cfg=replace(cfg, warp_specialized=ws, warps=4 if ws else 8),
+            )
+    assert not outs[True].isnan().any()
+    err, err_triton = rel_rms(ref, outs[True].float()), rel_rms(ref, outs[False].float())
+    assert err < 1e-2 and err < 1.5 * err_triton + 1e-3, (err, err_triton)
+
+
 def test_ws_fits_rules(device):
-    # Where the launcher takes the Gluon kernel: only where asked, on a Hopper GPU with Triton 3.6,
-    # for 16-bit caches of at most 256 columns and blocks of 64 or 128 rows at one warpgroup per 64.
+    # Where the launcher takes a Gluon kernel: only where asked, on a Hopper GPU with Triton 3.6,
+    # for 16-bit caches of at most 256 columns and blocks of 64 or 128 rows at one warpgroup per
+    # 64, or of exactly two 256-column boxes in blocks of 64 rows at 4 warps.
+    from dataclasses import replace
+
     from redpajama.kernels.decode.paged import Config, ws_fits
 
     cfg = Config(64, 8, 3, 128, 132, tma=True, warp_specialized=True)
@@ -419,9 +470,17 @@ def test_ws_fits_rules(device):
     assert ws_fits(cfg, cache, 128, 256) == HOPPER_GLUON
     assert not ws_fits(Config(64, 8, 3, 128, 132, tma=True), cache, 128, 256)
     assert not ws_fits(cfg, cache.float(), 128, 256)
-    assert not ws_fits(cfg, cache, 128, 512)  # two column blocks (MLA)
+    assert not ws_fits(cfg, cache, 128, 512)  # two column blocks take 64 rows a program
     assert not ws_fits(cfg, cache, 64, 256)  # 8 warps for 64 rows
     assert not ws_fits(Config(32, 4, 3, 128, 132, tma=True, warp_specialized=True), cache, 32, 256)
+    # MLA's 512 columns: two blocks of 256, 64 rows at 4 warps (wide_latent_ws.py).
+    wide = Config(32, 4, 4, 64, 132, tma=True, warp_specialized=True)
+    latent = torch.zeros(2, 64, 1, 512, dtype=torch.bfloat16, device=device)
+    assert ws_fits(wide, latent, 64, 512) == HOPPER_GLUON
+    assert not ws_fits(wide, latent, 64, 384)  # not two whole boxes
+    assert not ws_fits(replace(wide, warps=8), latent, 64, 512)
+    assert not ws_fits(wide, latent, 32, 512)
+    assert not ws_fits(replace(wide, bs=16), latent, 64, 512)
 
 
 @pytest.mark.skipif(HOPPER_GLUON, reason="checks the choice where the Gluon kernel is not available")
@@ -434,3 +493,4 @@ def test_config_without_gluon_picks_triton_tiles():
     assert not gluon_ready(cuda)
     assert config_for(cuda, 256, 64) == Config(32, 4, 3, 128, 132, tma=True)
     assert config_for(cuda, 256, 128) == Config(64, 8, 3, 128, 132, tma=True)
+    assert config_for(cuda, 512, 128) == Config(64, 8, 2, 64, 132, tma=True)

@@ -1,0 +1,467 @@
+"""The paged decode kernel for latents of two TMA boxes (MLA: 512 columns + 64 RoPE) on Hopper, in
+Gluon, with its work split between warpgroups in FlashMLA's way.
+
+Why a second Gluon kernel: at MLA's width a (64, 512) float32 accumulator is 256 registers a thread
+for one warpgroup, so `row_major_ws.py`'s one-warpgroup-per-64-rows plan does not fit, and the
+Triton kernel (`row_major.paged_decode_tma_kernel`, two column blocks) splits each tile's keys
+over its two warpgroups, which then exchange row maxima, sums and probabilities through shared
+memory at a barrier every tile (50-54% of roofline at DEC-A). Here each warpgroup owns half the
+value columns of the same 64 rows instead:
+- A copy partition (one warp) loads each tile's latent as two 256-column boxes plus its RoPE keys
+  into slot t % NS, once both warpgroups have released the slot's previous tile.
+- Warpgroup 0 computes the scores over all 576 columns, the online softmax, and the value product
+  of latent columns [0, 256). It keeps the next tile's score product in flight during the softmax
+  (as row_major_ws.py does) and hands each tile's probabilities P (16-bit) and rescale factors to
+  warpgroup 1 through two shared-memory buffers (`p_ready` / `p_free` barriers). Being first to
+  see a tile, it also zeroes the stale rows of a partial tile in both halves.
+- Warpgroup 1 computes the value product of latent columns [256, 512) with that P.
+So no barrier joins the warpgroups inside the loop except P's hand-over, which runs one tile ahead
+of warpgroup 1's product. At DEC-A (B 128, 8K context) this kernel took 713-730 us at Q = 1 and
+1352-1385 at Q = 2 against 820-825 and 1555-1560 for the Triton kernel in the same run
+(docs/benchmarks.md).
+
+Same arguments, masking, splits and outputs as `row_major_ws.paged_decode_ws_kernel`, for caches
+whose group width Dc is exactly two boxes of BC columns, 64 rows a program, 16-bit caches, tiles
+inside one page. Written against Triton 3.6's Gluon API (paged.py's `gluon_ready`); Gluon has no
+interpreter, so it is tested on a Hopper GPU (tests/kernels/test_decode.py).
+"""
+
+from __future__ import annotations
+
+from triton.experimental import gluon
+from triton.experimental.gluon import language as gl
+from triton.experimental.gluon.language.nvidia.hopper import (
+    fence_async_shared,
+    mbarrier,
+    tma,
+    warpgroup_mma,
+    warpgroup_mma_wait,
+)
+
+from redpajama.kernels.decode.row_major_ws import _after_issue, _softmax, _tile_row
+
+
+@gluon.jit
+def _zero_rows(c_buf, k0, end, BS: gl.constexpr):
+    """Zero a tile's cache rows at keys >= end (stale slots: 0 x NaN would poison the value
+    product), 16 rows at a time: a whole-tile load would hold its values in registers beside the
+    softmax's live state."""
+    ld: gl.constexpr = gl.BlockedLayout([1, 8], [1, 32], [4, 1], [1, 0])
+    for i in gl.static_range(BS // 16):
+        part = c_buf.slice(i * 16, 16)
+        vals = part.load(ld)
+        keys = k0 + i * 16 + gl.arange(0, 16, layout=gl.SliceLayout(1, ld))
+        part.store(gl.where((keys < end)[:, None], vals, gl.zeros_like(vals)))
+
+
+@gluon.jit
+def _zero_tile_past_end(c0_buf, c1_buf, k0, end, BS: gl.constexpr):
+    """Both halves of a partial tile, then the fence that hands the writes to the async proxy the
+    MMAs read through, and the warpgroup's barrier that holds its warps until all are in."""
+    _zero_rows(c0_buf, k0, end, BS)
+    _zero_rows(c1_buf, k0, end, BS)
+    fence_async_shared()
+    gl.thread_barrier()
+
+
+@gluon.jit
+def _copy_partition(
+    desc_c, desc_r, c0_smem, c1_smem, r_smem, ready, empty, bt, start, n_tiles, col, PS: gl.constexpr
+):
+    """The copy partition (one warp): tile t's two latent boxes and its RoPE keys into slot
+    t % NS once both warpgroups have released the slot's previous tile."""
+    NS: gl.constexpr = c0_smem.shape[0]
+    BS: gl.constexpr = c0_smem.shape[1]
+    BH: gl.constexpr = c0_smem.shape[2]
+    for t in range(n_tiles):
+        slot = t % NS
+        mbarrier.wait(empty.index(slot), ((t // NS) & 1) ^ 1, pred=t >= NS)
+        row = _tile_row(bt, start, t, n_tiles, PS, BS)
+        bar = ready.index(slot)
+        mbarrier.expect(bar, 2 * desc_c.block_type.nbytes + desc_r.block_type.nbytes)
+        tma.async_copy_global_to_shared(desc_c, [row, col], bar, c0_smem.index(slot))
+        tma.async_copy_global_to_shared(desc_c, [row, col + BH], bar, c1_smem.index(slot))
+        tma.async_copy_global_to_shared(desc_r, [row, 0], bar, r_smem.index(slot))
+
+
+@gluon.jit
+def _store_half(
+    o,
+    lse,
+    acc,
+    m,
+    l_sum,
+    i_b,
+    i_g,
+    i_m,
+    i_sp,
+    n_splits,
+    col0,
+    Q: gl.constexpr,
+    H: gl.constexpr,
+    G: gl.constexpr,
+    DC: gl.constexpr,
+    SPLIT: gl.constexpr,
+    WRITE_LSE: gl.constexpr,
+):
+    """Value columns [col0, col0 + BH) of the program's 64 output rows (b, q, h); with splits of
+    the float32 partial, and from warpgroup 0 the rows' base-2 log-sum-exp."""
+    HG: gl.constexpr = H // G
+    BH: gl.constexpr = acc.shape[1]
+    o_layout: gl.constexpr = gl.NVMMADistributedLayout(
+        version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, BH, 16]
+    )
+    l_o = gl.convert_layout(l_sum, gl.SliceLayout(1, o_layout))
+    o_mo = i_m * 64 + gl.arange(0, 64, layout=gl.SliceLayout(1, o_layout))
+    m_mo = o_mo < Q * HG
+    o_row = (i_b.to(gl.int64) * Q + o_mo // HG) * H + i_g * HG + o_mo % HG
+    o_co = col0 + gl.arange(0, BH, layout=gl.SliceLayout(0, o_layout))
+    if SPLIT:
+        # No visible key (l_sum == 0): an empty partial, weight 2^-inf = 0 in the merge.
+        seen = l_o > 0
+        safe = gl.where(seen, l_o, gl.full_like(l_o, 1.0))
+        inv = gl.where(seen, 1.0 / safe, gl.zeros_like(l_o))
+        if WRITE_LSE:
+            m_o = gl.convert_layout(m, gl.SliceLayout(1, o_layout))
+            b_lse = gl.where(seen, m_o + gl.log2(safe), gl.full_like(l_o, float("-inf")))
+            gl.store(lse + o_row * n_splits + i_sp, b_lse, mask=m_mo)
+        p_o = o + ((o_row * n_splits + i_sp) * DC)[:, None] + o_co[None, :]
+    else:
+        # Key 0 is visible to every row (seq_len >= Q): l_sum > 0.
+        inv = 1.0 / l_o
+        p_o = o + (o_row * DC)[:, None] + o_co[None, :]
+    gl.store(p_o, (acc * inv[:, None]).to(o.dtype.element_ty), mask=m_mo[:, None] & (o_co < DC)[None, :])
+
+
+@gluon.jit
+def _scores_partition(
+    qa0,
+    qa1,
+    qr,
+    c0_smem,
+    c1_smem,
+    r_smem,
+    p_smem,
+    alpha_smem,
+    l_smem,
+    ready,
+    empty,
+    p_ready,
+    p_free,
+    done,
+    o,
+    lse,
+    start,
+    end,
+    n_tiles,
+    mask_at,
+    seq_len,
+    qk_scale,
+    i_b,
+    i_g,
+    i_m,
+    i_sp,
+    n_splits,
+    Q: gl.constexpr,
+    H: gl.constexpr,
+    G: gl.constexpr,
+    DC: gl.constexpr,
+    SPLIT: gl.constexpr,
+):
+    """Warpgroup 0: scores, online softmax, P and its rescale factors for warpgroup 1, and the
+    value product of the first half of the columns; then its half of the output and, at the end,
+    the row sums warpgroup 1 normalizes by (`l_smem`, `done`)."""
+    HG: gl.constexpr = H // G
+    NS: gl.constexpr = c0_smem.shape[0]
+    BS: gl.constexpr = c0_smem.shape[1]
+    BH: gl.constexpr = c0_smem.shape[2]
+    s_layout: gl.constexpr = gl.NVMMADistributedLayout(
+        version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, BS, 16]
+    )
+    o_layout: gl.constexpr = gl.NVMMADistributedLayout(
+        version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, BH, 16]
+    )
+    p_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=o_layout, k_width=2)
+    dtype: gl.constexpr = c0_smem.dtype
+    o_ms = i_m * 64 + gl.arange(0, 64, layout=gl.SliceLayout(1, s_layout))
+    pos = seq_len - Q + o_ms // HG
+    m = gl.full([64], float("-inf"), gl.float32, layout=gl.SliceLayout(1, s_layout))
+    l_sum = gl.zeros([64], gl.float32, layout=gl.SliceLayout(1, s_layout))
+    acc = gl.zeros([64, BH], gl.float32, layout=o_layout)
+    s = gl.zeros([64, BS], gl.float32, layout=s_layout)
+    if n_tiles > 0:
+        mbarrier.wait(ready.index(0), 0)
+        if start + BS > end:
+            _zero_tile_past_end(c0_smem.index(0), c1_smem.index(0), start, end, BS)
+        s = warpgroup_mma(qa0, c0_smem.index(0).permute((1, 0)), s, use_acc=False, is_async=True)
+        s = warpgroup_mma(qa1, c1_smem.index(0).permute((1, 0)), s, is_async=True)
+        s = warpgroup_mma(qr, r_smem.index(0).permute((1, 0)), s, is_async=True)
+        s = warpgroup_mma_wait(num_outstanding=0, deps=(s,))
+        m, l_sum, p, alpha = _softmax(s, m, l_sum, start, pos, mask_at, end, qk_scale, s_layout, BS)
+        p_smem.index(0).store(p.to(dtype))
+        alpha_smem.index(0).store(alpha)
+        fence_async_shared()
+        mbarrier.arrive(p_ready.index(0))
+        p = gl.convert_layout(p.to(dtype), p_layout)
+        for t in range(0, n_tiles - 1):
+            slot = t % NS
+            nslot = (t + 1) % NS
+            k1 = start + (t + 1) * BS
+            mbarrier.wait(ready.index(nslot), ((t + 1) // NS) & 1)
+            if k1 + BS > end:
+                _zero_tile_past_end(c0_smem.index(nslot), c1_smem.index(nslot), k1, end, BS)
+            s = warpgroup_mma(qa0, c0_smem.index(nslot).permute((1, 0)), s, use_acc=False, is_async=True)
+            s = warpgroup_mma(qa1, c1_smem.index(nslot).permute((1, 0)), s, is_async=True)
+            s = warpgroup_mma(qr, r_smem.index(nslot).permute((1, 0)), s, is_async=True)
+            acc = acc * _after_issue(gl.convert_layout(alpha, gl.SliceLayout(1, o_layout)))[:, None]
+            acc = warpgroup_mma(p, c0_smem.index(slot), acc, is_async=True)
+            s = warpgroup_mma_wait(num_outstanding=1, deps=(s,))
+            m, l_sum, p_next, alpha = _softmax(s, m, l_sum, k1, pos, mask_at, end, qk_scale, s_layout, BS)
+            acc, p = warpgroup_mma_wait(num_outstanding=0, deps=(acc, p))
+            mbarrier.arrive(empty.index(slot))
+            # Tile t + 1's P and rescale factors to warpgroup 1, once it is done with the
+            # buffer's previous use (tile t - 1).
+            pb = (t + 1) % 2
+            mbarrier.wait(p_free.index(pb), (((t + 1) // 2) & 1) ^ 1, pred=t + 1 >= 2)
+            p_smem.index(pb).store(p_next.to(dtype))
+            alpha_smem.index(pb).store(alpha)
+            fence_async_shared()
+            mbarrier.arrive(p_ready.index(pb))
+            p = gl.convert_layout(p_next.to(dtype), p_layout)
+        last = (n_tiles - 1) % NS
+        acc = acc * _after_issue(gl.convert_layout(alpha, gl.SliceLayout(1, o_layout)))[:, None]
+        acc = warpgroup_mma(p, c0_smem.index(last), acc, is_async=True)
+        acc, p = warpgroup_mma_wait(num_outstanding=0, deps=(acc, p))
+        mbarrier.arrive(empty.index(last))
+    l_smem.store(l_sum)
+    mbarrier.arrive(done)
+    _store_half(o, lse, acc, m, l_sum, i_b, i_g, i_m, i_sp, n_splits, 0, Q, H, G, DC, SPLIT, True)
+
+
+@gluon.jit
+def _values_partition(
+    c1_smem,
+    p_smem,
+    alpha_smem,
+    l_smem,
+    ready,
+    empty,
+    p_ready,
+    p_free,
+    done,
+    o,
+    lse,
+    n_tiles,
+    i_b,
+    i_g,
+    i_m,
+    i_sp,
+    n_splits,
+    Q: gl.constexpr,
+    H: gl.constexpr,
+    G: gl.constexpr,
+    DC: gl.constexpr,
+    SPLIT: gl.constexpr,
+):
+    """Warpgroup 1: the value product of the second half of the columns with warpgroup 0's P,
+    rescaled by its factors; then that half of the output."""
+    NS: gl.constexpr = c1_smem.shape[0]
+    BH: gl.constexpr = c1_smem.shape[2]
+    o_layout: gl.constexpr = gl.NVMMADistributedLayout(
+        version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, BH, 16]
+    )
+    vec: gl.constexpr = gl.SliceLayout(1, o_layout)
+    acc = gl.zeros([64, BH], gl.float32, layout=o_layout)
+    for t in range(n_tiles):
+        slot = t % NS
+        pb = t % 2
+        mbarrier.wait(ready.index(slot), (t // NS) & 1)
+        mbarrier.wait(p_ready.index(pb), (t // 2) & 1)
+        alpha = alpha_smem.index(pb).load(vec)
+        acc = acc * alpha[:, None]
+        acc = warpgroup_mma(p_smem.index(pb), c1_smem.index(slot), acc, is_async=True)
+        acc = warpgroup_mma_wait(num_outstanding=0, deps=(acc,))
+        mbarrier.arrive(p_free.index(pb))
+        mbarrier.arrive(empty.index(slot))
+    mbarrier.wait(done, 0)
+    l_sum = l_smem.load(vec)
+    _store_half(o, lse, acc, l_sum, l_sum, i_b, i_g, i_m, i_sp, n_splits, BH, Q, H, G, DC, SPLIT, False)
+
+
+@gluon.jit
+def paged_decode_wide_ws_kernel(
+    q_a,
+    q_r,
+    desc_c,
+    desc_r,
+    o,
+    lse,
+    block_table,
+    seq_lens,
+    scale,
+    s_qa_t,
+    s_qa_h,
+    s_qr_t,
+    s_qr_h,
+    max_pages,
+    chunk,
+    n_splits,
+    Q: gl.constexpr,
+    H: gl.constexpr,
+    G: gl.constexpr,
+    KA: gl.constexpr,
+    DC: gl.constexpr,
+    DR: gl.constexpr,
+    PS: gl.constexpr,
+    BM: gl.constexpr,  # 64: one block of rows, shared by the two warpgroups
+    BS: gl.constexpr,
+    BC: gl.constexpr,  # a box's columns, Dc / 2
+    BR: gl.constexpr,
+    NS: gl.constexpr,
+    SPLIT: gl.constexpr,
+    num_warps: gl.constexpr,  # 4: the default partition is warpgroup 0
+):
+    HG: gl.constexpr = H // G
+    RB: gl.constexpr = (Q * HG + BM - 1) // BM
+    i_p = gl.program_id(0)
+    i_sp = gl.program_id(1)
+    i_bg = i_p // RB
+    i_m = i_p % RB
+    i_b = i_bg // G
+    i_g = i_bg % G
+    dtype: gl.constexpr = desc_c.dtype
+    # The program's query rows in shared memory (the score products' A operands), zero past Ka
+    # and Dr, in the tiles' layouts. Row m: query position m // HG, head i_g * HG + m % HG.
+    ld: gl.constexpr = gl.BlockedLayout([1, 8], [1, 32], [num_warps, 1], [1, 0])
+    o_m = i_m * BM + gl.arange(0, BM, layout=gl.SliceLayout(1, ld))
+    m_m = o_m < Q * HG
+    o_tok = i_b.to(gl.int64) * Q + o_m // HG
+    o_h = i_g * HG + o_m % HG
+    o_c = gl.arange(0, BC, layout=gl.SliceLayout(0, ld))
+    o_r = gl.arange(0, BR, layout=gl.SliceLayout(0, ld))
+    p_q = q_a + (o_tok * s_qa_t + o_h * s_qa_h)[:, None]
+    b_q = gl.load(p_q + o_c[None, :], mask=m_m[:, None] & (o_c < KA)[None, :], other=0.0)
+    qa0 = gl.allocate_shared_memory(dtype, [BM, BC], desc_c.layout, b_q)
+    b_q = gl.load(p_q + BC + o_c[None, :], mask=m_m[:, None] & (BC + o_c < KA)[None, :], other=0.0)
+    qa1 = gl.allocate_shared_memory(dtype, [BM, BC], desc_c.layout, b_q)
+    b_q = gl.load(
+        q_r + (o_tok * s_qr_t + o_h * s_qr_h)[:, None] + o_r[None, :],
+        mask=m_m[:, None] & (o_r < DR)[None, :],
+        other=0.0,
+    )
+    qr = gl.allocate_shared_memory(dtype, [BM, BR], desc_r.layout, b_q)
+    c0_smem = gl.allocate_shared_memory(dtype, [NS, BS, BC], desc_c.layout)
+    c1_smem = gl.allocate_shared_memory(dtype, [NS, BS, BC], desc_c.layout)
+    r_smem = gl.allocate_shared_memory(dtype, [NS, BS, BR], desc_r.layout)
+    # P as the value product's A operand from shared memory: rows of BS 16-bit keys.
+    p_layout: gl.constexpr = gl.NVMMASharedLayout(
+        swizzle_byte_width=64 if BS == 32 else 128, element_bitwidth=16, rank=2
+    )
+    p_smem = gl.allocate_shared_memory(dtype, [2, BM, BS], p_layout)
+    vec_layout: gl.constexpr = gl.SwizzledSharedLayout(1, 1, 1, [0])
+    alpha_smem = gl.allocate_shared_memory(gl.float32, [2, BM], vec_layout)
+    l_smem = gl.allocate_shared_memory(gl.float32, [BM], vec_layout)
+    ready = gl.allocate_shared_memory(gl.int64, [NS, 1], mbarrier.MBarrierLayout())
+    empty = gl.allocate_shared_memory(gl.int64, [NS, 1], mbarrier.MBarrierLayout())
+    p_ready = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
+    p_free = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
+    done = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
+    for i in gl.static_range(NS):
+        mbarrier.init(ready.index(i), count=1)
+        mbarrier.init(empty.index(i), count=2)
+    for i in gl.static_range(2):
+        mbarrier.init(p_ready.index(i), count=1)
+        mbarrier.init(p_free.index(i), count=1)
+    mbarrier.init(done, count=1)
+    fence_async_shared()
+    seq_len = gl.load(seq_lens + i_b)
+    if SPLIT:
+        start = i_sp * chunk
+        end = gl.minimum(start + chunk, seq_len)
+    else:
+        start = 0
+        end = seq_len
+    n_tiles = gl.cdiv(gl.maximum(end - start, 0), BS)
+    # Keys from here on need the mask: past the range's end, or past the first query row's
+    # position (seq_len - Q), which later rows see but it does not.
+    mask_at = gl.minimum(end, seq_len - Q + 1)
+    bt = block_table + i_b.to(gl.int64) * max_pages
+    qk_scale = scale * 1.4426950408889634  # base 2: exp(x) = exp2(x * log2(e))
+    # Registers: launched at 168 a thread (paged.py), warpgroup 1 takes 232 (its (64, 256) float32
+    # accumulator is 128), the copy warp's group gives up all but 24 and warpgroup 0 gets the
+    # rest (offline ptxas for sm_90a: no spills). The argument tuples are written out in place:
+    # a tuple built once arrives with its constants turned into values.
+    gl.warp_specialize(
+        [
+            (
+                _scores_partition,
+                (
+                    qa0,
+                    qa1,
+                    qr,
+                    c0_smem,
+                    c1_smem,
+                    r_smem,
+                    p_smem,
+                    alpha_smem,
+                    l_smem,
+                    ready,
+                    empty,
+                    p_ready,
+                    p_free,
+                    done,
+                    o,
+                    lse,
+                    start,
+                    end,
+                    n_tiles,
+                    mask_at,
+                    seq_len,
+                    qk_scale,
+                    i_b,
+                    i_g,
+                    i_m,
+                    i_sp,
+                    n_splits,
+                    Q,
+                    H,
+                    G,
+                    DC,
+                    SPLIT,
+                ),
+            ),
+            (
+                _values_partition,
+                (
+                    c1_smem,
+                    p_smem,
+                    alpha_smem,
+                    l_smem,
+                    ready,
+                    empty,
+                    p_ready,
+                    p_free,
+                    done,
+                    o,
+                    lse,
+                    n_tiles,
+                    i_b,
+                    i_g,
+                    i_m,
+                    i_sp,
+                    n_splits,
+                    Q,
+                    H,
+                    G,
+                    DC,
+                    SPLIT,
+                ),
+            ),
+            (
+                _copy_partition,
+                (desc_c, desc_r, c0_smem, c1_smem, r_smem, ready, empty, bt, start, n_tiles, i_g * DC, PS),
+            ),
+        ],
+        [4, 1],
+        [232, 24],
+    )
