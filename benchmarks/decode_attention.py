@@ -148,9 +148,17 @@ SWEEP_ROW_MAJOR_WS = {
     "GLA-2": [(64, 4, 3, 128), (64, 4, 2, 128), (32, 4, 4, 128), (32, 4, 6, 128), (64, 8, 3, 128), (64, 8, 2, 128), (32, 8, 4, 128), (32, 8, 6, 128)],
     "MLA": [(32, 4, 4, 64), (32, 4, 3, 64), (64, 4, 2, 64)],
 }  # fmt: skip
+# GTA's groups by twos through row_major_ws.py (Config.pair_groups, GP = 2): one warpgroup serves
+# two groups' 2 x 16 rows at Q = 2 from tiles of both groups' 256 columns.
+SWEEP_PAIRS_WS = {
+    "GTA-8": [(64, 4, 3, 128), (64, 4, 4, 128), (64, 4, 2, 128)],
+    "GLA-2": [],
+    "MLA": [],
+}  # fmt: skip
 KERNELS = {
     "row-major": SWEEP_ROW_MAJOR,
     "row-major-ws": SWEEP_ROW_MAJOR_WS,
+    "pairs-ws": SWEEP_PAIRS_WS,
     "row-major-tma": SWEEP_ROW_MAJOR_TMA,
     "keys-major": SWEEP_KEYS_MAJOR,
     "keys-major-tma": SWEEP_KEYS_MAJOR_TMA,
@@ -173,12 +181,13 @@ def sweep(args, ceil: dict) -> list[dict]:
         ref = decode_fn(variant, naive=True)(small).float()
         candidates = [(kernel, c) for kernel in args.kernels for c in KERNELS[kernel][variant]]
         for kernel, (bs, warps, stages, max_rows) in candidates:
-            keys_major, ws = kernel.startswith("keys-major"), kernel.endswith("-ws")
-            tma = ws or kernel.endswith("-tma")
-            n_rows = nq * args.heads // VARIANTS[variant][0]
-            if ws and warps != min(triton.next_power_of_2(n_rows), max_rows) // 16:
+            keys_major, ws = kernel.startswith("keys-major"), kernel == "row-major-ws"
+            pairs = kernel == "pairs-ws"
+            tma = ws or pairs or kernel.endswith("-tma")
+            n_rows = nq * args.heads // VARIANTS[variant][0] * (2 if pairs else 1)
+            if (ws or pairs) and warps != min(triton.next_power_of_2(n_rows), max_rows) // 16:
                 continue
-            cfg = Config(bs, warps, stages, max_rows, GPU_MIN_PROGRAMS, keys_major, tma, ws)
+            cfg = Config(bs, warps, stages, max_rows, GPU_MIN_PROGRAMS, keys_major or pairs, tma, ws, pairs)
             row = dict(
                 variant=variant,
                 query_len=nq,

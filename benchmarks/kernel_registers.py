@@ -342,6 +342,26 @@ def _decode_specs(gluon_matches: bool) -> list[Spec]:
                 )
             consts = dict(Q=q, H=h, G=g, KA=ka, DC=dc, DR=dr, PS=64, BM=bm, BS=cfg.bs, BR=dr)
             descs = {}
+            if (
+                cfg.pair_groups and gluon_matches and 32 < 2 * rows <= 64
+            ):  # paged.pairs_fit: GTA's groups by twos
+                out.append(
+                    Spec(
+                        f"decode {label} Q={q} S={splits if split else 1} Gluon warp-specialized, groups by twos",
+                        "redpajama.kernels.decode.row_major_ws",
+                        "paged_decode_ws_kernel",
+                        dict(consts, BM=64, BC=2 * dc, GP=2, NS=cfg.stages, SPLIT=split, num_warps=4),
+                        4,
+                        cfg.stages,
+                        fp32_ptrs=("o", "lse") if split else ("lse",),
+                        i32_ptrs=("block_table", "seq_lens"),
+                        ints=ints,
+                        floats=("scale",),
+                        descs=dict(desc_c=(cfg.bs, 2 * dc), desc_r=(cfg.bs, dr)),
+                        gluon=True,
+                    )
+                )
+                continue
             if cfg.keys_major:  # the transposed kernel (decode/keys_major.py), as the launcher picks it
                 kernel, kmodule = "paged_decode_keys_major_kernel", "redpajama.kernels.decode.keys_major"
                 consts.update(BA=ka, BB=0 if dc == ka else dc - ka)
@@ -356,7 +376,14 @@ def _decode_specs(gluon_matches: bool) -> list[Spec]:
                         f"decode {label} Q={q} S={splits if split else 1} Gluon warp-specialized",
                         "redpajama.kernels.decode." + ("wide_latent_ws" if wide else "row_major_ws"),
                         "paged_decode_wide_ws_kernel" if wide else "paged_decode_ws_kernel",
-                        dict(consts, BC=bc, NS=cfg.stages, SPLIT=split, num_warps=4),
+                        dict(
+                            consts,
+                            BC=bc,
+                            NS=cfg.stages,
+                            SPLIT=split,
+                            num_warps=4,
+                            **({} if wide else {"GP": 1}),
+                        ),
                         4,
                         cfg.stages,
                         fp32_ptrs=("o", "lse") if split else ("lse",),

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import triton
@@ -63,7 +63,9 @@ class Config:
     case as a warp-specialized Gluon kernel where one applies (`ws_fits`): 16-bit caches and
     either Dc <= 256 in blocks of 64 or 128 rows, `warps` one warpgroup (4) per 64 rows
     (row_major_ws.py), or Dc = 512 in blocks of 64 rows at 4 warps (wide_latent_ws.py); stages
-    are its tile buffers."""
+    are its tile buffers. pair_groups: where `pairs_fit` (GTA's groups of Dc 128 on a Hopper GPU),
+    run two adjacent groups a program as one tile of 2 x Dc columns through row_major_ws.py
+    (GP = 2), one warpgroup for both groups' rows; elsewhere this config's own kernel."""
 
     bs: int
     warps: int
@@ -73,6 +75,7 @@ class Config:
     keys_major: bool = False
     tma: bool = False
     warp_specialized: bool = False
+    pair_groups: bool = False
 
 
 # The interpreter (tests): 16-token tiles, so the tiny test pages (size 8, 5, 1) span tiles and pages;
@@ -100,6 +103,10 @@ def config_for(device: torch.device, dc: int, rows: int) -> Config:
       page of 64 holds) in 3 stages (86 KB, two programs an SM; the buffers of session 8's "5
       stages"): 733.8 us against 740.9 at 4 stages, 828.5 at 2 and 1136.7 at 5 (one program an
       SM), in session 9's sweep; 742-760 for the gathered 128-token tiles in 3 stages (session 6).
+      On a Hopper GPU with Triton 3.6 (`pair_groups`, `pairs_fit`), Q = 2 instead reads two
+      adjacent groups as one 256-column tile through row_major_ws.py, one warpgroup for both
+      groups' 64 rows, 64-token tiles in 3 buffers: 645-663 us against 708-734 for these tiles in
+      alternating runs in one call (4 buffers 635-708; session 14).
     - GTA with more rows: the row-major kernel, 128-token tiles at 4 warps, 2 stages (half the
       loop trips of 64-token tiles for the same bytes: 657 against 724 us at Q = 1).
     - GLA-2 on a Hopper GPU: the warp-specialized Gluon kernel (row_major_ws.py), one warpgroup
@@ -134,7 +141,9 @@ def config_for(device: torch.device, dc: int, rows: int) -> Config:
     if dc <= 128 and rows <= 16:
         return Config(64, 4, 2, 128, GPU_MIN_PROGRAMS, keys_major=True, tma=True)
     if dc <= 128 and rows <= 32:
-        return Config(64, 4, 3, 128, GPU_MIN_PROGRAMS, keys_major=True, tma=True)
+        return Config(
+            64, 4, 3, 128, GPU_MIN_PROGRAMS, keys_major=True, tma=True, pair_groups=gluon_ready(device)
+        )
     if dc <= 128:
         return Config(128, 4, 2, 128, GPU_MIN_PROGRAMS)
     if dc <= 256:
@@ -200,13 +209,17 @@ def paged_decode_fwd(
     dr = rope.shape[2]
     rows = nq * (h // g)
     cfg = cfg or config_for(cache.device, dc, rows)
-    bm = min(triton.next_power_of_2(rows), cfg.max_rows)
+    br = max(16, triton.next_power_of_2(dr))
+    # gp groups a tile: a program serves gp groups' rows from tiles of gp x Dc columns.
+    gp = 2 if pairs_fit(cfg, cache, rope, ka, rows, br) else 1
+    bm = min(triton.next_power_of_2(rows * gp), cfg.max_rows)
     if cache.device.type == "cuda":
         bm = max(16, bm)  # tl.dot on a GPU needs M >= 16
-    row_blocks = triton.cdiv(rows, bm)
+    row_blocks = triton.cdiv(rows * gp, bm)
+    programs = b * (g // gp) * row_blocks
     capacity = block_table.shape[1] * page_size  # >= every seq_len, without reading seq_lens
     if splits is None:
-        n_splits = min(triton.cdiv(cfg.min_programs, b * g * row_blocks), triton.cdiv(capacity, 2 * cfg.bs))
+        n_splits = min(triton.cdiv(cfg.min_programs, programs), triton.cdiv(capacity, 2 * cfg.bs))
         n_splits = max(1, n_splits)
     elif isinstance(splits, bool) or not isinstance(splits, int) or splits < 1:
         raise ValueError(f"splits must be a positive int or None, got {splits!r}")
@@ -220,7 +233,6 @@ def paged_decode_fwd(
     else:
         o_part, lse_part = o, o  # lse is never touched without a split
     bc = max(16, triton.next_power_of_2(dc))
-    br = max(16, triton.next_power_of_2(dr))
     if cfg.keys_major:
         ba = max(16, triton.next_power_of_2(ka))
         bb = 0 if dc == ka else max(16, triton.next_power_of_2(dc - ka))
@@ -236,19 +248,24 @@ def paged_decode_fwd(
     tma = cfg.tma and tma_fits(cache, rope, cfg.bs, (*blocks, br))
     # Stages are the Triton kernels' pipelining depth, and the Gluon kernel's tile buffers.
     launch = dict(num_warps=cfg.warps, PRECISION="ieee" if q_a.dtype == torch.float32 else "tf32")
-    if tma and not cfg.keys_major and ws_fits(cfg, cache, bm, dc):
+    if gp == 2:  # two groups' columns as one tile (row_major_ws.py)
+        kernel, operands = _ws_kernel(cache, rope, cfg, 2 * dc, br)
+        widths, launch = dict(BC=2 * dc, GP=2), dict(num_warps=4, NS=cfg.stages)
+    elif tma and not cfg.keys_major and ws_fits(cfg, cache, bm, dc):
         # num_warps: the default partition, the first warpgroup (row_major_ws.py, wide_latent_ws.py).
         kernel, operands = _ws_kernel(cache, rope, cfg, blocks[0], br)
         widths, launch = dict(BC=blocks[0]), dict(num_warps=4, NS=cfg.stages)
         if dc > blocks[0]:
             launch["maxnreg"] = WIDE_WS_LAUNCH_REGISTERS
+        else:
+            widths["GP"] = 1
     elif tma:
         kernel, operands = kernels[1], _tma_descriptors(cache, rope, cfg.bs, blocks, br)
         launch["num_stages"] = cfg.stages
     else:
         kernel, operands = kernels[0], (cache, rope)
         launch["num_stages"] = cfg.stages
-    kernel[(b * g * row_blocks, n_splits)](
+    kernel[(programs, n_splits)](
         q_a,
         q_r,
         *operands,
@@ -325,6 +342,19 @@ def ws_fits(cfg: Config, cache: torch.Tensor, bm: int, dc: int) -> bool:
     if not (one_block or two_blocks):
         return False
     return gluon_ready(cache.device)
+
+
+def pairs_fit(cfg: Config, cache: torch.Tensor, rope: torch.Tensor, ka: int, rows: int, br: int) -> bool:
+    """Whether to serve two adjacent groups a program from tiles of both groups' 2 x Dc columns
+    (`Config.pair_groups`, row_major_ws.py with GP = 2): GTA's Dc = 128 with Ka = 64 (each group's
+    key columns one 128-byte swizzle row of the tile, so the score products can skip the other
+    group's half), an even number of groups, both groups' rows in one warpgroup's 64, and the
+    Gluon kernel's case (`ws_fits`) for a 256-column tile read as TMA rectangles."""
+    g, dc = cache.shape[2], cache.shape[3]
+    if not (cfg.pair_groups and g % 2 == 0 and dc == 2 * ka == 128 and 32 < 2 * rows <= 64):
+        return False
+    as_ws = replace(cfg, warps=4, warp_specialized=True)  # one warpgroup for both groups' rows
+    return tma_fits(cache, rope, cfg.bs, (2 * dc, br)) and ws_fits(as_ws, cache, 64, 2 * dc)
 
 
 # row_major_ws.py is written against Triton 3.6's Gluon API, the GPU machine's. Gluon is

@@ -21,6 +21,15 @@ product issued a tile ahead is waited on at once; Gluon exposes the asynchronous
 mbarriers and warp specialization. At DEC-A (GLA-2, Q = 2) this kernel took 535-538 us against
 592 for the Triton kernel in the same run (docs/benchmarks.md).
 
+Two GTA groups a program (GP = 2, `paged.pairs_fit`). GTA-8 at Q = 2 has 32 rows a group, half
+a warpgroup's 64, and the Triton kernel that serves it (`keys_major.py`) stays at 77-81% of the
+memory roofline. Adjacent groups' 128 columns lie side by side in a cache row, so this kernel
+reads them as one 256-column tile and serves both groups' rows with one warpgroup: each row's
+query columns sit over its own group's half (zero elsewhere), the score products run over each
+half's Ka key columns only, and each row keeps its own group's half of the value product, the
+other half being the same probabilities against the other group's values, never stored. At
+DEC-A, Q = 2: 645-663 us against 708-734 for the Triton kernel in alternating runs in one call.
+
 Same arguments, masking, splits and outputs as `row_major.paged_decode_tma_kernel` (paged.py's
 module doc), for its common case only: one column block (Dc <= 256), 16-bit caches, 64 or 128 rows
 a program, tiles inside one page. It is written against Triton 3.6's Gluon API, which is still
@@ -130,6 +139,23 @@ def _copy_partition(
 
 
 @gluon.jit
+def _score_issue(qa, qr, c_buf, r_buf, s, GP: gl.constexpr, KA: gl.constexpr, DC: gl.constexpr):
+    """Issue a tile's score products. With two GTA groups a tile (GP = 2), only the key columns
+    of each group's half, [0, Ka) and [Dc, Dc + Ka): a row's query is zero on the other group's
+    half, so the product over the whole width would spend 4x the tensor-core time on zeros."""
+    if GP == 1:
+        s = warpgroup_mma(qa, c_buf.permute((1, 0)), s, use_acc=False, is_async=True)
+    else:
+        s = warpgroup_mma(
+            qa.slice(0, KA, dim=1), c_buf.slice(0, KA, dim=1).permute((1, 0)), s, use_acc=False, is_async=True
+        )
+        s = warpgroup_mma(
+            qa.slice(DC, KA, dim=1), c_buf.slice(DC, KA, dim=1).permute((1, 0)), s, is_async=True
+        )
+    return warpgroup_mma(qr, r_buf.permute((1, 0)), s, is_async=True)
+
+
+@gluon.jit
 def _rows_partition(
     qa_smem,
     qr_smem,
@@ -153,7 +179,9 @@ def _rows_partition(
     Q: gl.constexpr,
     H: gl.constexpr,
     G: gl.constexpr,
+    KA: gl.constexpr,
     DC: gl.constexpr,
+    GP: gl.constexpr,
     SPLIT: gl.constexpr,
     WG: gl.constexpr,
 ):
@@ -162,8 +190,10 @@ def _rows_partition(
     each slot released to the copy partition once this warpgroup's products are done with it;
     then its rows' output, or with splits the float32 partial and its base-2 log-sum-exp. The
     block's rows, tile shape and buffer count come from the buffers' types, so the arguments
-    cannot disagree with them."""
+    cannot disagree with them. With GP = 2 the tile holds two groups (module doc): each row's
+    output is its own group's half of the accumulator."""
     HG: gl.constexpr = H // G
+    HT: gl.constexpr = HG * GP
     BM: gl.constexpr = qa_smem.shape[0]
     NS: gl.constexpr = c_smem.shape[0]
     BS: gl.constexpr = c_smem.shape[1]
@@ -179,7 +209,7 @@ def _rows_partition(
     qa = qa_smem.slice(WG * 64, 64)
     qr = qr_smem.slice(WG * 64, 64)
     o_ms = i_m * BM + WG * 64 + gl.arange(0, 64, layout=gl.SliceLayout(1, s_layout))
-    pos = seq_len - Q + o_ms // HG
+    pos = seq_len - Q + o_ms // HT
     m = gl.full([64], float("-inf"), gl.float32, layout=gl.SliceLayout(1, s_layout))
     l_sum = gl.zeros([64], gl.float32, layout=gl.SliceLayout(1, s_layout))
     acc = gl.zeros([64, BC], gl.float32, layout=o_layout)
@@ -188,8 +218,7 @@ def _rows_partition(
         mbarrier.wait(ready.index(0), 0)
         if start + BS > end:
             _zero_past_end(c_smem.index(0), start, end, BS, BC, 4)
-        s = warpgroup_mma(qa, c_smem.index(0).permute((1, 0)), s, use_acc=False, is_async=True)
-        s = warpgroup_mma(qr, r_smem.index(0).permute((1, 0)), s, is_async=True)
+        s = _score_issue(qa, qr, c_smem.index(0), r_smem.index(0), s, GP, KA, DC)
         s = warpgroup_mma_wait(num_outstanding=0, deps=(s,))
         m, l_sum, p, alpha = _softmax(s, m, l_sum, start, pos, mask_at, end, qk_scale, s_layout, BS)
         p = gl.convert_layout(p.to(dtype), p_layout)
@@ -200,8 +229,7 @@ def _rows_partition(
             mbarrier.wait(ready.index(nslot), ((t + 1) // NS) & 1)
             if k1 + BS > end:
                 _zero_past_end(c_smem.index(nslot), k1, end, BS, BC, 4)
-            s = warpgroup_mma(qa, c_smem.index(nslot).permute((1, 0)), s, use_acc=False, is_async=True)
-            s = warpgroup_mma(qr, r_smem.index(nslot).permute((1, 0)), s, is_async=True)
+            s = _score_issue(qa, qr, c_smem.index(nslot), r_smem.index(nslot), s, GP, KA, DC)
             acc = acc * _after_issue(gl.convert_layout(alpha, gl.SliceLayout(1, o_layout)))[:, None]
             acc = warpgroup_mma(p, c_smem.index(slot), acc, is_async=True)
             s = warpgroup_mma_wait(num_outstanding=1, deps=(s,))
@@ -213,13 +241,15 @@ def _rows_partition(
         acc = acc * _after_issue(gl.convert_layout(alpha, gl.SliceLayout(1, o_layout)))[:, None]
         acc = warpgroup_mma(p, c_smem.index(last), acc, is_async=True)
         acc, p = warpgroup_mma_wait(num_outstanding=0, deps=(acc, p))
-    # Output rows (b, q, h); with splits a float32 partial and its base-2 log-sum-exp.
+    # Output rows (b, q, h); with splits a float32 partial and its base-2 log-sum-exp. A row's
+    # columns are its group's half of the tile (all of it at GP = 1).
     l_o = gl.convert_layout(l_sum, gl.SliceLayout(1, o_layout))
     m_o = gl.convert_layout(m, gl.SliceLayout(1, o_layout))
     o_mo = i_m * BM + WG * 64 + gl.arange(0, 64, layout=gl.SliceLayout(1, o_layout))
-    m_mo = o_mo < Q * HG
-    o_row = (i_b.to(gl.int64) * Q + o_mo // HG) * H + i_g * HG + o_mo % HG
-    o_co = gl.arange(0, BC, layout=gl.SliceLayout(0, o_layout))
+    m_mo = o_mo < Q * HT
+    o_row = (i_b.to(gl.int64) * Q + o_mo // HT) * H + i_g * HT + o_mo % HT
+    o_co = gl.arange(0, BC, layout=gl.SliceLayout(0, o_layout))[None, :] - ((o_mo % HT) // HG * DC)[:, None]
+    m_co = (o_co >= 0) & (o_co < DC)
     if SPLIT:
         # No visible key (l_sum == 0): an empty partial, weight 2^-inf = 0 in the merge.
         seen = l_o > 0
@@ -228,12 +258,12 @@ def _rows_partition(
             seen, m_o + gl.log2(gl.where(seen, l_o, gl.full_like(l_o, 1.0))), gl.full_like(l_o, float("-inf"))
         )
         gl.store(lse + o_row * n_splits + i_sp, b_lse, mask=m_mo)
-        p_o = o + ((o_row * n_splits + i_sp) * DC)[:, None] + o_co[None, :]
+        p_o = o + ((o_row * n_splits + i_sp) * DC)[:, None] + o_co
     else:
         # Key 0 is visible to every row (seq_len >= Q): l_sum > 0.
         inv = 1.0 / l_o
-        p_o = o + (o_row * DC)[:, None] + o_co[None, :]
-    gl.store(p_o, (acc * inv[:, None]).to(o.dtype.element_ty), mask=m_mo[:, None] & (o_co < DC)[None, :])
+        p_o = o + (o_row * DC)[:, None] + o_co
+    gl.store(p_o, (acc * inv[:, None]).to(o.dtype.element_ty), mask=m_mo[:, None] & m_co)
 
 
 @gluon.jit
@@ -266,36 +296,39 @@ def paged_decode_ws_kernel(
     BC: gl.constexpr,
     BR: gl.constexpr,
     NS: gl.constexpr,
+    GP: gl.constexpr,  # groups a tile: 1, or 2 for GTA's adjacent groups (module doc)
     SPLIT: gl.constexpr,
     num_warps: gl.constexpr,  # 4: the default partition is the first row partition
 ):
     HG: gl.constexpr = H // G
-    RB: gl.constexpr = (Q * HG + BM - 1) // BM
+    HT: gl.constexpr = HG * GP  # heads a tile serves
+    GT: gl.constexpr = G // GP
+    RB: gl.constexpr = (Q * HT + BM - 1) // BM
     i_p = gl.program_id(0)
     i_sp = gl.program_id(1)
     i_bg = i_p // RB
     i_m = i_p % RB
-    i_b = i_bg // G
-    i_g = i_bg % G
+    i_b = i_bg // GT
+    i_g = i_bg % GT  # the tile's group, or with GP = 2 its pair of groups
     dtype: gl.constexpr = desc_c.dtype
     # The program's query rows into shared memory (the score products' A operand), zero past Ka
     # and Dr, in the tiles' layouts (same widths, so the same swizzle). Row m: query position
-    # m // HG, head i_g * HG + m % HG.
+    # m // HT, head i_g * HT + m % HT; its Ka query columns sit over its group's half of the tile.
     qa_smem = gl.allocate_shared_memory(dtype, [BM, BC], desc_c.layout)
     qr_smem = gl.allocate_shared_memory(dtype, [BM, BR], desc_r.layout)
     # 64 rows at a time: the whole block would take 160 registers a thread, of the 168 the
     # partitions leave outside them (it spilled).
     ld: gl.constexpr = gl.BlockedLayout([1, 8], [1, 32], [num_warps, 1], [1, 0])
-    o_c = gl.arange(0, BC, layout=gl.SliceLayout(0, ld))
     o_r = gl.arange(0, BR, layout=gl.SliceLayout(0, ld))
     for i in gl.static_range(BM // 64):
         o_m = i_m * BM + i * 64 + gl.arange(0, 64, layout=gl.SliceLayout(1, ld))
-        m_m = o_m < Q * HG
-        o_tok = i_b.to(gl.int64) * Q + o_m // HG
-        o_h = i_g * HG + o_m % HG
+        m_m = o_m < Q * HT
+        o_tok = i_b.to(gl.int64) * Q + o_m // HT
+        o_h = i_g * HT + o_m % HT
+        o_c = gl.arange(0, BC, layout=gl.SliceLayout(0, ld))[None, :] - ((o_m % HT) // HG * DC)[:, None]
         b_qa = gl.load(
-            q_a + (o_tok * s_qa_t + o_h * s_qa_h)[:, None] + o_c[None, :],
-            mask=m_m[:, None] & (o_c < KA)[None, :],
+            q_a + (o_tok * s_qa_t + o_h * s_qa_h)[:, None] + o_c,
+            mask=m_m[:, None] & (o_c >= 0) & (o_c < KA),
             other=0.0,
         )
         qa_smem.slice(i * 64, 64).store(b_qa)
@@ -325,7 +358,7 @@ def paged_decode_ws_kernel(
     # position (seq_len - Q), which later rows see but it does not.
     mask_at = gl.minimum(end, seq_len - Q + 1)
     bt = block_table + i_b.to(gl.int64) * max_pages
-    col = i_g * DC
+    col = i_g * GP * DC
     qk_scale = scale * 1.4426950408889634  # base 2: exp(x) = exp2(x * log2(e))
     # Registers are handed out by warpgroup: the copy warp's group gives up all but 24, the
     # second row partition takes 240 (its (64, Dc) float32 accumulator alone is 128 a thread) and
@@ -363,7 +396,9 @@ def paged_decode_ws_kernel(
                         Q,
                         H,
                         G,
+                        KA,
                         DC,
+                        GP,
                         SPLIT,
                         0,
                     ),
@@ -393,7 +428,9 @@ def paged_decode_ws_kernel(
                         Q,
                         H,
                         G,
+                        KA,
                         DC,
+                        GP,
                         SPLIT,
                         1,
                     ),
@@ -434,7 +471,9 @@ def paged_decode_ws_kernel(
                         Q,
                         H,
                         G,
+                        KA,
                         DC,
+                        GP,
                         SPLIT,
                         0,
                     ),

@@ -457,6 +457,73 @@ def test_wide_latent_ws_kernel(g, nq, hg, splits):
     assert err < 1e-2 and err < 1.5 * err_triton + 1e-3, (err, err_triton)
 
 
+@pytest.mark.skipif(
+    not HOPPER_GLUON, reason="the Gluon kernel runs on Hopper GPUs with Triton 3.6 (no interpreter)"
+)
+@pytest.mark.parametrize("splits", (None, 1, 3))
+@pytest.mark.parametrize(
+    "g, nq, hg", ((8, 2, 16), (2, 2, 16), (4, 3, 8)), ids=("GTA-8", "2groups", "Q3-48rows")
+)
+def test_paired_groups_ws_kernel(g, nq, hg, splits):
+    # GTA's groups by twos through the Gluon kernel (row_major_ws.py, GP = 2) in bf16 against the
+    # float32 reference, next to the Triton keys-major kernel on the same inputs. Each row must
+    # score against its own group's key columns only and keep its own group's half of the values;
+    # 8 groups check the pairs' column offsets, Q = 3 at 8 heads a group gives 48 rows (the rest of
+    # the warpgroup masked). Lengths end mid-tile over NaN slots; 3 splits give empty ranges.
+    from dataclasses import replace
+
+    from redpajama.kernels.decode.paged import config_for, pairs_fit
+
+    d, page = 128, 64
+    lengths = [nq, 63, 64, 200, 1000]
+    (kv, k_rope), table, seq_lens = _paged(lengths, page, [(g, d), (d // 2,)], "cuda", seed=151)
+    q = unit_randn(len(lengths), nq, g * hg, d, device="cuda", seed=152)
+    ref = gta_decode_naive(q, kv, k_rope, table, seq_lens)
+    bf = [t.to(torch.bfloat16) for t in (q, kv, k_rope)]
+    q_a, q_r, scale, ka = gta_operands(bf[0])
+    cfg = config_for(torch.device("cuda"), d, nq * hg)
+    assert cfg.pair_groups and pairs_fit(cfg, bf[1], bf[2], ka, nq * hg, d // 2)
+    outs = {}
+    for paired in (True, False):
+        with poisoned_allocations():
+            outs[paired] = paged_decode_fwd(
+                q_a,
+                q_r,
+                bf[1],
+                bf[2],
+                table,
+                seq_lens,
+                scale,
+                ka,
+                splits=splits,
+                cfg=replace(cfg, pair_groups=paired),
+            )
+    assert not outs[True].isnan().any()
+    err, err_triton = rel_rms(ref, outs[True].float()), rel_rms(ref, outs[False].float())
+    assert err < 1e-2 and err < 1.5 * err_triton + 1e-3, (err, err_triton)
+
+
+def test_pairs_fit_rules(device):
+    # Where the launcher serves GTA's groups by twos: only where asked, on a Hopper GPU with Triton
+    # 3.6, for 16-bit caches of an even number of groups of Dc 128 with Ka 64, and 17-32 rows a
+    # group (two groups in one warpgroup's 64).
+    from dataclasses import replace
+
+    from redpajama.kernels.decode.paged import Config, pairs_fit
+
+    cfg = Config(64, 4, 3, 128, 132, keys_major=True, tma=True, pair_groups=True)
+    kv = torch.zeros(2, 64, 8, 128, dtype=torch.bfloat16, device=device)
+    rope = torch.zeros(2, 64, 64, dtype=torch.bfloat16, device=device)
+    assert pairs_fit(cfg, kv, rope, 64, 32, 64) == HOPPER_GLUON
+    assert pairs_fit(cfg, kv, rope, 64, 24, 64) == HOPPER_GLUON
+    assert not pairs_fit(replace(cfg, pair_groups=False), kv, rope, 64, 32, 64)
+    assert not pairs_fit(cfg, kv, rope, 64, 16, 64)  # Q = 1: two groups fill half a warpgroup
+    assert not pairs_fit(cfg, kv, rope, 64, 40, 64)
+    assert not pairs_fit(cfg, kv[:, :, :3], rope, 64, 32, 64)  # an odd number of groups
+    assert not pairs_fit(cfg, kv[..., :64].contiguous(), rope, 32, 32, 64)
+    assert not pairs_fit(cfg, kv.float(), rope.float(), 64, 32, 64)
+
+
 def test_ws_fits_rules(device):
     # Where the launcher takes a Gluon kernel: only where asked, on a Hopper GPU with Triton 3.6,
     # for 16-bit caches of at most 256 columns and blocks of 64 or 128 rows at one warpgroup per
@@ -494,3 +561,4 @@ def test_config_without_gluon_picks_triton_tiles():
     assert config_for(cuda, 256, 64) == Config(32, 4, 3, 128, 132, tma=True)
     assert config_for(cuda, 256, 128) == Config(64, 8, 3, 128, 132, tma=True)
     assert config_for(cuda, 512, 128) == Config(64, 8, 2, 64, 132, tma=True)
+    assert config_for(cuda, 128, 32) == Config(64, 4, 3, 128, 132, keys_major=True, tma=True)
