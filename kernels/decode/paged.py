@@ -134,7 +134,8 @@ def config_for(device: torch.device, dc: int, rows: int) -> Config:
       blocks take the Gluon kernel that splits the value columns between two warpgroups
       (wide_latent_ws.py): 32-token tiles in 4 buffers (230 KB) took 713-722 us at Q = 1 and
       1352-1383 at Q = 2 in the same run as 820-825 and 1555-1560 for these Triton tiles, 3
-      buffers 728-730 / 1370-1385 (session 14).
+      buffers 728-730 / 1370-1385; 64-token tiles in 2 buffers (one P buffer, 230 KB) 663-706 /
+      1223-1273 in a later call, against 705-710 / 1341-1361 for 32 in 4 (session 14).
     """
     if device.type != "cuda":
         return INTERPRETER_CONFIG
@@ -155,7 +156,7 @@ def config_for(device: torch.device, dc: int, rows: int) -> Config:
             return Config(32, 4, 3, 128, GPU_MIN_PROGRAMS, tma=True)
         return Config(64, 8, 3, 128, GPU_MIN_PROGRAMS, tma=True)
     if dc == 2 * TMA_MAX_BOX and rows > 32 and gluon_ready(device):
-        return Config(32, 4, 4, 64, GPU_MIN_PROGRAMS, tma=True, warp_specialized=True)
+        return Config(64, 4, 2, 64, GPU_MIN_PROGRAMS, tma=True, warp_specialized=True)
     return Config(64, 8, 2, 64, GPU_MIN_PROGRAMS, tma=True)
 
 

@@ -12,13 +12,15 @@ value columns of the same 64 rows instead:
 - Warpgroup 0 computes the scores over all 576 columns, the online softmax, and the value product
   of latent columns [0, 256). It keeps the next tile's score product in flight during the softmax
   (as row_major_ws.py does) and hands each tile's probabilities P (16-bit) and rescale factors to
-  warpgroup 1 through two shared-memory buffers (`p_ready` / `p_free` barriers). Being first to
+  warpgroup 1 through shared memory (`p_ready` / `p_free` barriers; two buffers at 32-token
+  tiles, one at 64, where a second would not fit the CTA's 227 KB). Being first to
   see a tile, it also zeroes the stale rows of a partial tile in both halves.
 - Warpgroup 1 computes the value product of latent columns [256, 512) with that P.
-So no barrier joins the warpgroups inside the loop except P's hand-over, which runs one tile ahead
-of warpgroup 1's product. At DEC-A (B 128, 8K context) this kernel took 713-730 us at Q = 1 and
-1352-1385 at Q = 2 against 820-825 and 1555-1560 for the Triton kernel in the same run
-(docs/benchmarks.md).
+So no barrier joins the warpgroups inside the loop except P's hand-over. At DEC-A (B 128, 8K
+context) this kernel took 713-730 us at Q = 1 and 1352-1385 at Q = 2 with 32-token tiles in 4
+buffers, against 820-825 and 1555-1560 for the Triton kernel in the same run; 64-token tiles in 2
+buffers took 663-706 and 1223-1273 in a later call, against 705-710 and 1341-1361 for the 32-token
+tiles (docs/benchmarks.md).
 
 Same arguments, masking, splits and outputs as `row_major_ws.paged_decode_ws_kernel`, for caches
 whose group width Dc is exactly two boxes of BC columns, 64 rows a program, 16-bit caches, tiles
@@ -173,6 +175,7 @@ def _scores_partition(
     the row sums warpgroup 1 normalizes by (`l_smem`, `done`)."""
     HG: gl.constexpr = H // G
     NS: gl.constexpr = c0_smem.shape[0]
+    PB: gl.constexpr = p_smem.shape[0]
     BS: gl.constexpr = c0_smem.shape[1]
     BH: gl.constexpr = c0_smem.shape[2]
     s_layout: gl.constexpr = gl.NVMMADistributedLayout(
@@ -221,8 +224,8 @@ def _scores_partition(
             mbarrier.arrive(empty.index(slot))
             # Tile t + 1's P and rescale factors to warpgroup 1, once it is done with the
             # buffer's previous use (tile t - 1).
-            pb = (t + 1) % 2
-            mbarrier.wait(p_free.index(pb), (((t + 1) // 2) & 1) ^ 1, pred=t + 1 >= 2)
+            pb = (t + 1) % PB
+            mbarrier.wait(p_free.index(pb), (((t + 1) // PB) & 1) ^ 1, pred=t + 1 >= PB)
             p_smem.index(pb).store(p_next.to(dtype))
             alpha_smem.index(pb).store(alpha)
             fence_async_shared()
@@ -266,6 +269,7 @@ def _values_partition(
     """Warpgroup 1: the value product of the second half of the columns with warpgroup 0's P,
     rescaled by its factors; then that half of the output."""
     NS: gl.constexpr = c1_smem.shape[0]
+    PB: gl.constexpr = p_smem.shape[0]
     BH: gl.constexpr = c1_smem.shape[2]
     o_layout: gl.constexpr = gl.NVMMADistributedLayout(
         version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, BH, 16]
@@ -274,9 +278,9 @@ def _values_partition(
     acc = gl.zeros([64, BH], gl.float32, layout=o_layout)
     for t in range(n_tiles):
         slot = t % NS
-        pb = t % 2
+        pb = t % PB
         mbarrier.wait(ready.index(slot), (t // NS) & 1)
-        mbarrier.wait(p_ready.index(pb), (t // 2) & 1)
+        mbarrier.wait(p_ready.index(pb), (t // PB) & 1)
         alpha = alpha_smem.index(pb).load(vec)
         acc = acc * alpha[:, None]
         acc = warpgroup_mma(p_smem.index(pb), c1_smem.index(slot), acc, is_async=True)
@@ -357,19 +361,22 @@ def paged_decode_wide_ws_kernel(
     p_layout: gl.constexpr = gl.NVMMASharedLayout(
         swizzle_byte_width=64 if BS == 32 else 128, element_bitwidth=16, rank=2
     )
-    p_smem = gl.allocate_shared_memory(dtype, [2, BM, BS], p_layout)
+    # P's buffers: two where they fit, so warpgroup 0 can write tile t + 1's while warpgroup 1
+    # still reads tile t's; at 64-token tiles the second would pass the 227 KB a CTA may have.
+    PB: gl.constexpr = 2 if BS == 32 else 1
+    p_smem = gl.allocate_shared_memory(dtype, [PB, BM, BS], p_layout)
     vec_layout: gl.constexpr = gl.SwizzledSharedLayout(1, 1, 1, [0])
-    alpha_smem = gl.allocate_shared_memory(gl.float32, [2, BM], vec_layout)
+    alpha_smem = gl.allocate_shared_memory(gl.float32, [PB, BM], vec_layout)
     l_smem = gl.allocate_shared_memory(gl.float32, [BM], vec_layout)
     ready = gl.allocate_shared_memory(gl.int64, [NS, 1], mbarrier.MBarrierLayout())
     empty = gl.allocate_shared_memory(gl.int64, [NS, 1], mbarrier.MBarrierLayout())
-    p_ready = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
-    p_free = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
+    p_ready = gl.allocate_shared_memory(gl.int64, [PB, 1], mbarrier.MBarrierLayout())
+    p_free = gl.allocate_shared_memory(gl.int64, [PB, 1], mbarrier.MBarrierLayout())
     done = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
     for i in gl.static_range(NS):
         mbarrier.init(ready.index(i), count=1)
         mbarrier.init(empty.index(i), count=2)
-    for i in gl.static_range(2):
+    for i in gl.static_range(PB):
         mbarrier.init(p_ready.index(i), count=1)
         mbarrier.init(p_free.index(i), count=1)
     mbarrier.init(done, count=1)

@@ -412,17 +412,19 @@ def test_warp_specialized_kernel(d, nq, hg, splits):
 @pytest.mark.skipif(
     not HOPPER_GLUON, reason="the Gluon kernel runs on Hopper GPUs with Triton 3.6 (no interpreter)"
 )
+@pytest.mark.parametrize("bs, buffers", ((32, 4), (64, 2)), ids=("32-token-tiles", "64-token-tiles"))
 @pytest.mark.parametrize("splits", (1, 3))
 @pytest.mark.parametrize(
     "g, nq, hg", ((1, 1, 64), (1, 2, 64), (2, 1, 40)), ids=("MLA", "MLA-Q2-2blocks", "2groups-40rows")
 )
-def test_wide_latent_ws_kernel(g, nq, hg, splits):
+def test_wide_latent_ws_kernel(g, nq, hg, splits, bs, buffers):
     # The Gluon kernel for 512-wide latents (wide_latent_ws.py) in bf16 against the float32
     # reference, next to the Triton TMA kernel on the same inputs. Lengths end mid-tile over NaN
     # stale slots (warpgroup 0 zeroes both halves), and span many tiles, so the tile slots' and
     # P buffers' barriers go through several phases; 3 splits give empty ranges and ranges that
     # start mid-sequence. Q = 2 at 64 heads: two row blocks; two groups of 40 heads: the second
-    # group's columns, and rows past the heads masked.
+    # group's columns, and rows past the heads masked. 64-token tiles have one P buffer (shared
+    # memory), 32-token tiles two.
     from dataclasses import replace
 
     from redpajama.kernels.decode.paged import Config, ws_fits
@@ -435,7 +437,7 @@ def test_wide_latent_ws_kernel(g, nq, hg, splits):
     ref = gla_decode_naive(q_latent, q_rope, cache, k_rope, table, seq_lens, scale=0.05)
     bf = [t.to(torch.bfloat16) for t in (q_latent, q_rope, cache, k_rope)]
     q_a, q_r, scale, ka = gla_operands(bf[0], bf[1], 0.05)
-    cfg = Config(32, 4, 4, 64, 132, tma=True, warp_specialized=True)
+    cfg = Config(bs, 4, buffers, 64, 132, tma=True, warp_specialized=True)
     assert ws_fits(cfg, bf[2], 64, d)
     outs = {}
     for ws in (True, False):
@@ -541,7 +543,7 @@ def test_ws_fits_rules(device):
     assert not ws_fits(cfg, cache, 64, 256)  # 8 warps for 64 rows
     assert not ws_fits(Config(32, 4, 3, 128, 132, tma=True, warp_specialized=True), cache, 32, 256)
     # MLA's 512 columns: two blocks of 256, 64 rows at 4 warps (wide_latent_ws.py).
-    wide = Config(32, 4, 4, 64, 132, tma=True, warp_specialized=True)
+    wide = Config(64, 4, 2, 64, 132, tma=True, warp_specialized=True)
     latent = torch.zeros(2, 64, 1, 512, dtype=torch.bfloat16, device=device)
     assert ws_fits(wide, latent, 64, 512) == HOPPER_GLUON
     assert not ws_fits(wide, latent, 64, 384)  # not two whole boxes
