@@ -342,9 +342,8 @@ def _decode_specs(gluon_matches: bool) -> list[Spec]:
                 )
             consts = dict(Q=q, H=h, G=g, KA=ka, DC=dc, DR=dr, PS=64, BM=bm, BS=cfg.bs, BR=dr)
             descs = {}
-            if (
-                cfg.pair_groups and gluon_matches and 32 < 2 * rows <= 64
-            ):  # paged.pairs_fit: GTA's groups by twos
+            # GTA's groups by twos where paged.pairs_fit takes them (DEC-A's pages hold whole tiles)
+            if cfg.pair_groups and gluon_matches and 32 < 2 * rows <= 64:
                 out.append(
                     Spec(
                         f"decode {label} Q={q} S={splits if split else 1} Gluon warp-specialized, groups by twos",

@@ -358,9 +358,9 @@ def pairs_fit(cfg: Config, cache: torch.Tensor, rope: torch.Tensor, ka: int, row
     return tma_fits(cache, rope, cfg.bs, (2 * dc, br)) and ws_fits(as_ws, cache, 64, 2 * dc)
 
 
-# row_major_ws.py is written against Triton 3.6's Gluon API, the GPU machine's. Gluon is
-# experimental and moves between releases (3.9 renamed its CTA barrier and the TMA copies), so the
-# launcher takes the kernel on 3.6 only and the Triton kernels elsewhere.
+# The Gluon kernels (row_major_ws.py, wide_latent_ws.py) are written against Triton 3.6's Gluon API,
+# the GPU machine's. Gluon is experimental and moves between releases (3.9 renamed its CTA barrier
+# and the TMA copies), so the launcher takes them on 3.6 only and the Triton kernels elsewhere.
 _GLUON_API = ["3", "6"]
 # wide_latent_ws.py launches at 168 registers a thread and hands them out by warpgroup (setmaxnreg):
 # warpgroup 1 takes 232, the copy warp's group 24, warpgroup 0 the rest.
@@ -369,7 +369,7 @@ WIDE_WS_LAUNCH_REGISTERS = 168
 
 @functools.cache
 def gluon_ready(device: torch.device) -> bool:
-    """A Hopper GPU and the Triton whose Gluon row_major_ws.py is written for."""
+    """A Hopper GPU and the Triton whose Gluon the warp-specialized kernels are written for."""
     if device.type != "cuda" or not torch.cuda.is_available():
         return False
     if torch.cuda.get_device_capability(device)[0] != 9:
@@ -385,8 +385,8 @@ def gluon_ready(device: torch.device) -> bool:
 
 def _ws_kernel(cache: torch.Tensor, rope: torch.Tensor, cfg: Config, bc: int, br: int) -> tuple:
     """The warp-specialized Gluon kernel for the cache's width (one block of bc columns, or two)
-    and its tensor maps: the cache as (rows, G x Dc) in (bs, bc) blocks, the RoPE keys as (rows, Dr) in (bs, br) blocks, each with the shared-memory
-    layout its tiles land in."""
+    and its tensor maps: the cache as (rows, G x Dc) in (bs, bc) blocks, the RoPE keys as
+    (rows, Dr) in (bs, br) blocks, each with the shared-memory layout its tiles land in."""
     from triton.experimental.gluon import language as gl
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
