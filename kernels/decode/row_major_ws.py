@@ -156,6 +156,62 @@ def _score_issue(qa, qr, c_buf, r_buf, s, GP: gl.constexpr, KA: gl.constexpr, DC
 
 
 @gluon.jit
+def _store_rows(
+    o,
+    lse,
+    acc,
+    m,
+    l_sum,
+    row0,
+    i_b,
+    i_g,
+    i_sp,
+    n_splits,
+    col0,
+    Q: gl.constexpr,
+    H: gl.constexpr,
+    HG: gl.constexpr,
+    HT: gl.constexpr,
+    DC: gl.constexpr,
+    SPLIT: gl.constexpr,
+    WRITE_LSE: gl.constexpr,
+):
+    """The 64 output rows (b, q, h) from row `row0` of the program's block, normalized by their
+    sums: acc holds output columns col0 onwards (warpgroup 1 of wide_latent_ws.py holds the
+    second half), shifted by each row's group half where a tile holds two groups (HT = 2 x HG).
+    With splits, the float32 partial and, where WRITE_LSE, the rows' base-2 log-sum-exp."""
+    BN: gl.constexpr = acc.shape[1]
+    o_layout: gl.constexpr = gl.NVMMADistributedLayout(
+        version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, BN, 16]
+    )
+    l_o = gl.convert_layout(l_sum, gl.SliceLayout(1, o_layout))
+    o_mo = row0 + gl.arange(0, 64, layout=gl.SliceLayout(1, o_layout))
+    m_mo = o_mo < Q * HT
+    o_row = (i_b.to(gl.int64) * Q + o_mo // HT) * H + i_g * HT + o_mo % HT
+    o_co = (
+        col0
+        + gl.arange(0, BN, layout=gl.SliceLayout(0, o_layout))[None, :]
+        - ((o_mo % HT) // HG * DC)[:, None]
+    )
+    m_co = (o_co >= 0) & (o_co < DC)
+    if SPLIT:
+        # No visible key (l_sum == 0): an empty partial, weight 2^-inf = 0 in the merge.
+        seen = l_o > 0
+        safe = gl.where(seen, l_o, gl.full_like(l_o, 1.0))
+        inv = gl.where(seen, 1.0 / safe, gl.zeros_like(l_o))
+        if WRITE_LSE:
+            m_o = gl.convert_layout(m, gl.SliceLayout(1, o_layout))
+            b_lse = gl.where(seen, m_o + gl.log2(safe), gl.full_like(l_o, float("-inf")))
+            gl.store(lse + o_row * n_splits + i_sp, b_lse, mask=m_mo)
+        p_o = o + ((o_row * n_splits + i_sp) * DC)[:, None] + o_co
+    else:
+        # Key 0 is visible to every row (seq_len >= Q): l_sum > 0.
+        inv = 1.0 / l_o
+        p_o = o + (o_row * DC)[:, None] + o_co
+    gl.store(p_o, (acc * inv[:, None]).to(o.dtype.element_ty), mask=m_mo[:, None] & m_co)
+
+
+@gluon.jit
 def _rows_partition(
     qa_smem,
     qr_smem,
@@ -241,29 +297,9 @@ def _rows_partition(
         acc = acc * _after_issue(gl.convert_layout(alpha, gl.SliceLayout(1, o_layout)))[:, None]
         acc = warpgroup_mma(p, c_smem.index(last), acc, is_async=True)
         acc, p = warpgroup_mma_wait(num_outstanding=0, deps=(acc, p))
-    # Output rows (b, q, h); with splits a float32 partial and its base-2 log-sum-exp. A row's
-    # columns are its group's half of the tile (all of it at GP = 1).
-    l_o = gl.convert_layout(l_sum, gl.SliceLayout(1, o_layout))
-    m_o = gl.convert_layout(m, gl.SliceLayout(1, o_layout))
-    o_mo = i_m * BM + WG * 64 + gl.arange(0, 64, layout=gl.SliceLayout(1, o_layout))
-    m_mo = o_mo < Q * HT
-    o_row = (i_b.to(gl.int64) * Q + o_mo // HT) * H + i_g * HT + o_mo % HT
-    o_co = gl.arange(0, BC, layout=gl.SliceLayout(0, o_layout))[None, :] - ((o_mo % HT) // HG * DC)[:, None]
-    m_co = (o_co >= 0) & (o_co < DC)
-    if SPLIT:
-        # No visible key (l_sum == 0): an empty partial, weight 2^-inf = 0 in the merge.
-        seen = l_o > 0
-        inv = gl.where(seen, 1.0 / gl.where(seen, l_o, gl.full_like(l_o, 1.0)), gl.zeros_like(l_o))
-        b_lse = gl.where(
-            seen, m_o + gl.log2(gl.where(seen, l_o, gl.full_like(l_o, 1.0))), gl.full_like(l_o, float("-inf"))
-        )
-        gl.store(lse + o_row * n_splits + i_sp, b_lse, mask=m_mo)
-        p_o = o + ((o_row * n_splits + i_sp) * DC)[:, None] + o_co
-    else:
-        # Key 0 is visible to every row (seq_len >= Q): l_sum > 0.
-        inv = 1.0 / l_o
-        p_o = o + (o_row * DC)[:, None] + o_co
-    gl.store(p_o, (acc * inv[:, None]).to(o.dtype.element_ty), mask=m_mo[:, None] & m_co)
+    _store_rows(
+        o, lse, acc, m, l_sum, i_m * BM + WG * 64, i_b, i_g, i_sp, n_splits, 0, Q, H, HG, HT, DC, SPLIT, True
+    )
 
 
 @gluon.jit

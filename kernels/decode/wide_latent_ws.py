@@ -40,7 +40,7 @@ from triton.experimental.gluon.language.nvidia.hopper import (
     warpgroup_mma_wait,
 )
 
-from redpajama.kernels.decode.row_major_ws import _after_issue, _softmax, _tile_row
+from redpajama.kernels.decode.row_major_ws import _after_issue, _softmax, _store_rows, _tile_row
 
 
 @gluon.jit
@@ -84,55 +84,6 @@ def _copy_partition(
         tma.async_copy_global_to_shared(desc_c, [row, col], bar, c0_smem.index(slot))
         tma.async_copy_global_to_shared(desc_c, [row, col + BH], bar, c1_smem.index(slot))
         tma.async_copy_global_to_shared(desc_r, [row, 0], bar, r_smem.index(slot))
-
-
-@gluon.jit
-def _store_half(
-    o,
-    lse,
-    acc,
-    m,
-    l_sum,
-    i_b,
-    i_g,
-    i_m,
-    i_sp,
-    n_splits,
-    col0,
-    Q: gl.constexpr,
-    H: gl.constexpr,
-    G: gl.constexpr,
-    DC: gl.constexpr,
-    SPLIT: gl.constexpr,
-    WRITE_LSE: gl.constexpr,
-):
-    """Value columns [col0, col0 + BH) of the program's 64 output rows (b, q, h); with splits of
-    the float32 partial, and from warpgroup 0 the rows' base-2 log-sum-exp."""
-    HG: gl.constexpr = H // G
-    BH: gl.constexpr = acc.shape[1]
-    o_layout: gl.constexpr = gl.NVMMADistributedLayout(
-        version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, BH, 16]
-    )
-    l_o = gl.convert_layout(l_sum, gl.SliceLayout(1, o_layout))
-    o_mo = i_m * 64 + gl.arange(0, 64, layout=gl.SliceLayout(1, o_layout))
-    m_mo = o_mo < Q * HG
-    o_row = (i_b.to(gl.int64) * Q + o_mo // HG) * H + i_g * HG + o_mo % HG
-    o_co = col0 + gl.arange(0, BH, layout=gl.SliceLayout(0, o_layout))
-    if SPLIT:
-        # No visible key (l_sum == 0): an empty partial, weight 2^-inf = 0 in the merge.
-        seen = l_o > 0
-        safe = gl.where(seen, l_o, gl.full_like(l_o, 1.0))
-        inv = gl.where(seen, 1.0 / safe, gl.zeros_like(l_o))
-        if WRITE_LSE:
-            m_o = gl.convert_layout(m, gl.SliceLayout(1, o_layout))
-            b_lse = gl.where(seen, m_o + gl.log2(safe), gl.full_like(l_o, float("-inf")))
-            gl.store(lse + o_row * n_splits + i_sp, b_lse, mask=m_mo)
-        p_o = o + ((o_row * n_splits + i_sp) * DC)[:, None] + o_co[None, :]
-    else:
-        # Key 0 is visible to every row (seq_len >= Q): l_sum > 0.
-        inv = 1.0 / l_o
-        p_o = o + (o_row * DC)[:, None] + o_co[None, :]
-    gl.store(p_o, (acc * inv[:, None]).to(o.dtype.element_ty), mask=m_mo[:, None] & (o_co < DC)[None, :])
 
 
 @gluon.jit
@@ -238,7 +189,7 @@ def _scores_partition(
         mbarrier.arrive(empty.index(last))
     l_smem.store(l_sum)
     mbarrier.arrive(done)
-    _store_half(o, lse, acc, m, l_sum, i_b, i_g, i_m, i_sp, n_splits, 0, Q, H, G, DC, SPLIT, True)
+    _store_rows(o, lse, acc, m, l_sum, i_m * 64, i_b, i_g, i_sp, n_splits, 0, Q, H, HG, HG, DC, SPLIT, True)
 
 
 @gluon.jit
@@ -268,6 +219,7 @@ def _values_partition(
 ):
     """Warpgroup 1: the value product of the second half of the columns with warpgroup 0's P,
     rescaled by its factors; then that half of the output."""
+    HG: gl.constexpr = H // G
     NS: gl.constexpr = c1_smem.shape[0]
     PB: gl.constexpr = p_smem.shape[0]
     BH: gl.constexpr = c1_smem.shape[2]
@@ -289,7 +241,9 @@ def _values_partition(
         mbarrier.arrive(empty.index(slot))
     mbarrier.wait(done, 0)
     l_sum = l_smem.load(vec)
-    _store_half(o, lse, acc, l_sum, l_sum, i_b, i_g, i_m, i_sp, n_splits, BH, Q, H, G, DC, SPLIT, False)
+    _store_rows(
+        o, lse, acc, l_sum, l_sum, i_m * 64, i_b, i_g, i_sp, n_splits, BH, Q, H, HG, HG, DC, SPLIT, False
+    )
 
 
 @gluon.jit
