@@ -11,7 +11,8 @@ same run: bandwidth by a read-only reduction over a 4 GiB bf16 tensor (decode re
 writes), matmul by an 8192^3 bf16 product. Bytes: the cache rows every sequence reads once
 (B * T * (G * Dc + Dr) * 2) plus queries and outputs; FLOPs: 2 * B * Q * H * T * (Ka + Dr + Dc)
 (scores over the key width, then values over the cache width). Also reported against the nominal
-H200 figures (4.8 TB/s, 989 TFLOP/s). The block table is a random permutation of the pages, as a
+H200 figures (4.8 TB/s, 989 TFLOP/s) and, for GLA-2 and MLA, against REFERENCE DEC-A's own roofline
+times (318 / 391 us GLA, 370 / 739 us MLA at Q = 1 / 2). The block table is a random permutation of the pages, as a
 serving cache would hold them.
 
 Timed replayed from a CUDA graph (as a serving loop captures its decode steps; the eager time,
@@ -43,6 +44,9 @@ from redpajama.io.atomic import write_json  # noqa: E402
 
 DEVICE = "cuda"
 NOMINAL_BW, NOMINAL_FLOPS = 4.8e12, 989e12
+# REFERENCE DEC-A's own roofline times (us) for GLA and MLA, by (variant, query length): reported
+# beside the roofline from this run's ceilings, which moves with the machine's measured matmul rate.
+REFERENCE_ROOFLINE_US = {("GLA-2", 1): 318.0, ("GLA-2", 2): 391.0, ("MLA", 1): 370.0, ("MLA", 2): 739.0}
 # name -> (groups G, cache width Dc, key width Ka read from the cache, RoPE width Dr)
 VARIANTS = {
     "GTA-8": (8, 128, 64, 64),
@@ -222,6 +226,7 @@ def measured(row: dict, ms: float, variant: str, nq: int, args, ceil: dict) -> d
     memory_s, compute_s = nbytes / ceil["read_bytes_per_s"], flops / ceil["matmul_flops"]
     roof = max(memory_s, compute_s)
     nominal = max(nbytes / NOMINAL_BW, flops / NOMINAL_FLOPS)
+    reference_us = REFERENCE_ROOFLINE_US.get((variant, nq))
     return dict(
         row,
         us=ms * 1e3,
@@ -233,20 +238,27 @@ def measured(row: dict, ms: float, variant: str, nq: int, args, ceil: dict) -> d
         bound="memory" if memory_s >= compute_s else "compute",
         frac_of_roofline=roof / (ms * 1e-3),
         frac_of_nominal_roofline=nominal / (ms * 1e-3),
+        reference_roofline_us=reference_us,
+        frac_of_reference_roofline=None if reference_us is None else reference_us / (ms * 1e3),
     )
 
 
 def print_table(rows: list[dict]) -> None:
     print(
         f"{'variant':<7} {'Q':>2} {'splits':>6} {'us':>9} {'eager us':>9} {'TB/s':>6} {'TFLOP/s':>8} "
-        f"{'roofline us':>12} {'bound':>8} {'of roofline':>12}"
+        f"{'roofline us':>12} {'bound':>8} {'of roofline':>12} {'of REFERENCE':>13}"
     )
     for r in rows:
         if "us" in r:
             print(
                 f"{r['variant']:<7} {r['query_len']:>2} {r['splits']!s:>6} {r['us']:9.1f} {r['eager_us']:9.1f} "
                 f"{r['achieved_tb_s']:6.2f} {r['achieved_tflops']:8.0f} {r['roofline_us']:12.1f} {r['bound']:>8} "
-                f"{r['frac_of_roofline']:12.1%}"
+                f"{r['frac_of_roofline']:12.1%} "
+                + (
+                    f"{r['frac_of_reference_roofline']:13.1%}"
+                    if r["frac_of_reference_roofline"]
+                    else f"{'':>13}"
+                )
             )
 
 
