@@ -71,17 +71,25 @@ def _issue(desc_c, desc_r, c_smem, r_smem, ready, row, col, slot, pred):
 
 
 @gluon.jit
-def _zero_past_end(c_buf, k0, end, BS: gl.constexpr, BC: gl.constexpr, num_warps: gl.constexpr):
+def _zero_rows(c_buf, k0, end, BS: gl.constexpr):
     """Zero the cache rows of a tile at keys >= end (stale slots: 0 x NaN would poison the value
-    product). Each thread rewrites the elements it read; the fence hands them to the async proxy
-    that the MMAs read through, and the warpgroup's barrier holds its warps until all are in.
-    Both warpgroups zero the same rows of the shared tile: identical writes, each before its own
-    value product reads them."""
-    ld: gl.constexpr = gl.BlockedLayout([1, 8], [1, 32], [num_warps, 1], [1, 0])
-    vals = c_buf.load(ld)
-    keys = k0 + gl.arange(0, BS, layout=gl.SliceLayout(1, ld))
-    vals = gl.where((keys < end)[:, None], vals, gl.zeros_like(vals))
-    c_buf.store(vals)
+    product), 16 rows at a time: a whole-tile load would hold its values in registers beside the
+    softmax's live state (it spilled). Each thread rewrites the elements it read."""
+    ld: gl.constexpr = gl.BlockedLayout([1, 8], [1, 32], [4, 1], [1, 0])
+    for i in gl.static_range(BS // 16):
+        part = c_buf.slice(i * 16, 16)
+        vals = part.load(ld)
+        keys = k0 + i * 16 + gl.arange(0, 16, layout=gl.SliceLayout(1, ld))
+        part.store(gl.where((keys < end)[:, None], vals, gl.zeros_like(vals)))
+
+
+@gluon.jit
+def _zero_past_end(c_buf, k0, end, BS: gl.constexpr):
+    """`_zero_rows`, then the fence that hands the writes to the async proxy the MMAs read
+    through, and the warpgroup's barrier that holds its warps until all are in. Both row
+    warpgroups zero the same rows of the shared tile: identical writes, each before its own value
+    product reads them."""
+    _zero_rows(c_buf, k0, end, BS)
     fence_async_shared()
     gl.thread_barrier()
 
@@ -273,7 +281,7 @@ def _rows_partition(
     if n_tiles > 0:
         mbarrier.wait(ready.index(0), 0)
         if start + BS > end:
-            _zero_past_end(c_smem.index(0), start, end, BS, BC, 4)
+            _zero_past_end(c_smem.index(0), start, end, BS)
         s = _score_issue(qa, qr, c_smem.index(0), r_smem.index(0), s, GP, KA, DC)
         s = warpgroup_mma_wait(num_outstanding=0, deps=(s,))
         m, l_sum, p, alpha = _softmax(s, m, l_sum, start, pos, mask_at, end, qk_scale, s_layout, BS)
@@ -284,7 +292,7 @@ def _rows_partition(
             k1 = start + (t + 1) * BS
             mbarrier.wait(ready.index(nslot), ((t + 1) // NS) & 1)
             if k1 + BS > end:
-                _zero_past_end(c_smem.index(nslot), k1, end, BS, BC, 4)
+                _zero_past_end(c_smem.index(nslot), k1, end, BS)
             s = _score_issue(qa, qr, c_smem.index(nslot), r_smem.index(nslot), s, GP, KA, DC)
             acc = acc * _after_issue(gl.convert_layout(alpha, gl.SliceLayout(1, o_layout)))[:, None]
             acc = warpgroup_mma(p, c_smem.index(slot), acc, is_async=True)
@@ -300,6 +308,65 @@ def _rows_partition(
     _store_rows(
         o, lse, acc, m, l_sum, i_m * BM + WG * 64, i_b, i_g, i_sp, n_splits, 0, Q, H, HG, HT, DC, SPLIT, True
     )
+
+
+@gluon.jit
+def _program_coords(Q: gl.constexpr, HT: gl.constexpr, GT: gl.constexpr, BM: gl.constexpr):
+    """(i_b, i_g, i_m, i_sp): the program's sequence, tile group (a group, or with GP = 2 a pair
+    of groups), block of BM rows and key range; programs run (sequence, tile group, row block)
+    along axis 0, key ranges along axis 1 (paged.py's grid)."""
+    RB: gl.constexpr = (Q * HT + BM - 1) // BM
+    i_p = gl.program_id(0)
+    i_bg = i_p // RB
+    return i_bg // GT, i_bg % GT, i_p % RB, gl.program_id(1)
+
+
+@gluon.jit
+def _key_range(seq_lens, i_b, i_sp, chunk, Q: gl.constexpr, BS: gl.constexpr, SPLIT: gl.constexpr):
+    """(seq_len, start, end, n_tiles, mask_at) of the program's keys: its split's range (or the
+    whole sequence), the BS-key tiles covering it, and the key from which tiles need the mask."""
+    seq_len = gl.load(seq_lens + i_b)
+    if SPLIT:
+        start = i_sp * chunk
+        end = gl.minimum(start + chunk, seq_len)
+    else:
+        start = 0
+        end = seq_len
+    n_tiles = gl.cdiv(gl.maximum(end - start, 0), BS)
+    # Keys from here on need the mask: past the range's end, or past the first query row's
+    # position (seq_len - Q), which later rows see but it does not.
+    mask_at = gl.minimum(end, seq_len - Q + 1)
+    return seq_len, start, end, n_tiles, mask_at
+
+
+@gluon.jit
+def _query_rows(
+    ptr,
+    s_t,
+    s_h,
+    row0,
+    i_b,
+    i_g,
+    col0,
+    Q: gl.constexpr,
+    H: gl.constexpr,
+    HG: gl.constexpr,
+    HT: gl.constexpr,
+    HALF: gl.constexpr,
+    LIMIT: gl.constexpr,
+    BN: gl.constexpr,
+):
+    """64 query rows from row `row0` of the program's block, BN columns from col0 (zero from
+    column LIMIT on and past the rows). Row m: query position m // HT, head i_g * HT + m % HT.
+    With two groups a tile (HT = 2 x HG) a row's columns sit over its own group's half, HALF
+    columns to the right for the second group (HALF = 0: not shifted)."""
+    ld: gl.constexpr = gl.BlockedLayout([1, 8], [1, 32], [4, 1], [1, 0])
+    o_m = row0 + gl.arange(0, 64, layout=gl.SliceLayout(1, ld))
+    o_tok = i_b.to(gl.int64) * Q + o_m // HT
+    o_h = i_g * HT + o_m % HT
+    o_c = col0 + gl.arange(0, BN, layout=gl.SliceLayout(0, ld))[None, :] - ((o_m % HT) // HG * HALF)[:, None]
+    mask = (o_m < Q * HT)[:, None] & (o_c >= 0) & (o_c < LIMIT)
+    return gl.load(ptr + (o_tok * s_t + o_h * s_h)[:, None] + o_c, mask=mask, other=0.0)
 
 
 @gluon.jit
@@ -338,42 +405,22 @@ def paged_decode_ws_kernel(
 ):
     HG: gl.constexpr = H // G
     HT: gl.constexpr = HG * GP  # heads a tile serves
-    GT: gl.constexpr = G // GP
-    RB: gl.constexpr = (Q * HT + BM - 1) // BM
-    i_p = gl.program_id(0)
-    i_sp = gl.program_id(1)
-    i_bg = i_p // RB
-    i_m = i_p % RB
-    i_b = i_bg // GT
-    i_g = i_bg % GT  # the tile's group, or with GP = 2 its pair of groups
+    i_b, i_g, i_m, i_sp = _program_coords(Q, HT, G // GP, BM)
     dtype: gl.constexpr = desc_c.dtype
     # The program's query rows into shared memory (the score products' A operand), zero past Ka
-    # and Dr, in the tiles' layouts (same widths, so the same swizzle). Row m: query position
-    # m // HT, head i_g * HT + m % HT; its Ka query columns sit over its group's half of the tile.
+    # and Dr, in the tiles' layouts (same widths, so the same swizzle), 64 rows at a time: the
+    # whole block would take 160 registers a thread, of the 168 the partitions leave outside them
+    # (it spilled).
     qa_smem = gl.allocate_shared_memory(dtype, [BM, BC], desc_c.layout)
     qr_smem = gl.allocate_shared_memory(dtype, [BM, BR], desc_r.layout)
-    # 64 rows at a time: the whole block would take 160 registers a thread, of the 168 the
-    # partitions leave outside them (it spilled).
-    ld: gl.constexpr = gl.BlockedLayout([1, 8], [1, 32], [num_warps, 1], [1, 0])
-    o_r = gl.arange(0, BR, layout=gl.SliceLayout(0, ld))
     for i in gl.static_range(BM // 64):
-        o_m = i_m * BM + i * 64 + gl.arange(0, 64, layout=gl.SliceLayout(1, ld))
-        m_m = o_m < Q * HT
-        o_tok = i_b.to(gl.int64) * Q + o_m // HT
-        o_h = i_g * HT + o_m % HT
-        o_c = gl.arange(0, BC, layout=gl.SliceLayout(0, ld))[None, :] - ((o_m % HT) // HG * DC)[:, None]
-        b_qa = gl.load(
-            q_a + (o_tok * s_qa_t + o_h * s_qa_h)[:, None] + o_c,
-            mask=m_m[:, None] & (o_c >= 0) & (o_c < KA),
-            other=0.0,
+        row0 = i_m * BM + i * 64
+        qa_smem.slice(i * 64, 64).store(
+            _query_rows(q_a, s_qa_t, s_qa_h, row0, i_b, i_g, 0, Q, H, HG, HT, DC, KA, BC)
         )
-        qa_smem.slice(i * 64, 64).store(b_qa)
-        b_qr = gl.load(
-            q_r + (o_tok * s_qr_t + o_h * s_qr_h)[:, None] + o_r[None, :],
-            mask=m_m[:, None] & (o_r < DR)[None, :],
-            other=0.0,
+        qr_smem.slice(i * 64, 64).store(
+            _query_rows(q_r, s_qr_t, s_qr_h, row0, i_b, i_g, 0, Q, H, HG, HT, 0, DR, BR)
         )
-        qr_smem.slice(i * 64, 64).store(b_qr)
     c_smem = gl.allocate_shared_memory(dtype, [NS, BS, BC], desc_c.layout)
     r_smem = gl.allocate_shared_memory(dtype, [NS, BS, BR], desc_r.layout)
     ready = gl.allocate_shared_memory(gl.int64, [NS, 1], mbarrier.MBarrierLayout())
@@ -382,17 +429,7 @@ def paged_decode_ws_kernel(
         mbarrier.init(ready.index(i), count=1)
         mbarrier.init(empty.index(i), count=BM // 64)
     fence_async_shared()
-    seq_len = gl.load(seq_lens + i_b)
-    if SPLIT:
-        start = i_sp * chunk
-        end = gl.minimum(start + chunk, seq_len)
-    else:
-        start = 0
-        end = seq_len
-    n_tiles = gl.cdiv(gl.maximum(end - start, 0), BS)
-    # Keys from here on need the mask: past the range's end, or past the first query row's
-    # position (seq_len - Q), which later rows see but it does not.
-    mask_at = gl.minimum(end, seq_len - Q + 1)
+    seq_len, start, end, n_tiles, mask_at = _key_range(seq_lens, i_b, i_sp, chunk, Q, BS, SPLIT)
     bt = block_table + i_b.to(gl.int64) * max_pages
     col = i_g * GP * DC
     qk_scale = scale * 1.4426950408889634  # base 2: exp(x) = exp2(x * log2(e))

@@ -40,20 +40,16 @@ from triton.experimental.gluon.language.nvidia.hopper import (
     warpgroup_mma_wait,
 )
 
-from redpajama.kernels.decode.row_major_ws import _after_issue, _softmax, _store_rows, _tile_row
-
-
-@gluon.jit
-def _zero_rows(c_buf, k0, end, BS: gl.constexpr):
-    """Zero a tile's cache rows at keys >= end (stale slots: 0 x NaN would poison the value
-    product), 16 rows at a time: a whole-tile load would hold its values in registers beside the
-    softmax's live state."""
-    ld: gl.constexpr = gl.BlockedLayout([1, 8], [1, 32], [4, 1], [1, 0])
-    for i in gl.static_range(BS // 16):
-        part = c_buf.slice(i * 16, 16)
-        vals = part.load(ld)
-        keys = k0 + i * 16 + gl.arange(0, 16, layout=gl.SliceLayout(1, ld))
-        part.store(gl.where((keys < end)[:, None], vals, gl.zeros_like(vals)))
+from redpajama.kernels.decode.row_major_ws import (
+    _after_issue,
+    _key_range,
+    _program_coords,
+    _query_rows,
+    _softmax,
+    _store_rows,
+    _tile_row,
+    _zero_rows,
+)
 
 
 @gluon.jit
@@ -280,33 +276,16 @@ def paged_decode_wide_ws_kernel(
     num_warps: gl.constexpr,  # 4: the default partition is warpgroup 0
 ):
     HG: gl.constexpr = H // G
-    RB: gl.constexpr = (Q * HG + BM - 1) // BM
-    i_p = gl.program_id(0)
-    i_sp = gl.program_id(1)
-    i_bg = i_p // RB
-    i_m = i_p % RB
-    i_b = i_bg // G
-    i_g = i_bg % G
+    i_b, i_g, i_m, i_sp = _program_coords(Q, HG, G, BM)
     dtype: gl.constexpr = desc_c.dtype
     # The program's query rows in shared memory (the score products' A operands), zero past Ka
-    # and Dr, in the tiles' layouts. Row m: query position m // HG, head i_g * HG + m % HG.
-    ld: gl.constexpr = gl.BlockedLayout([1, 8], [1, 32], [num_warps, 1], [1, 0])
-    o_m = i_m * BM + gl.arange(0, BM, layout=gl.SliceLayout(1, ld))
-    m_m = o_m < Q * HG
-    o_tok = i_b.to(gl.int64) * Q + o_m // HG
-    o_h = i_g * HG + o_m % HG
-    o_c = gl.arange(0, BC, layout=gl.SliceLayout(0, ld))
-    o_r = gl.arange(0, BR, layout=gl.SliceLayout(0, ld))
-    p_q = q_a + (o_tok * s_qa_t + o_h * s_qa_h)[:, None]
-    b_q = gl.load(p_q + o_c[None, :], mask=m_m[:, None] & (o_c < KA)[None, :], other=0.0)
+    # and Dr, in the tiles' layouts: the latent query as two halves of BC columns.
+    row0 = i_m * BM
+    b_q = _query_rows(q_a, s_qa_t, s_qa_h, row0, i_b, i_g, 0, Q, H, HG, HG, 0, KA, BC)
     qa0 = gl.allocate_shared_memory(dtype, [BM, BC], desc_c.layout, b_q)
-    b_q = gl.load(p_q + BC + o_c[None, :], mask=m_m[:, None] & (BC + o_c < KA)[None, :], other=0.0)
+    b_q = _query_rows(q_a, s_qa_t, s_qa_h, row0, i_b, i_g, BC, Q, H, HG, HG, 0, KA, BC)
     qa1 = gl.allocate_shared_memory(dtype, [BM, BC], desc_c.layout, b_q)
-    b_q = gl.load(
-        q_r + (o_tok * s_qr_t + o_h * s_qr_h)[:, None] + o_r[None, :],
-        mask=m_m[:, None] & (o_r < DR)[None, :],
-        other=0.0,
-    )
+    b_q = _query_rows(q_r, s_qr_t, s_qr_h, row0, i_b, i_g, 0, Q, H, HG, HG, 0, DR, BR)
     qr = gl.allocate_shared_memory(dtype, [BM, BR], desc_r.layout, b_q)
     c0_smem = gl.allocate_shared_memory(dtype, [NS, BS, BC], desc_c.layout)
     c1_smem = gl.allocate_shared_memory(dtype, [NS, BS, BC], desc_c.layout)
@@ -335,17 +314,7 @@ def paged_decode_wide_ws_kernel(
         mbarrier.init(p_free.index(i), count=1)
     mbarrier.init(done, count=1)
     fence_async_shared()
-    seq_len = gl.load(seq_lens + i_b)
-    if SPLIT:
-        start = i_sp * chunk
-        end = gl.minimum(start + chunk, seq_len)
-    else:
-        start = 0
-        end = seq_len
-    n_tiles = gl.cdiv(gl.maximum(end - start, 0), BS)
-    # Keys from here on need the mask: past the range's end, or past the first query row's
-    # position (seq_len - Q), which later rows see but it does not.
-    mask_at = gl.minimum(end, seq_len - Q + 1)
+    seq_len, start, end, n_tiles, mask_at = _key_range(seq_lens, i_b, i_sp, chunk, Q, BS, SPLIT)
     bt = block_table + i_b.to(gl.int64) * max_pages
     qk_scale = scale * 1.4426950408889634  # base 2: exp(x) = exp2(x * log2(e))
     # Registers: launched at 168 a thread (paged.py), warpgroup 1 takes 232 (its (64, 256) float32
