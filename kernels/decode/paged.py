@@ -249,10 +249,14 @@ def paged_decode_fwd(
     tma = cfg.tma and tma_fits(cache, rope, cfg.bs, (*blocks, br))
     # Stages are the Triton kernels' pipelining depth, and the Gluon kernel's tile buffers.
     launch = dict(num_warps=cfg.warps, PRECISION="ieee" if q_a.dtype == torch.float32 else "tf32")
+    # Tile buffers row_major_ws.py can hold beside the program's query rows (wide_latent_ws.py's
+    # configs are sized for it).
+    ws_bm, ws_width = (64, 2 * dc) if gp == 2 else (bm, blocks[0])
+    ws_ns = ws_buffers(cfg, ws_bm, ws_width, br, cache.element_size())
     if gp == 2:  # two groups' columns as one tile (row_major_ws.py)
         kernel, operands = _ws_kernel(cache, rope, cfg, 2 * dc, br)
-        widths, launch = dict(BC=2 * dc, GP=2), dict(num_warps=4, NS=cfg.stages)
-    elif tma and not cfg.keys_major and ws_fits(cfg, cache, bm, dc):
+        widths, launch = dict(BC=2 * dc, GP=2), dict(num_warps=4, NS=ws_ns)
+    elif tma and not cfg.keys_major and ws_fits(cfg, cache, bm, dc) and (dc > blocks[0] or ws_ns >= 2):
         # num_warps: the default partition, the first warpgroup (row_major_ws.py, wide_latent_ws.py).
         kernel, operands = _ws_kernel(cache, rope, cfg, blocks[0], br)
         widths, launch = dict(BC=blocks[0]), dict(num_warps=4, NS=cfg.stages)
@@ -260,6 +264,7 @@ def paged_decode_fwd(
             launch["maxnreg"] = WIDE_WS_LAUNCH_REGISTERS
         else:
             widths["GP"] = 1
+            launch["NS"] = ws_ns
     elif tma:
         kernel, operands = kernels[1], _tma_descriptors(cache, rope, cfg.bs, blocks, br)
         launch["num_stages"] = cfg.stages
@@ -345,6 +350,23 @@ def ws_fits(cfg: Config, cache: torch.Tensor, bm: int, dc: int) -> bool:
     return gluon_ready(cache.device)
 
 
+# Shared memory a Hopper CTA may hold (227 KB), and what row_major_ws.py takes beside its tiles and
+# queries (barriers, the warpgroups' reduction scratch), with room to spare.
+HOPPER_SHARED_BYTES = 232448
+WS_OTHER_SHARED_BYTES = 1024
+
+
+def ws_buffers(cfg: Config, bm: int, width: int, br: int, itemsize: int) -> int:
+    """Tile buffers for row_major_ws.py: the config's stages, fewer where the program's query rows
+    (bm x (width + br)) and that many tiles of bs x (width + br) would pass a Hopper CTA's shared
+    memory. GLA's Dc 256 at 128 rows takes 3 buffers with RoPE keys of 64 (200 KB) and 2 with
+    RoPE keys of 128 (3 would need 240 KB). Under 2 the kernel cannot run: the next tile's score
+    product is in flight beside this tile's value product."""
+    row = (width + br) * itemsize
+    room = HOPPER_SHARED_BYTES - WS_OTHER_SHARED_BYTES - bm * row
+    return max(0, min(cfg.stages, room // (cfg.bs * row)))
+
+
 def pairs_fit(cfg: Config, cache: torch.Tensor, rope: torch.Tensor, ka: int, rows: int, br: int) -> bool:
     """Whether to serve two adjacent groups a program from tiles of both groups' 2 x Dc columns
     (`Config.pair_groups`, row_major_ws.py with GP = 2): GTA's Dc = 128 with Ka = 64 (each group's
@@ -355,7 +377,11 @@ def pairs_fit(cfg: Config, cache: torch.Tensor, rope: torch.Tensor, ka: int, row
     if not (cfg.pair_groups and g % 2 == 0 and dc == 2 * ka == 128 and 32 < 2 * rows <= 64):
         return False
     as_ws = replace(cfg, warps=4, warp_specialized=True)  # one warpgroup for both groups' rows
-    return tma_fits(cache, rope, cfg.bs, (2 * dc, br)) and ws_fits(as_ws, cache, 64, 2 * dc)
+    return (
+        tma_fits(cache, rope, cfg.bs, (2 * dc, br))
+        and ws_fits(as_ws, cache, 64, 2 * dc)
+        and ws_buffers(cfg, 64, 2 * dc, br, cache.element_size()) >= 2
+    )
 
 
 # The Gluon kernels (row_major_ws.py, wide_latent_ws.py) are written against Triton 3.6's Gluon API,

@@ -102,21 +102,36 @@ def _after_issue(x):
     return gl.inline_asm_elementwise("mov.b32 $0, $1;", "=r,r", [x], dtype=gl.float32, is_pure=False, pack=1)
 
 
+# How far (base 2) a tile's row maximum may pass the maximum a row's probabilities are taken
+# against before that reference moves (FlashAttention-4's conditional rescaling): until then the
+# tile's probabilities reach at most 2^8, far inside float32 sums and bf16's range, and alpha
+# stays exactly 1. Past the first tiles a row's reference rarely moves, so `_rows_partition`
+# skips the rescale of its accumulator (128 multiplies a thread, a quarter of the warpgroup's
+# instructions a tile) on every tile where no row of the warpgroup moved.
+RESCALE_SLACK = gl.constexpr(8.0)
+
+
 @gluon.jit
-def _softmax(s, m, l_sum, k0, pos, mask_at, end, qk_scale, s_layout: gl.constexpr, BS: gl.constexpr):
-    """Online softmax of one tile's scores (base 2): returns (m, l_sum, p, alpha)."""
+def _softmax(
+    s, m, l_sum, k0, pos, mask_at, end, qk_scale, s_layout: gl.constexpr, BS: gl.constexpr, SLACK: gl.constexpr
+):
+    """Online softmax of one tile's scores (base 2) against the rows' reference maxima m, each
+    moved to the tile's row maximum only where that passes it by more than SLACK (0: the exact
+    running maximum). Returns (m, l_sum, p, alpha, moved)."""
     s = s * qk_scale
     if k0 + BS > mask_at:
         keys = k0 + gl.arange(0, BS, layout=gl.SliceLayout(0, s_layout))
         visible = (keys[None, :] <= pos[:, None]) & (keys < end)[None, :]
         s = gl.where(visible, s, gl.full_like(s, float("-inf")))
-    m_new = gl.maximum(m, gl.max(s, 1))
+    m_tile = gl.max(s, 1)
+    moved = m_tile > m + SLACK
+    m_new = gl.where(moved, m_tile, m)
     # A split may start past a row's causal limit: its max stays -inf, and -inf - -inf is NaN.
     m_c = gl.where(m_new == float("-inf"), gl.zeros_like(m_new), m_new)
     p = gl.exp2(s - m_c[:, None])
     alpha = gl.exp2(m - m_c)
     l_sum = l_sum * alpha + gl.sum(p, 1)
-    return m_new, l_sum, p, alpha
+    return m_new, l_sum, p, alpha, moved
 
 
 @gluon.jit
@@ -284,8 +299,12 @@ def _rows_partition(
             _zero_past_end(c_smem.index(0), start, end, BS)
         s = _score_issue(qa, qr, c_smem.index(0), r_smem.index(0), s, GP, KA, DC)
         s = warpgroup_mma_wait(num_outstanding=0, deps=(s,))
-        m, l_sum, p, alpha = _softmax(s, m, l_sum, start, pos, mask_at, end, qk_scale, s_layout, BS)
+        m, l_sum, p, alpha, moved = _softmax(
+            s, m, l_sum, start, pos, mask_at, end, qk_scale, s_layout, BS, RESCALE_SLACK
+        )
         p = gl.convert_layout(p.to(dtype), p_layout)
+        # Any row of the warpgroup whose reference moved (the accumulator still 0 here).
+        rescale = gl.max(moved.to(gl.int32), 0)
         for t in range(0, n_tiles - 1):
             slot = t % NS
             nslot = (t + 1) % NS
@@ -294,15 +313,20 @@ def _rows_partition(
             if k1 + BS > end:
                 _zero_past_end(c_smem.index(nslot), k1, end, BS)
             s = _score_issue(qa, qr, c_smem.index(nslot), r_smem.index(nslot), s, GP, KA, DC)
-            acc = acc * _after_issue(gl.convert_layout(alpha, gl.SliceLayout(1, o_layout)))[:, None]
+            if rescale > 0:
+                acc = acc * _after_issue(gl.convert_layout(alpha, gl.SliceLayout(1, o_layout)))[:, None]
             acc = warpgroup_mma(p, c_smem.index(slot), acc, is_async=True)
             s = warpgroup_mma_wait(num_outstanding=1, deps=(s,))
-            m, l_sum, p_next, alpha = _softmax(s, m, l_sum, k1, pos, mask_at, end, qk_scale, s_layout, BS)
+            m, l_sum, p_next, alpha, moved = _softmax(
+                s, m, l_sum, k1, pos, mask_at, end, qk_scale, s_layout, BS, RESCALE_SLACK
+            )
+            rescale = gl.max(moved.to(gl.int32), 0)
             acc, p = warpgroup_mma_wait(num_outstanding=0, deps=(acc, p))
             mbarrier.arrive(empty.index(slot))
             p = gl.convert_layout(p_next.to(dtype), p_layout)
         last = (n_tiles - 1) % NS
-        acc = acc * _after_issue(gl.convert_layout(alpha, gl.SliceLayout(1, o_layout)))[:, None]
+        if rescale > 0:
+            acc = acc * _after_issue(gl.convert_layout(alpha, gl.SliceLayout(1, o_layout)))[:, None]
         acc = warpgroup_mma(p, c_smem.index(last), acc, is_async=True)
         acc, p = warpgroup_mma_wait(num_outstanding=0, deps=(acc, p))
     _store_rows(

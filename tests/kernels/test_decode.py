@@ -470,6 +470,52 @@ def test_paired_groups_ws_kernel(g, nq, hg, splits):
     _gluon_beside_triton(ref, operands, splits, cfg, replace(cfg, pair_groups=False))
 
 
+@pytest.mark.skipif(
+    not HOPPER_GLUON, reason="the Gluon kernel runs on Hopper GPUs with Triton 3.6 (no interpreter)"
+)
+@pytest.mark.parametrize("splits", (None, 3))
+@pytest.mark.parametrize("variant, nq", (("GLA", 1), ("GLA", 2), ("GTA", 2)), ids=("64rows", "128rows", "pairs"))
+def test_ws_kernel_rescales_when_scores_jump(variant, nq, splits):
+    # row_major_ws.py moves a row's reference maximum only where a tile passes it by more than
+    # RESCALE_SLACK, and rescales a warpgroup's accumulator only on tiles where some row moved.
+    # Random scores hardly ever pass the first tiles' maxima by that much, so here the keys of
+    # page 10 (keys 640-703) are 5x the others in every sequence that reaches them: every row's
+    # maximum jumps far past the slack after ten tiles of accumulation (with 3 splits, inside a
+    # range or at its first tile), and the accumulator must be rescaled there, by tiny factors.
+    # GLA's RoPE keys are 128 wide here: at 128 rows the launcher gives the kernel 2 tile buffers
+    # of 64 tokens instead of 3 (`ws_buffers`), and the Triton kernel beside it gets 2 stages.
+    from dataclasses import replace
+
+    from redpajama.kernels.decode.paged import config_for
+
+    g, hg, d = (2, 64, 256) if variant == "GLA" else (8, 16, 128)
+    page, lengths = 64, [nq, 700, 1000, 1500]
+    (cache, k_rope), table, seq_lens = _paged(lengths, page, [(g, d), (d // 2,)], "cuda", seed=161)
+    for b, n in enumerate(lengths):
+        if n > 640:
+            cache[table[b, 10]] *= 5
+            k_rope[table[b, 10]] *= 5
+    if variant == "GLA":
+        q_latent = unit_randn(len(lengths), nq, g * hg, d, device="cuda", seed=162)
+        q_rope = unit_randn(len(lengths), nq, g * hg, d // 2, device="cuda", seed=163)
+        ref = gla_decode_naive(q_latent, q_rope, cache, k_rope, table, seq_lens, scale=0.1)
+        bf = [t.to(torch.bfloat16) for t in (q_latent, q_rope, cache, k_rope)]
+        q_a, q_r, scale, ka = gla_operands(bf[0], bf[1], 0.1)
+        cfg = config_for(torch.device("cuda"), d, nq * hg)
+        assert cfg.warp_specialized
+        triton_cfg = replace(cfg, warp_specialized=False, stages=2)
+    else:
+        q = unit_randn(len(lengths), nq, g * hg, d, device="cuda", seed=162)
+        ref = gta_decode_naive(q, cache, k_rope, table, seq_lens)
+        bf = [t.to(torch.bfloat16) for t in (q, q, cache, k_rope)]
+        q_a, q_r, scale, ka = gta_operands(bf[0])
+        cfg = config_for(torch.device("cuda"), d, nq * hg)
+        assert cfg.pair_groups
+        triton_cfg = replace(cfg, pair_groups=False)
+    operands = (q_a, q_r, bf[2], bf[3], table, seq_lens, scale, ka)
+    _gluon_beside_triton(ref, operands, splits, cfg, triton_cfg)
+
+
 def test_pairs_fit_rules(device):
     # Where the launcher serves GTA's groups by twos: only where asked, on a Hopper GPU with Triton
     # 3.6, for 16-bit caches of an even number of groups of Dc 128 with Ka 64, and 17-32 rows a
@@ -489,6 +535,19 @@ def test_pairs_fit_rules(device):
     assert not pairs_fit(cfg, kv[:, :, :3], rope, 64, 32, 64)  # an odd number of groups
     assert not pairs_fit(cfg, kv[..., :64].contiguous(), rope, 32, 32, 64)
     assert not pairs_fit(cfg, kv.float(), rope.float(), 64, 32, 64)
+
+
+def test_ws_buffers_fit_shared_memory():
+    # row_major_ws.py's tile buffers: the config's stages where the queries and tiles fit a Hopper
+    # CTA's 227 KB, fewer where they would not, and under 2 (the kernel cannot run) past that.
+    from redpajama.kernels.decode.paged import Config, ws_buffers
+
+    cfg = Config(64, 8, 3, 128, 132, tma=True, warp_specialized=True)
+    assert ws_buffers(cfg, 128, 256, 64, 2) == 3  # GLA-2 at Q = 2: 80 + 3 x 40 KB
+    assert ws_buffers(cfg, 128, 256, 128, 2) == 2  # RoPE keys of 128: 96 + 3 x 48 KB is 240 KB
+    assert ws_buffers(cfg, 64, 256, 64, 2) == 3  # GTA pairs / GLA-2 at Q = 1
+    assert ws_buffers(cfg, 128, 256, 256, 2) < 2  # 128 + 2 x 64 KB: no room for two tiles
+    assert ws_buffers(cfg, 128, 256, 64, 4) < 2  # float32 rows (not a Gluon case; the arithmetic)
 
 
 def test_ws_fits_rules(device):
