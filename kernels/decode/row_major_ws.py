@@ -118,17 +118,18 @@ def _softmax(
     """Online softmax of one tile's scores (base 2) against the rows' reference maxima m, each
     moved to the tile's row maximum only where that passes it by more than SLACK (0: the exact
     running maximum). Returns (m, l_sum, p, alpha, moved)."""
-    s = s * qk_scale
     if k0 + BS > mask_at:
         keys = k0 + gl.arange(0, BS, layout=gl.SliceLayout(0, s_layout))
         visible = (keys[None, :] <= pos[:, None]) & (keys < end)[None, :]
         s = gl.where(visible, s, gl.full_like(s, float("-inf")))
-    m_tile = gl.max(s, 1)
+    # The scale (> 0) goes onto the row maxima, and into the exponent's fused multiply-add: one
+    # instruction an element instead of a multiply and a subtract.
+    m_tile = gl.max(s, 1) * qk_scale
     moved = m_tile > m + SLACK
     m_new = gl.where(moved, m_tile, m)
     # A split may start past a row's causal limit: its max stays -inf, and -inf - -inf is NaN.
     m_c = gl.where(m_new == float("-inf"), gl.zeros_like(m_new), m_new)
-    p = gl.exp2(s - m_c[:, None])
+    p = gl.exp2(s * qk_scale - m_c[:, None])
     alpha = gl.exp2(m - m_c)
     l_sum = l_sum * alpha + gl.sum(p, 1)
     return m_new, l_sum, p, alpha, moved
