@@ -16,6 +16,11 @@ stall reasons. Here the warps never meet inside the loop:
   still runs; then it releases tile t's slot and goes on, at its own pace. The warpgroups drift
   apart, so one's softmax overlaps the other's products. A block of 64 rows (GLA-2 at Q = 1) is
   one warpgroup, its copies still off its path.
+- A warpgroup rescales its accumulator only on tiles where one of its rows' reference maximum
+  moved, which happens only when a tile passes it by more than 2^8 (`RESCALE_SLACK`,
+  FlashAttention-4's conditional rescaling): the 128 multiplies a thread a tile were a quarter of
+  the warpgroup's instructions, and skipping them took the tensor pipe from 74% to 79% of the
+  cycles at GLA-2's Q = 2 (448-514 us at DEC-A, against 476-581 before, docs/benchmarks.md).
 Triton leaves a warpgroup MMA in flight only as an accumulator for the next iteration, so a score
 product issued a tile ahead is waited on at once; Gluon exposes the asynchronous MMA, its wait,
 mbarriers and warp specialization. At DEC-A (GLA-2, Q = 2) this kernel took 535-538 us against
