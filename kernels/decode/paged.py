@@ -113,8 +113,9 @@ def config_for(device: torch.device, dc: int, rows: int) -> Config:
       per 64 rows, 64-token tiles in 3 buffers. In alternating runs in one call (DEC-A, 4.23
       TB/s): Q = 2 535-538 us against 592 for the Triton TMA kernel below, Q = 1 375-380 against
       388 (session 13); with conditional rescaling (session 15) 448-514 / 328-336 at DEC-A.
-      Fewer buffers where the query rows and tiles would not fit (`ws_buffers`). Elsewhere (no Hopper, another Triton than 3.6: `gluon_ready`; fewer than 33 rows;
-      float32 caches with these tiles) the Triton kernels:
+      Fewer buffers where the query rows and tiles would not fit (`ws_buffers`). Elsewhere (no
+      Hopper, another Triton than 3.6: `gluon_ready`; fewer than 33 rows; float32 caches with
+      these tiles) the Triton kernels:
     - GLA-2 (Dc 256), up to 64 rows (Q = 1): 32-token tiles at 4 warps (514 us gathered; 8
       warps took 778-1109). The (rows, 256) accumulator and the 256-wide tile fill a program's
       registers, so narrow tiles and fewer threads with more registers each win. Loaded as TMA

@@ -18,8 +18,8 @@ stall reasons. Here the warps never meet inside the loop:
   one warpgroup, its copies still off its path.
 - A warpgroup rescales its accumulator only on tiles where one of its rows' reference maximum
   moved, which happens only when a tile passes it by more than 2^8 (`RESCALE_SLACK`,
-  FlashAttention-4's conditional rescaling): the 128 multiplies a thread a tile were a quarter of
-  the warpgroup's instructions, and skipping them took the tensor pipe from 74% to 79% of the
+  FlashAttention-4's conditional rescaling): the 128 multiplies a thread a tile were about a
+  quarter of the warpgroup's instructions, and skipping them took the tensor pipe from 74% to 79% of the
   cycles at GLA-2's Q = 2 (448-514 us at DEC-A, against 476-581 before, docs/benchmarks.md).
 Triton leaves a warpgroup MMA in flight only as an accumulator for the next iteration, so a score
 product issued a tile ahead is waited on at once; Gluon exposes the asynchronous MMA, its wait,
@@ -111,14 +111,24 @@ def _after_issue(x):
 # against before that reference moves (FlashAttention-4's conditional rescaling): until then the
 # tile's probabilities reach at most 2^8, far inside float32 sums and bf16's range, and alpha
 # stays exactly 1. Past the first tiles a row's reference rarely moves, so `_rows_partition`
-# skips the rescale of its accumulator (128 multiplies a thread, a quarter of the warpgroup's
-# instructions a tile) on every tile where no row of the warpgroup moved.
+# skips the rescale of its accumulator (128 multiplies a thread, about a quarter of the
+# warpgroup's instructions a tile) on every tile where no row of the warpgroup moved.
 RESCALE_SLACK = gl.constexpr(8.0)
 
 
 @gluon.jit
 def _softmax(
-    s, m, l_sum, k0, pos, mask_at, end, qk_scale, s_layout: gl.constexpr, BS: gl.constexpr, SLACK: gl.constexpr
+    s,
+    m,
+    l_sum,
+    k0,
+    pos,
+    mask_at,
+    end,
+    qk_scale,
+    s_layout: gl.constexpr,
+    BS: gl.constexpr,
+    SLACK: gl.constexpr,
 ):
     """Online softmax of one tile's scores (base 2) against the rows' reference maxima m, each
     moved to the tile's row maximum only where that passes it by more than SLACK (0: the exact

@@ -474,7 +474,9 @@ def test_paired_groups_ws_kernel(g, nq, hg, splits):
     not HOPPER_GLUON, reason="the Gluon kernel runs on Hopper GPUs with Triton 3.6 (no interpreter)"
 )
 @pytest.mark.parametrize("splits", (None, 3))
-@pytest.mark.parametrize("variant, nq", (("GLA", 1), ("GLA", 2), ("GTA", 2)), ids=("64rows", "128rows", "pairs"))
+@pytest.mark.parametrize(
+    "variant, nq", (("GLA", 1), ("GLA", 2), ("GTA", 2)), ids=("64rows", "128rows", "pairs")
+)
 def test_ws_kernel_rescales_when_scores_jump(variant, nq, splits):
     # row_major_ws.py moves a row's reference maximum only where a tile passes it by more than
     # RESCALE_SLACK, and rescales a warpgroup's accumulator only on tiles where some row moved.
