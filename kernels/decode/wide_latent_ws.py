@@ -8,19 +8,29 @@ over its two warpgroups, which then exchange row maxima, sums and probabilities 
 memory at a barrier every tile (50-54% of roofline at DEC-A). Here each warpgroup owns half the
 value columns of the same 64 rows instead:
 - A copy partition (one warp) loads each tile's latent as two 256-column boxes plus its RoPE keys
-  into slot t % NS, once both warpgroups have released the slot's previous tile.
+  into slot t % NS. Each box has its own `ready` and `empty` barriers and is refilled as soon as
+  its own readers are done with it: the RoPE keys once warpgroup 0's score product is, the second
+  latent box once warpgroup 1's value product is too, the first once warpgroup 0's value product is.
 - Warpgroup 0 computes the scores over all 576 columns, the online softmax, and the value product
-  of latent columns [0, 256). It keeps the next tile's score product in flight during the softmax
-  (as row_major_ws.py does) and hands each tile's probabilities P (16-bit) and rescale factors to
-  warpgroup 1 through shared memory (`p_ready` / `p_free` barriers; two buffers at 32-token
-  tiles, one at 64, where a second would not fit the CTA's 227 KB). Being first to
-  see a tile, it also zeroes the stale rows of a partial tile in both halves.
+  of latent columns [0, 256). Each step issues tile t's value product first and then tile t + 1's
+  score product box by box (RoPE, second half, first half: the order the boxes land in), so tile
+  t's first box frees while the score product still runs. It hands each tile's probabilities P
+  (16-bit) and rescale factors to warpgroup 1 through shared memory (`p_ready` / `p_free`
+  barriers; two buffers at 32-token tiles, one at 64, where a second would not fit the CTA's
+  227 KB). Being first to see a tile, it also zeroes the stale rows of a partial tile in both
+  halves.
 - Warpgroup 1 computes the value product of latent columns [256, 512) with that P.
-So no barrier joins the warpgroups inside the loop except P's hand-over. At DEC-A (B 128, 8K
-context) this kernel took 713-730 us at Q = 1 and 1352-1385 at Q = 2 with 32-token tiles in 4
-buffers, against 820-825 and 1555-1560 for the Triton kernel in the same run; 64-token tiles in 2
-buffers took 663-706 and 1223-1273 in a later call, against 705-710 and 1341-1361 for the 32-token
-tiles (docs/benchmarks.md).
+So no barrier joins the warpgroups inside the loop except P's hand-over.
+
+Why boxes and this order: at 64-token tiles two slots fit beside the query (216 KB), and with one
+barrier a slot the next tile's copy could start only once both warpgroups were done with the whole
+tile, which warpgroup 0 needs one step later: each step waited out a 72 KB copy. With the box
+barriers and the value product first, a box's copy has about a step to land. At DEC-A (B 128, 8K
+context), alternating runs in one call: Q = 1 506-569 us against 658-703 with one barrier a slot,
+Q = 2 1127-1160 against 1216-1236; the one-barrier kernel with every tile resident in L2 took
+520 us at Q = 1, so the copies' waits were its gap (docs/benchmarks.md). Earlier: 32-token tiles
+in 4 buffers took 713-730 us at Q = 1 and 1352-1385 at Q = 2, against 820-825 and 1555-1560 for
+the Triton kernel in the same run.
 
 Same arguments, masking, splits and outputs as `row_major_ws.paged_decode_ws_kernel`, for caches
 whose group width Dc is exactly two boxes of BC columns, 64 rows a program, 16-bit caches, tiles
@@ -41,7 +51,6 @@ from triton.experimental.gluon.language.nvidia.hopper import (
 )
 
 from redpajama.kernels.decode.row_major_ws import (
-    _after_issue,
     _key_range,
     _program_coords,
     _query_rows,
@@ -64,22 +73,41 @@ def _zero_tile_past_end(c0_buf, c1_buf, k0, end, BS: gl.constexpr):
 
 @gluon.jit
 def _copy_partition(
-    desc_c, desc_r, c0_smem, c1_smem, r_smem, ready, empty, bt, start, n_tiles, col, PS: gl.constexpr
+    desc_c,
+    desc_r,
+    c0_smem,
+    c1_smem,
+    r_smem,
+    ready_c0,
+    ready_c1,
+    ready_r,
+    empty_c0,
+    empty_c1,
+    empty_r,
+    bt,
+    start,
+    n_tiles,
+    col,
+    PS: gl.constexpr,
 ):
-    """The copy partition (one warp): tile t's two latent boxes and its RoPE keys into slot
-    t % NS once both warpgroups have released the slot's previous tile."""
+    """The copy partition (one warp): tile t's RoPE keys, second latent box and first latent box
+    into slot t % NS, each once that box's previous tile is released (in the order they free)."""
     NS: gl.constexpr = c0_smem.shape[0]
     BS: gl.constexpr = c0_smem.shape[1]
     BH: gl.constexpr = c0_smem.shape[2]
     for t in range(n_tiles):
         slot = t % NS
-        mbarrier.wait(empty.index(slot), ((t // NS) & 1) ^ 1, pred=t >= NS)
+        ph = ((t // NS) & 1) ^ 1
         row = _tile_row(bt, start, t, n_tiles, PS, BS)
-        bar = ready.index(slot)
-        mbarrier.expect(bar, 2 * desc_c.block_type.nbytes + desc_r.block_type.nbytes)
-        tma.async_copy_global_to_shared(desc_c, [row, col], bar, c0_smem.index(slot))
-        tma.async_copy_global_to_shared(desc_c, [row, col + BH], bar, c1_smem.index(slot))
-        tma.async_copy_global_to_shared(desc_r, [row, 0], bar, r_smem.index(slot))
+        mbarrier.wait(empty_r.index(slot), ph, pred=t >= NS)
+        mbarrier.expect(ready_r.index(slot), desc_r.block_type.nbytes)
+        tma.async_copy_global_to_shared(desc_r, [row, 0], ready_r.index(slot), r_smem.index(slot))
+        mbarrier.wait(empty_c1.index(slot), ph, pred=t >= NS)
+        mbarrier.expect(ready_c1.index(slot), desc_c.block_type.nbytes)
+        tma.async_copy_global_to_shared(desc_c, [row, col + BH], ready_c1.index(slot), c1_smem.index(slot))
+        mbarrier.wait(empty_c0.index(slot), ph, pred=t >= NS)
+        mbarrier.expect(ready_c0.index(slot), desc_c.block_type.nbytes)
+        tma.async_copy_global_to_shared(desc_c, [row, col], ready_c0.index(slot), c0_smem.index(slot))
 
 
 @gluon.jit
@@ -93,8 +121,12 @@ def _scores_partition(
     p_smem,
     alpha_smem,
     l_smem,
-    ready,
-    empty,
+    ready_c0,
+    ready_c1,
+    ready_r,
+    empty_c0,
+    empty_c1,
+    empty_r,
     p_ready,
     p_free,
     done,
@@ -140,15 +172,17 @@ def _scores_partition(
     acc = gl.zeros([64, BH], gl.float32, layout=o_layout)
     s = gl.zeros([64, BS], gl.float32, layout=s_layout)
     if n_tiles > 0:
-        mbarrier.wait(ready.index(0), 0)
+        mbarrier.wait(ready_r.index(0), 0)
+        mbarrier.wait(ready_c1.index(0), 0)
+        mbarrier.wait(ready_c0.index(0), 0)
         if start + BS > end:
             _zero_tile_past_end(c0_smem.index(0), c1_smem.index(0), start, end, BS)
-        s = warpgroup_mma(qa0, c0_smem.index(0).permute((1, 0)), s, use_acc=False, is_async=True)
+        s = warpgroup_mma(qr, r_smem.index(0).permute((1, 0)), s, use_acc=False, is_async=True)
         s = warpgroup_mma(qa1, c1_smem.index(0).permute((1, 0)), s, is_async=True)
-        s = warpgroup_mma(qr, r_smem.index(0).permute((1, 0)), s, is_async=True)
+        s = warpgroup_mma(qa0, c0_smem.index(0).permute((1, 0)), s, is_async=True)
         s = warpgroup_mma_wait(num_outstanding=0, deps=(s,))
-        # The exact running maximum (SLACK 0), every tile rescaled: skipping rescales as
-        # row_major_ws.py does took this warpgroup past its registers (152 B of spills; 3-9% slower).
+        mbarrier.arrive(empty_r.index(0))
+        mbarrier.arrive(empty_c1.index(0))
         m, l_sum, p, alpha, _ = _softmax(s, m, l_sum, start, pos, mask_at, end, qk_scale, s_layout, BS, 0.0)
         p_smem.index(0).store(p.to(dtype))
         alpha_smem.index(0).store(alpha)
@@ -158,23 +192,30 @@ def _scores_partition(
         for t in range(0, n_tiles - 1):
             slot = t % NS
             nslot = (t + 1) % NS
+            nph = ((t + 1) // NS) & 1
             k1 = start + (t + 1) * BS
-            mbarrier.wait(ready.index(nslot), ((t + 1) // NS) & 1)
-            if k1 + BS > end:
-                _zero_tile_past_end(c0_smem.index(nslot), c1_smem.index(nslot), k1, end, BS)
-            s = warpgroup_mma(qa0, c0_smem.index(nslot).permute((1, 0)), s, use_acc=False, is_async=True)
-            s = warpgroup_mma(qa1, c1_smem.index(nslot).permute((1, 0)), s, is_async=True)
-            s = warpgroup_mma(qr, r_smem.index(nslot).permute((1, 0)), s, is_async=True)
-            acc = acc * _after_issue(gl.convert_layout(alpha, gl.SliceLayout(1, o_layout)))[:, None]
+            # Tile t's value product first, so its first latent box frees (and tile t + 2's
+            # copy starts) while tile t + 1's score product still runs.
+            acc = acc * gl.convert_layout(alpha, gl.SliceLayout(1, o_layout))[:, None]
             acc = warpgroup_mma(p, c0_smem.index(slot), acc, is_async=True)
-            s = warpgroup_mma_wait(num_outstanding=1, deps=(s,))
+            if k1 + BS > end:
+                mbarrier.wait(ready_c1.index(nslot), nph)
+                mbarrier.wait(ready_c0.index(nslot), nph)
+                _zero_tile_past_end(c0_smem.index(nslot), c1_smem.index(nslot), k1, end, BS)
+            mbarrier.wait(ready_r.index(nslot), nph)
+            s = warpgroup_mma(qr, r_smem.index(nslot).permute((1, 0)), s, use_acc=False, is_async=True)
+            mbarrier.wait(ready_c1.index(nslot), nph)
+            s = warpgroup_mma(qa1, c1_smem.index(nslot).permute((1, 0)), s, is_async=True)
+            mbarrier.wait(ready_c0.index(nslot), nph)
+            s = warpgroup_mma(qa0, c0_smem.index(nslot).permute((1, 0)), s, is_async=True)
+            acc, p = warpgroup_mma_wait(num_outstanding=3, deps=(acc, p))
+            mbarrier.arrive(empty_c0.index(slot))
+            s = warpgroup_mma_wait(num_outstanding=0, deps=(s,))
+            mbarrier.arrive(empty_r.index(nslot))
+            mbarrier.arrive(empty_c1.index(nslot))
             m, l_sum, p_next, alpha, _ = _softmax(
                 s, m, l_sum, k1, pos, mask_at, end, qk_scale, s_layout, BS, 0.0
             )
-            acc, p = warpgroup_mma_wait(num_outstanding=0, deps=(acc, p))
-            mbarrier.arrive(empty.index(slot))
-            # Tile t + 1's P and rescale factors to warpgroup 1, once it is done with the
-            # buffer's previous use (tile t - 1).
             pb = (t + 1) % PB
             mbarrier.wait(p_free.index(pb), (((t + 1) // PB) & 1) ^ 1, pred=t + 1 >= PB)
             p_smem.index(pb).store(p_next.to(dtype))
@@ -183,10 +224,10 @@ def _scores_partition(
             mbarrier.arrive(p_ready.index(pb))
             p = gl.convert_layout(p_next.to(dtype), p_layout)
         last = (n_tiles - 1) % NS
-        acc = acc * _after_issue(gl.convert_layout(alpha, gl.SliceLayout(1, o_layout)))[:, None]
+        acc = acc * gl.convert_layout(alpha, gl.SliceLayout(1, o_layout))[:, None]
         acc = warpgroup_mma(p, c0_smem.index(last), acc, is_async=True)
         acc, p = warpgroup_mma_wait(num_outstanding=0, deps=(acc, p))
-        mbarrier.arrive(empty.index(last))
+        mbarrier.arrive(empty_c0.index(last))
     l_smem.store(l_sum)
     mbarrier.arrive(done)
     _store_rows(o, lse, acc, m, l_sum, i_m * 64, i_b, i_g, i_sp, n_splits, 0, Q, H, HG, HG, DC, SPLIT, True)
@@ -198,8 +239,8 @@ def _values_partition(
     p_smem,
     alpha_smem,
     l_smem,
-    ready,
-    empty,
+    ready_c1,
+    empty_c1,
     p_ready,
     p_free,
     done,
@@ -231,14 +272,14 @@ def _values_partition(
     for t in range(n_tiles):
         slot = t % NS
         pb = t % PB
-        mbarrier.wait(ready.index(slot), (t // NS) & 1)
+        mbarrier.wait(ready_c1.index(slot), (t // NS) & 1)
         mbarrier.wait(p_ready.index(pb), (t // PB) & 1)
         alpha = alpha_smem.index(pb).load(vec)
         acc = acc * alpha[:, None]
         acc = warpgroup_mma(p_smem.index(pb), c1_smem.index(slot), acc, is_async=True)
         acc = warpgroup_mma_wait(num_outstanding=0, deps=(acc,))
         mbarrier.arrive(p_free.index(pb))
-        mbarrier.arrive(empty.index(slot))
+        mbarrier.arrive(empty_c1.index(slot))
     mbarrier.wait(done, 0)
     l_sum = l_smem.load(vec)
     _store_rows(
@@ -305,14 +346,22 @@ def paged_decode_wide_ws_kernel(
     vec_layout: gl.constexpr = gl.SwizzledSharedLayout(1, 1, 1, [0])
     alpha_smem = gl.allocate_shared_memory(gl.float32, [PB, BM], vec_layout)
     l_smem = gl.allocate_shared_memory(gl.float32, [BM], vec_layout)
-    ready = gl.allocate_shared_memory(gl.int64, [NS, 1], mbarrier.MBarrierLayout())
-    empty = gl.allocate_shared_memory(gl.int64, [NS, 1], mbarrier.MBarrierLayout())
+    ready_c0 = gl.allocate_shared_memory(gl.int64, [NS, 1], mbarrier.MBarrierLayout())
+    ready_c1 = gl.allocate_shared_memory(gl.int64, [NS, 1], mbarrier.MBarrierLayout())
+    ready_r = gl.allocate_shared_memory(gl.int64, [NS, 1], mbarrier.MBarrierLayout())
+    empty_c0 = gl.allocate_shared_memory(gl.int64, [NS, 1], mbarrier.MBarrierLayout())
+    empty_c1 = gl.allocate_shared_memory(gl.int64, [NS, 1], mbarrier.MBarrierLayout())
+    empty_r = gl.allocate_shared_memory(gl.int64, [NS, 1], mbarrier.MBarrierLayout())
     p_ready = gl.allocate_shared_memory(gl.int64, [PB, 1], mbarrier.MBarrierLayout())
     p_free = gl.allocate_shared_memory(gl.int64, [PB, 1], mbarrier.MBarrierLayout())
     done = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
     for i in gl.static_range(NS):
-        mbarrier.init(ready.index(i), count=1)
-        mbarrier.init(empty.index(i), count=2)
+        mbarrier.init(ready_c0.index(i), count=1)
+        mbarrier.init(ready_c1.index(i), count=1)
+        mbarrier.init(ready_r.index(i), count=1)
+        mbarrier.init(empty_c0.index(i), count=1)
+        mbarrier.init(empty_c1.index(i), count=2)
+        mbarrier.init(empty_r.index(i), count=1)
     for i in gl.static_range(PB):
         mbarrier.init(p_ready.index(i), count=1)
         mbarrier.init(p_free.index(i), count=1)
@@ -339,8 +388,12 @@ def paged_decode_wide_ws_kernel(
                     p_smem,
                     alpha_smem,
                     l_smem,
-                    ready,
-                    empty,
+                    ready_c0,
+                    ready_c1,
+                    ready_r,
+                    empty_c0,
+                    empty_c1,
+                    empty_r,
                     p_ready,
                     p_free,
                     done,
@@ -371,8 +424,8 @@ def paged_decode_wide_ws_kernel(
                     p_smem,
                     alpha_smem,
                     l_smem,
-                    ready,
-                    empty,
+                    ready_c1,
+                    empty_c1,
                     p_ready,
                     p_free,
                     done,
@@ -393,7 +446,24 @@ def paged_decode_wide_ws_kernel(
             ),
             (
                 _copy_partition,
-                (desc_c, desc_r, c0_smem, c1_smem, r_smem, ready, empty, bt, start, n_tiles, i_g * DC, PS),
+                (
+                    desc_c,
+                    desc_r,
+                    c0_smem,
+                    c1_smem,
+                    r_smem,
+                    ready_c0,
+                    ready_c1,
+                    ready_r,
+                    empty_c0,
+                    empty_c1,
+                    empty_r,
+                    bt,
+                    start,
+                    n_tiles,
+                    i_g * DC,
+                    PS,
+                ),
             ),
         ],
         [4, 1],
