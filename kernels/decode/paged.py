@@ -137,7 +137,9 @@ def config_for(device: torch.device, dc: int, rows: int) -> Config:
       (wide_latent_ws.py): 32-token tiles in 4 buffers (230 KB) took 713-722 us at Q = 1 and
       1352-1383 at Q = 2 in the same run as 820-825 and 1555-1560 for these Triton tiles, 3
       buffers 728-730 / 1370-1385; 64-token tiles in 2 buffers (one P buffer, 230 KB) 663-706 /
-      1223-1273 in a later call, against 705-710 / 1341-1361 for 32 in 4 (session 14).
+      1223-1273 in a later call, against 705-710 / 1341-1361 for 32 in 4 (session 14). With each
+      tile box refilled as soon as its readers are done and conditional rescaling (session 16):
+      506-590 / 1023-1115.
     """
     if device.type != "cuda":
         return INTERPRETER_CONFIG

@@ -20,6 +20,11 @@ value columns of the same 64 rows instead:
   227 KB). Being first to see a tile, it also zeroes the stale rows of a partial tile in both
   halves.
 - Warpgroup 1 computes the value product of latent columns [256, 512) with that P.
+- Both rescale their accumulators only on tiles where a row's reference maximum moved
+  (FlashAttention-4's conditional rescaling, `row_major_ws.RESCALE_SLACK`): warpgroup 0 when one
+  of its rows moved, warpgroup 1 when a factor it is handed is below 1. In alternating runs at
+  DEC-A: Q = 2 1023-1115 us against 1110-1260 rescaling every tile (faster in 6 of 6 rounds),
+  Q = 1 within 2% either way.
 So no barrier joins the warpgroups inside the loop except P's hand-over.
 
 Why boxes and this order: at 64-token tiles two slots fit beside the query (216 KB), and with one
@@ -51,6 +56,7 @@ from triton.experimental.gluon.language.nvidia.hopper import (
 )
 
 from redpajama.kernels.decode.row_major_ws import (
+    RESCALE_SLACK,
     _key_range,
     _program_coords,
     _query_rows,
@@ -183,7 +189,10 @@ def _scores_partition(
         s = warpgroup_mma_wait(num_outstanding=0, deps=(s,))
         mbarrier.arrive(empty_r.index(0))
         mbarrier.arrive(empty_c1.index(0))
-        m, l_sum, p, alpha, _ = _softmax(s, m, l_sum, start, pos, mask_at, end, qk_scale, s_layout, BS, 0.0)
+        m, l_sum, p, alpha, moved = _softmax(
+            s, m, l_sum, start, pos, mask_at, end, qk_scale, s_layout, BS, RESCALE_SLACK
+        )
+        rescale = gl.max(moved.to(gl.int32), 0)
         p_smem.index(0).store(p.to(dtype))
         alpha_smem.index(0).store(alpha)
         fence_async_shared()
@@ -196,7 +205,8 @@ def _scores_partition(
             k1 = start + (t + 1) * BS
             # Tile t's value product first, so its first latent box frees (and tile t + 2's
             # copy starts) while tile t + 1's score product still runs.
-            acc = acc * gl.convert_layout(alpha, gl.SliceLayout(1, o_layout))[:, None]
+            if rescale > 0:
+                acc = acc * gl.convert_layout(alpha, gl.SliceLayout(1, o_layout))[:, None]
             acc = warpgroup_mma(p, c0_smem.index(slot), acc, is_async=True)
             if k1 + BS > end:
                 mbarrier.wait(ready_c1.index(nslot), nph)
@@ -213,9 +223,10 @@ def _scores_partition(
             s = warpgroup_mma_wait(num_outstanding=0, deps=(s,))
             mbarrier.arrive(empty_r.index(nslot))
             mbarrier.arrive(empty_c1.index(nslot))
-            m, l_sum, p_next, alpha, _ = _softmax(
-                s, m, l_sum, k1, pos, mask_at, end, qk_scale, s_layout, BS, 0.0
+            m, l_sum, p_next, alpha, moved = _softmax(
+                s, m, l_sum, k1, pos, mask_at, end, qk_scale, s_layout, BS, RESCALE_SLACK
             )
+            rescale = gl.max(moved.to(gl.int32), 0)
             pb = (t + 1) % PB
             mbarrier.wait(p_free.index(pb), (((t + 1) // PB) & 1) ^ 1, pred=t + 1 >= PB)
             p_smem.index(pb).store(p_next.to(dtype))
@@ -224,7 +235,8 @@ def _scores_partition(
             mbarrier.arrive(p_ready.index(pb))
             p = gl.convert_layout(p_next.to(dtype), p_layout)
         last = (n_tiles - 1) % NS
-        acc = acc * gl.convert_layout(alpha, gl.SliceLayout(1, o_layout))[:, None]
+        if rescale > 0:
+            acc = acc * gl.convert_layout(alpha, gl.SliceLayout(1, o_layout))[:, None]
         acc = warpgroup_mma(p, c0_smem.index(last), acc, is_async=True)
         acc, p = warpgroup_mma_wait(num_outstanding=0, deps=(acc, p))
         mbarrier.arrive(empty_c0.index(last))
@@ -275,7 +287,8 @@ def _values_partition(
         mbarrier.wait(ready_c1.index(slot), (t // NS) & 1)
         mbarrier.wait(p_ready.index(pb), (t // PB) & 1)
         alpha = alpha_smem.index(pb).load(vec)
-        acc = acc * alpha[:, None]
+        if gl.min(alpha, 0) < 1.0:
+            acc = acc * alpha[:, None]
         acc = warpgroup_mma(p_smem.index(pb), c1_smem.index(slot), acc, is_async=True)
         acc = warpgroup_mma_wait(num_outstanding=0, deps=(acc,))
         mbarrier.arrive(p_free.index(pb))
@@ -370,9 +383,10 @@ def paged_decode_wide_ws_kernel(
     seq_len, start, end, n_tiles, mask_at = _key_range(seq_lens, i_b, i_sp, chunk, Q, BS, SPLIT)
     bt = block_table + i_b.to(gl.int64) * max_pages
     qk_scale = scale * 1.4426950408889634  # base 2: exp(x) = exp2(x * log2(e))
-    # Registers: launched at 168 a thread (paged.py), warpgroup 1 takes 232 (its (64, 256) float32
+    # Registers: launched at 168 a thread (paged.py), warpgroup 1 takes 192 (its (64, 256) float32
     # accumulator is 128), the copy warp's group gives up all but 24 and warpgroup 0 gets the
-    # rest (offline ptxas for sm_90a: no spills). The argument tuples are written out in place:
+    # rest, 256 (offline ptxas for sm_90a: 84 bytes of spills at Q = 1 and 2, 88 with splits;
+    # warpgroup 1 at 232 left warpgroup 0 spilling 128-140). The argument tuples are written out in place:
     # a tuple built once arrives with its constants turned into values.
     gl.warp_specialize(
         [
@@ -467,5 +481,5 @@ def paged_decode_wide_ws_kernel(
             ),
         ],
         [4, 1],
-        [232, 24],
+        [192, 24],
     )

@@ -475,11 +475,14 @@ def test_paired_groups_ws_kernel(g, nq, hg, splits):
 )
 @pytest.mark.parametrize("splits", (None, 3))
 @pytest.mark.parametrize(
-    "variant, nq", (("GLA", 1), ("GLA", 2), ("GTA", 2)), ids=("64rows", "128rows", "pairs")
+    "variant, nq",
+    (("GLA", 1), ("GLA", 2), ("GTA", 2), ("MLA", 2)),
+    ids=("64rows", "128rows", "pairs", "MLA-wide"),
 )
 def test_ws_kernel_rescales_when_scores_jump(variant, nq, splits):
-    # row_major_ws.py moves a row's reference maximum only where a tile passes it by more than
-    # RESCALE_SLACK, and rescales a warpgroup's accumulator only on tiles where some row moved.
+    # The Gluon kernels move a row's reference maximum only where a tile passes it by more than
+    # RESCALE_SLACK, and rescale a warpgroup's accumulator only on tiles where some row moved
+    # (wide_latent_ws.py: warpgroup 1 where a factor it is handed is below 1).
     # Random scores hardly ever pass the first tiles' maxima by that much, so here the keys of
     # page 10 (keys 640-703) are 5x the others in every sequence that reaches them: every row's
     # maximum jumps far past the slack after ten tiles of accumulation (with 3 splits, inside a
@@ -490,22 +493,25 @@ def test_ws_kernel_rescales_when_scores_jump(variant, nq, splits):
 
     from redpajama.kernels.decode.paged import config_for
 
-    g, hg, d = (2, 64, 256) if variant == "GLA" else (8, 16, 128)
+    g, hg, d, dr = {"GLA": (2, 64, 256, 128), "GTA": (8, 16, 128, 64), "MLA": (1, 64, 512, 64)}[variant]
     page, lengths = 64, [nq, 700, 1000, 1500]
-    (cache, k_rope), table, seq_lens = _paged(lengths, page, [(g, d), (d // 2,)], "cuda", seed=161)
+    (cache, k_rope), table, seq_lens = _paged(lengths, page, [(g, d), (dr,)], "cuda", seed=161)
     for b, n in enumerate(lengths):
         if n > 640:
             cache[table[b, 10]] *= 5
             k_rope[table[b, 10]] *= 5
-    if variant == "GLA":
+    if variant in ("GLA", "MLA"):
         q_latent = unit_randn(len(lengths), nq, g * hg, d, device="cuda", seed=162)
-        q_rope = unit_randn(len(lengths), nq, g * hg, d // 2, device="cuda", seed=163)
+        q_rope = unit_randn(len(lengths), nq, g * hg, dr, device="cuda", seed=163)
         ref = gla_decode_naive(q_latent, q_rope, cache, k_rope, table, seq_lens, scale=0.1)
         bf = [t.to(torch.bfloat16) for t in (q_latent, q_rope, cache, k_rope)]
         q_a, q_r, scale, ka = gla_operands(bf[0], bf[1], 0.1)
         cfg = config_for(torch.device("cuda"), d, nq * hg)
         assert cfg.warp_specialized
-        triton_cfg = replace(cfg, warp_specialized=False, stages=2)
+        # MLA's Triton kernel runs its 64-row blocks at 8 warps (config_for).
+        triton_cfg = replace(
+            cfg, warp_specialized=False, **({"stages": 2} if variant == "GLA" else {"warps": 8})
+        )
     else:
         q = unit_randn(len(lengths), nq, g * hg, d, device="cuda", seed=162)
         ref = gta_decode_naive(q, cache, k_rope, table, seq_lens)
