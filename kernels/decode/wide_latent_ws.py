@@ -24,7 +24,7 @@ value columns of the same 64 rows instead:
   (FlashAttention-4's conditional rescaling, `row_major_ws.RESCALE_SLACK`): warpgroup 0 when one
   of its rows moved, warpgroup 1 when a factor it is handed is below 1. In alternating runs at
   DEC-A: Q = 2 1023-1115 us against 1110-1260 rescaling every tile (faster in 6 of 6 rounds),
-  Q = 1 within 2% either way.
+  Q = 1 from 4% slower to 10% faster.
 So no barrier joins the warpgroups inside the loop except P's hand-over.
 
 Why boxes and this order: at 64-token tiles two slots fit beside the query (216 KB), and with one
