@@ -385,9 +385,9 @@ def paged_decode_wide_ws_kernel(
     qk_scale = scale * 1.4426950408889634  # base 2: exp(x) = exp2(x * log2(e))
     # Registers: launched at 168 a thread (paged.py), warpgroup 1 takes 192 (its (64, 256) float32
     # accumulator is 128), the copy warp's group gives up all but 24 and warpgroup 0 gets the
-    # rest, 256 (offline ptxas for sm_90a: 84 bytes of spills at Q = 1 and 2, 88 with splits;
-    # warpgroup 1 at 232 left warpgroup 0 spilling 128-140). The argument tuples are written out in place:
-    # a tuple built once arrives with its constants turned into values.
+    # rest (offline ptxas for sm_90a: 84 bytes of spills at Q = 1 and 2, 88 with splits; with
+    # warpgroup 1 at 232, 128-140, and no lower split went below 84). The argument tuples are
+    # written out in place: a tuple built once arrives with its constants turned into values.
     gl.warp_specialize(
         [
             (
