@@ -12,9 +12,11 @@ value columns of the same 64 rows instead:
   its own readers are done with it: the RoPE keys once warpgroup 0's score product is, the second
   latent box once warpgroup 1's value product is too, the first once warpgroup 0's value product is.
 - Warpgroup 0 computes the scores over all 576 columns, the online softmax, and the value product
-  of latent columns [0, 256). Each step issues tile t's value product first and then tile t + 1's
-  score product box by box (RoPE, second half, first half: the order the boxes land in), so tile
-  t's first box frees while the score product still runs. It hands each tile's probabilities P
+  of latent columns [0, 256), as two accumulators of 128 columns. Each step issues tile t's value
+  product over the first 128, then tile t + 1's score product box by box (RoPE, second half, first
+  half: the order the boxes land in), then tile t's other 128 columns, which run during tile
+  t + 1's softmax (under Nsight Compute the tensor pipe 62.0% -> 63.9% active at Q = 2, one launch
+  979 -> 955 us). It hands each tile's probabilities P
   (16-bit) and rescale factors to warpgroup 1 through shared memory (`p_ready` / `p_free`
   barriers; two buffers at 32-token tiles, one at 64, where a second would not fit the CTA's
   227 KB). Being first to see a tile, it also zeroes the stale rows of a partial tile in both
@@ -30,7 +32,9 @@ So no barrier joins the warpgroups inside the loop except P's hand-over.
 Why boxes and this order: at 64-token tiles two slots fit beside the query (216 KB), and with one
 barrier a slot the next tile's copy could start only once both warpgroups were done with the whole
 tile, which warpgroup 0 needs one step later: each step waited out a 72 KB copy. With the box
-barriers and the value product first, a box's copy has about a step to land. At DEC-A (B 128, 8K
+barriers the RoPE keys and the second latent half refill a step ahead, and the first latent half
+(freed once its second value half is done, during the next softmax) while the step's other
+products are still queued. At DEC-A (B 128, 8K
 context), alternating runs in one call: Q = 1 506-569 us against 658-703 with one barrier a slot,
 Q = 2 1127-1160 against 1216-1236; the one-barrier kernel with every tile resident in L2 took
 520 us at Q = 1, so the copies' waits were its gap (docs/benchmarks.md). Earlier: 32-token tiles
@@ -166,8 +170,9 @@ def _scores_partition(
     s_layout: gl.constexpr = gl.NVMMADistributedLayout(
         version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, BS, 16]
     )
+    BQ: gl.constexpr = BH // 2
     o_layout: gl.constexpr = gl.NVMMADistributedLayout(
-        version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, BH, 16]
+        version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, BQ, 16]
     )
     p_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=o_layout, k_width=2)
     dtype: gl.constexpr = c0_smem.dtype
@@ -175,7 +180,8 @@ def _scores_partition(
     pos = seq_len - Q + o_ms // HG
     m = gl.full([64], float("-inf"), gl.float32, layout=gl.SliceLayout(1, s_layout))
     l_sum = gl.zeros([64], gl.float32, layout=gl.SliceLayout(1, s_layout))
-    acc = gl.zeros([64, BH], gl.float32, layout=o_layout)
+    acc_a = gl.zeros([64, BQ], gl.float32, layout=o_layout)
+    acc_b = gl.zeros([64, BQ], gl.float32, layout=o_layout)
     s = gl.zeros([64, BS], gl.float32, layout=s_layout)
     if n_tiles > 0:
         mbarrier.wait(ready_r.index(0), 0)
@@ -203,11 +209,13 @@ def _scores_partition(
             nslot = (t + 1) % NS
             nph = ((t + 1) // NS) & 1
             k1 = start + (t + 1) * BS
-            # Tile t's value product first, so its first latent box frees (and tile t + 2's
-            # copy starts) while tile t + 1's score product still runs.
+            # Tile t's value product over its first 128 columns, tile t + 1's score product box
+            # by box, then the other 128 columns, which run during tile t + 1's softmax.
             if rescale > 0:
-                acc = acc * gl.convert_layout(alpha, gl.SliceLayout(1, o_layout))[:, None]
-            acc = warpgroup_mma(p, c0_smem.index(slot), acc, is_async=True)
+                a_o = gl.convert_layout(alpha, gl.SliceLayout(1, o_layout))
+                acc_a = acc_a * a_o[:, None]
+                acc_b = acc_b * a_o[:, None]
+            acc_a = warpgroup_mma(p, c0_smem.index(slot).slice(0, BQ, dim=1), acc_a, is_async=True)
             if k1 + BS > end:
                 mbarrier.wait(ready_c1.index(nslot), nph)
                 mbarrier.wait(ready_c0.index(nslot), nph)
@@ -218,15 +226,16 @@ def _scores_partition(
             s = warpgroup_mma(qa1, c1_smem.index(nslot).permute((1, 0)), s, is_async=True)
             mbarrier.wait(ready_c0.index(nslot), nph)
             s = warpgroup_mma(qa0, c0_smem.index(nslot).permute((1, 0)), s, is_async=True)
-            acc, p = warpgroup_mma_wait(num_outstanding=3, deps=(acc, p))
-            mbarrier.arrive(empty_c0.index(slot))
-            s = warpgroup_mma_wait(num_outstanding=0, deps=(s,))
+            acc_b = warpgroup_mma(p, c0_smem.index(slot).slice(BQ, BQ, dim=1), acc_b, is_async=True)
+            acc_a, s = warpgroup_mma_wait(num_outstanding=1, deps=(acc_a, s))
             mbarrier.arrive(empty_r.index(nslot))
             mbarrier.arrive(empty_c1.index(nslot))
             m, l_sum, p_next, alpha, moved = _softmax(
                 s, m, l_sum, k1, pos, mask_at, end, qk_scale, s_layout, BS, RESCALE_SLACK
             )
             rescale = gl.max(moved.to(gl.int32), 0)
+            acc_b, p = warpgroup_mma_wait(num_outstanding=0, deps=(acc_b, p))
+            mbarrier.arrive(empty_c0.index(slot))
             pb = (t + 1) % PB
             mbarrier.wait(p_free.index(pb), (((t + 1) // PB) & 1) ^ 1, pred=t + 1 >= PB)
             p_smem.index(pb).store(p_next.to(dtype))
@@ -236,13 +245,19 @@ def _scores_partition(
             p = gl.convert_layout(p_next.to(dtype), p_layout)
         last = (n_tiles - 1) % NS
         if rescale > 0:
-            acc = acc * gl.convert_layout(alpha, gl.SliceLayout(1, o_layout))[:, None]
-        acc = warpgroup_mma(p, c0_smem.index(last), acc, is_async=True)
-        acc, p = warpgroup_mma_wait(num_outstanding=0, deps=(acc, p))
+            a_o = gl.convert_layout(alpha, gl.SliceLayout(1, o_layout))
+            acc_a = acc_a * a_o[:, None]
+            acc_b = acc_b * a_o[:, None]
+        acc_a = warpgroup_mma(p, c0_smem.index(last).slice(0, BQ, dim=1), acc_a, is_async=True)
+        acc_b = warpgroup_mma(p, c0_smem.index(last).slice(BQ, BQ, dim=1), acc_b, is_async=True)
+        acc_a, acc_b, p = warpgroup_mma_wait(num_outstanding=0, deps=(acc_a, acc_b, p))
         mbarrier.arrive(empty_c0.index(last))
     l_smem.store(l_sum)
     mbarrier.arrive(done)
-    _store_rows(o, lse, acc, m, l_sum, i_m * 64, i_b, i_g, i_sp, n_splits, 0, Q, H, HG, HG, DC, SPLIT, True)
+    _store_rows(o, lse, acc_a, m, l_sum, i_m * 64, i_b, i_g, i_sp, n_splits, 0, Q, H, HG, HG, DC, SPLIT, True)
+    _store_rows(
+        o, lse, acc_b, m, l_sum, i_m * 64, i_b, i_g, i_sp, n_splits, BQ, Q, H, HG, HG, DC, SPLIT, False
+    )
 
 
 @gluon.jit
@@ -385,7 +400,7 @@ def paged_decode_wide_ws_kernel(
     qk_scale = scale * 1.4426950408889634  # base 2: exp(x) = exp2(x * log2(e))
     # Registers: launched at 168 a thread (paged.py), warpgroup 1 takes 192 (its (64, 256) float32
     # accumulator is 128), the copy warp's group gives up all but 24 and warpgroup 0 gets the
-    # rest (offline ptxas for sm_90a: 84 bytes of spills at Q = 1 and 2, 88 with splits; with
+    # rest (offline ptxas for sm_90a: 80 bytes of spills at Q = 1 and 2, 84 with splits; with
     # warpgroup 1 at 232, 128-140, and no lower split went below 84). The argument tuples are
     # written out in place: a tuple built once arrives with its constants turned into values.
     gl.warp_specialize(
