@@ -15,12 +15,11 @@ value columns of the same 64 rows instead:
   of latent columns [0, 256), as two accumulators of 128 columns. Each step issues tile t's value
   product over the first 128, then tile t + 1's score product box by box (RoPE, second half, first
   half: the order the boxes land in), then tile t's other 128 columns, which run during tile
-  t + 1's softmax (under Nsight Compute the tensor pipe 62.0% -> 63.9% active at Q = 2, one launch
-  979 -> 955 us). It hands each tile's probabilities P
-  (16-bit) and rescale factors to warpgroup 1 through shared memory (`p_ready` / `p_free`
-  barriers; two buffers at 32-token tiles, one at 64, where a second would not fit the CTA's
-  227 KB). Being first to see a tile, it also zeroes the stale rows of a partial tile in both
-  halves.
+  t + 1's softmax (under Nsight Compute the tensor pipe 62.0% -> 63.9% active at Q = 2, one
+  launch 979 -> 955 us). It hands each tile's probabilities P (16-bit) and rescale factors to
+  warpgroup 1 through shared memory (`p_ready` / `p_free` barriers; two buffers at 32-token tiles,
+  one at 64, where a second would not fit the CTA's 227 KB). Being first to see a tile, it also
+  zeroes the stale rows of a partial tile in both halves.
 - Warpgroup 1 computes the value product of latent columns [256, 512) with that P.
 - Both rescale their accumulators only on tiles where a row's reference maximum moved
   (FlashAttention-4's conditional rescaling, `row_major_ws.RESCALE_SLACK`): warpgroup 0 when one
@@ -34,12 +33,11 @@ barrier a slot the next tile's copy could start only once both warpgroups were d
 tile, which warpgroup 0 needs one step later: each step waited out a 72 KB copy. With the box
 barriers the RoPE keys and the second latent half refill a step ahead, and the first latent half
 (freed once its second value half is done, during the next softmax) while the step's other
-products are still queued. At DEC-A (B 128, 8K
-context), alternating runs in one call: Q = 1 506-569 us against 658-703 with one barrier a slot,
-Q = 2 1127-1160 against 1216-1236; the one-barrier kernel with every tile resident in L2 took
-520 us at Q = 1, so the copies' waits were its gap (docs/benchmarks.md). Earlier: 32-token tiles
-in 4 buffers took 713-730 us at Q = 1 and 1352-1385 at Q = 2, against 820-825 and 1555-1560 for
-the Triton kernel in the same run.
+products are still queued. At DEC-A (B 128, 8K context), alternating runs in one call: Q = 1
+506-569 us against 658-703 with one barrier a slot, Q = 2 1127-1160 against 1216-1236; the
+one-barrier kernel with every tile resident in L2 took 520 us at Q = 1, so the copies' waits were
+its gap (docs/benchmarks.md). Earlier: 32-token tiles in 4 buffers took 713-730 us at Q = 1 and
+1352-1385 at Q = 2, against 820-825 and 1555-1560 for the Triton kernel in the same run.
 
 Same arguments, masking, splits and outputs as `row_major_ws.paged_decode_ws_kernel`, for caches
 whose group width Dc is exactly two boxes of BC columns, 64 rows a program, 16-bit caches, tiles
