@@ -336,6 +336,9 @@ def main() -> int:
             for splits in args.splits:
                 fn = decode_fn(variant, splits=splits)
                 fn(p)
+                # do_bench_cudagraph runs on a stream of its own, which does not wait for this one:
+                # the problem's tensors must exist first (with explicit splits nothing else syncs).
+                torch.cuda.synchronize()
                 # Replayed from a CUDA graph, as a serving loop runs its decode steps (and as the
                 # public op skips its value check, a device sync, while captured).
                 ms = do_bench_cudagraph(lambda fn=fn, p=p: fn(p), return_mode="median")
