@@ -216,8 +216,9 @@ def _store_rows(
     WRITE_LSE: gl.constexpr,
 ):
     """The 64 output rows (b, q, h) from row `row0` of the program's block, normalized by their
-    sums: acc holds output columns col0 onwards (warpgroup 1 of wide_latent_ws.py holds the
-    second half), shifted by each row's group half where a tile holds two groups (HT = 2 x HG).
+    sums: acc holds output columns col0 onwards (wide_latent_ws.py stores its 512 in pieces:
+    two of 128 from warpgroup 0, 256 from warpgroup 1), shifted by each row's group half where a
+    tile holds two groups (HT = 2 x HG).
     With splits, the float32 partial and, where WRITE_LSE, the rows' base-2 log-sum-exp."""
     BN: gl.constexpr = acc.shape[1]
     o_layout: gl.constexpr = gl.NVMMADistributedLayout(
