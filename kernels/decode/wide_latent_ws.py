@@ -80,6 +80,34 @@ def _zero_tile_past_end(c0_buf, c1_buf, k0, end, BS: gl.constexpr):
 
 
 @gluon.jit
+def _issue_scores(qa0, qa1, qr, c0_smem, c1_smem, r_smem, ready_c0, ready_c1, ready_r, slot, ph, k0, end, s):
+    """Issue one tile's score product (not waited on) box by box as each lands, in the order the
+    copy partition refills them (RoPE keys, second latent half, first); a partial tile's stale
+    rows are zeroed first, once both latent halves are in."""
+    BS: gl.constexpr = c0_smem.shape[1]
+    if k0 + BS > end:
+        mbarrier.wait(ready_c1.index(slot), ph)
+        mbarrier.wait(ready_c0.index(slot), ph)
+        _zero_tile_past_end(c0_smem.index(slot), c1_smem.index(slot), k0, end, BS)
+    mbarrier.wait(ready_r.index(slot), ph)
+    s = warpgroup_mma(qr, r_smem.index(slot).permute((1, 0)), s, use_acc=False, is_async=True)
+    mbarrier.wait(ready_c1.index(slot), ph)
+    s = warpgroup_mma(qa1, c1_smem.index(slot).permute((1, 0)), s, is_async=True)
+    mbarrier.wait(ready_c0.index(slot), ph)
+    return warpgroup_mma(qa0, c0_smem.index(slot).permute((1, 0)), s, is_async=True)
+
+
+@gluon.jit
+def _rescale_halves(acc_a, acc_b, alpha, rescale, o_layout: gl.constexpr):
+    """Both 128-column accumulators by the rows' factors, where some row's reference moved."""
+    if rescale > 0:
+        a_o = gl.convert_layout(alpha, gl.SliceLayout(1, o_layout))
+        acc_a = acc_a * a_o[:, None]
+        acc_b = acc_b * a_o[:, None]
+    return acc_a, acc_b
+
+
+@gluon.jit
 def _copy_partition(
     desc_c,
     desc_r,
@@ -182,14 +210,9 @@ def _scores_partition(
     acc_b = gl.zeros([64, BQ], gl.float32, layout=o_layout)
     s = gl.zeros([64, BS], gl.float32, layout=s_layout)
     if n_tiles > 0:
-        mbarrier.wait(ready_r.index(0), 0)
-        mbarrier.wait(ready_c1.index(0), 0)
-        mbarrier.wait(ready_c0.index(0), 0)
-        if start + BS > end:
-            _zero_tile_past_end(c0_smem.index(0), c1_smem.index(0), start, end, BS)
-        s = warpgroup_mma(qr, r_smem.index(0).permute((1, 0)), s, use_acc=False, is_async=True)
-        s = warpgroup_mma(qa1, c1_smem.index(0).permute((1, 0)), s, is_async=True)
-        s = warpgroup_mma(qa0, c0_smem.index(0).permute((1, 0)), s, is_async=True)
+        s = _issue_scores(
+            qa0, qa1, qr, c0_smem, c1_smem, r_smem, ready_c0, ready_c1, ready_r, 0, 0, start, end, s
+        )
         s = warpgroup_mma_wait(num_outstanding=0, deps=(s,))
         mbarrier.arrive(empty_r.index(0))
         mbarrier.arrive(empty_c1.index(0))
@@ -209,21 +232,11 @@ def _scores_partition(
             k1 = start + (t + 1) * BS
             # Tile t's value product over its first 128 columns, tile t + 1's score product box
             # by box, then the other 128 columns, which run during tile t + 1's softmax.
-            if rescale > 0:
-                a_o = gl.convert_layout(alpha, gl.SliceLayout(1, o_layout))
-                acc_a = acc_a * a_o[:, None]
-                acc_b = acc_b * a_o[:, None]
+            acc_a, acc_b = _rescale_halves(acc_a, acc_b, alpha, rescale, o_layout)
             acc_a = warpgroup_mma(p, c0_smem.index(slot).slice(0, BQ, dim=1), acc_a, is_async=True)
-            if k1 + BS > end:
-                mbarrier.wait(ready_c1.index(nslot), nph)
-                mbarrier.wait(ready_c0.index(nslot), nph)
-                _zero_tile_past_end(c0_smem.index(nslot), c1_smem.index(nslot), k1, end, BS)
-            mbarrier.wait(ready_r.index(nslot), nph)
-            s = warpgroup_mma(qr, r_smem.index(nslot).permute((1, 0)), s, use_acc=False, is_async=True)
-            mbarrier.wait(ready_c1.index(nslot), nph)
-            s = warpgroup_mma(qa1, c1_smem.index(nslot).permute((1, 0)), s, is_async=True)
-            mbarrier.wait(ready_c0.index(nslot), nph)
-            s = warpgroup_mma(qa0, c0_smem.index(nslot).permute((1, 0)), s, is_async=True)
+            s = _issue_scores(
+                qa0, qa1, qr, c0_smem, c1_smem, r_smem, ready_c0, ready_c1, ready_r, nslot, nph, k1, end, s
+            )
             acc_b = warpgroup_mma(p, c0_smem.index(slot).slice(BQ, BQ, dim=1), acc_b, is_async=True)
             acc_a, s = warpgroup_mma_wait(num_outstanding=1, deps=(acc_a, s))
             mbarrier.arrive(empty_r.index(nslot))
@@ -242,10 +255,7 @@ def _scores_partition(
             mbarrier.arrive(p_ready.index(pb))
             p = gl.convert_layout(p_next.to(dtype), p_layout)
         last = (n_tiles - 1) % NS
-        if rescale > 0:
-            a_o = gl.convert_layout(alpha, gl.SliceLayout(1, o_layout))
-            acc_a = acc_a * a_o[:, None]
-            acc_b = acc_b * a_o[:, None]
+        acc_a, acc_b = _rescale_halves(acc_a, acc_b, alpha, rescale, o_layout)
         acc_a = warpgroup_mma(p, c0_smem.index(last).slice(0, BQ, dim=1), acc_a, is_async=True)
         acc_b = warpgroup_mma(p, c0_smem.index(last).slice(BQ, BQ, dim=1), acc_b, is_async=True)
         acc_a, acc_b, p = warpgroup_mma_wait(num_outstanding=0, deps=(acc_a, acc_b, p))

@@ -508,10 +508,10 @@ def test_ws_kernel_rescales_when_scores_jump(variant, nq, splits):
         q_a, q_r, scale, ka = gla_operands(bf[0], bf[1], 0.1)
         cfg = config_for(torch.device("cuda"), d, nq * hg)
         assert cfg.warp_specialized
-        # MLA's Triton kernel runs its 64-row blocks at 8 warps (config_for).
-        triton_cfg = replace(
-            cfg, warp_specialized=False, **({"stages": 2} if variant == "GLA" else {"warps": 8})
-        )
+        if variant == "GLA":
+            triton_cfg = replace(cfg, warp_specialized=False, stages=2)
+        else:  # MLA's Triton kernel runs its 64-row blocks at 8 warps (config_for)
+            triton_cfg = replace(cfg, warp_specialized=False, warps=8)
     else:
         q = unit_randn(len(lengths), nq, g * hg, d, device="cuda", seed=162)
         ref = gta_decode_naive(q, cache, k_rope, table, seq_lens)
