@@ -393,7 +393,7 @@ def pairs_fit(cfg: Config, cache: torch.Tensor, rope: torch.Tensor, ka: int, row
 # and the TMA copies), so the launcher takes them on 3.6 only and the Triton kernels elsewhere.
 _GLUON_API = ["3", "6"]
 # wide_latent_ws.py launches at 168 registers a thread and hands them out by warpgroup (setmaxnreg):
-# warpgroup 1 takes 232, the copy warp's group 24, warpgroup 0 the rest.
+# warpgroup 1 takes 192, the copy warp's group 24, warpgroup 0 (the default partition) 256.
 WIDE_WS_LAUNCH_REGISTERS = 168
 
 
