@@ -25,6 +25,7 @@ For each shape, in bf16:
    peak-memory increase of one forward+backward.
 
     python benchmarks/moe_experts.py [--output benchmarks/results/moe_experts.json]
+    python benchmarks/moe_experts.py --sparsity    # token rounding at 512, 256 and 128 tokens an expert
 """
 
 from __future__ import annotations
@@ -53,6 +54,14 @@ SHAPES = {
 # Token rounding against plain top-K on our own kernel (bar: >= 1.10x fwd+bwd).
 ROUNDING_SHAPE = ("MoE-C", (16384, 768, 256, 256, 8))
 ROUNDING_BAR = 1.10
+# --sparsity: MoE-C's T, d and n with more experts or fewer picks, so each expert gets fewer tokens
+# and a partial tile is a larger share of its work (SonicMoE reports its 1.16x at high sparsity).
+SPARSITY_SHAPES = {
+    "MoE-C (512 an expert)": ROUNDING_SHAPE[1],
+    "E 512, K 8 (256 an expert)": (16384, 768, 256, 512, 8),
+    "E 256, K 4 (256 an expert)": (16384, 768, 256, 256, 4),
+    "E 512, K 4 (128 an expert)": (16384, 768, 256, 512, 4),
+}
 BARS = {
     "MoE-A": dict(floor_fwd_bwd=207, target_fwd_bwd=250, target_fwd=250, stretch_fwd_bwd=330),
     "MoE-B": dict(floor_fwd_bwd=135, target_fwd_bwd=200),
@@ -378,6 +387,30 @@ def sweep(name, shape) -> list[dict]:
     return sorted(rows, key=lambda r: r.get("fwd_ms", float("inf")) + r.get("bwd_ms", float("inf")))
 
 
+def sparsity(output: Path) -> int:
+    """Token rounding against top-K on our kernel at each of SPARSITY_SHAPES."""
+    rows, ok = {}, True
+    for name, shape in SPARSITY_SHAPES.items():
+        rows[name], passed = run_rounding(name, shape)
+        ok = ok and passed
+        r = rows[name]
+        if "speedup_fwd_bwd" in r:
+            print(
+                f"{name}: tiles {r['topk']['tiles']} -> {r[r['mode']]['tiles']} "
+                f"({r['topk']['partial_tiles']} partial), fwd+bwd {r['topk']['fwd_bwd_ms']:.3f} -> "
+                f"{r[r['mode']]['fwd_bwd_ms']:.3f} ms ({r['speedup_fwd_bwd']:.3f}x), "
+                f"fwd {r['speedup_fwd']:.3f}x",
+                flush=True,
+            )
+        torch.cuda.empty_cache()
+    write_json(
+        output,
+        dict(device=torch.cuda.get_device_name(), versions=versions("torch", "triton"), rows=rows),
+    )
+    print(f"wrote {output}")
+    return 0 if ok else 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -385,6 +418,11 @@ def main() -> int:
     parser.add_argument("--output", type=Path, default=Path(__file__).parent / "results" / "moe_experts.json")
     parser.add_argument(
         "--sweep", action="store_true", help="time our passes at candidate tile configs (MoE-B)"
+    )
+    parser.add_argument(
+        "--sparsity",
+        action="store_true",
+        help="token rounding against top-K at fewer tokens an expert (SPARSITY_SHAPES)",
     )
     args = parser.parse_args()
     if not torch.cuda.is_available():
@@ -402,6 +440,8 @@ def main() -> int:
                 )
         return 0
 
+    if args.sparsity:
+        return sparsity(args.output.with_name("moe_experts_sparsity.json"))
     dense = dense_tflops()
     print(f"dense bf16 matmul 8192^3: {dense:.0f} TFLOP/s", flush=True)
     rows, ok = {}, True
