@@ -387,21 +387,26 @@ def sweep(name, shape) -> list[dict]:
     return sorted(rows, key=lambda r: r.get("fwd_ms", float("inf")) + r.get("bwd_ms", float("inf")))
 
 
+def rounding_line(name: str, r: dict) -> str:
+    """One `run_rounding` row as a line: times, speedups against top-K and tiles."""
+    rounded = r[r["mode"]]
+    return (
+        f"{name} token rounding ({r['mode']}, tile {r['tile']}) vs top-K on our kernel: "
+        f"fwd {r['topk']['fwd_ms']:.3f} -> {rounded['fwd_ms']:.3f} ms ({r['speedup_fwd']:.3f}x), "
+        f"fwd+bwd {r['topk']['fwd_bwd_ms']:.3f} -> {rounded['fwd_bwd_ms']:.3f} ms "
+        f"({r['speedup_fwd_bwd']:.3f}x; bar {ROUNDING_BAR}x); tiles {r['topk']['tiles']} -> "
+        f"{rounded['tiles']} ({r['topk']['partial_tiles']} partial on top-K)"
+    )
+
+
 def sparsity(output: Path) -> int:
     """Token rounding against top-K on our kernel at each of SPARSITY_SHAPES."""
     rows, ok = {}, True
     for name, shape in SPARSITY_SHAPES.items():
         rows[name], passed = run_rounding(name, shape)
         ok = ok and passed
-        r = rows[name]
-        if "speedup_fwd_bwd" in r:
-            print(
-                f"{name}: tiles {r['topk']['tiles']} -> {r[r['mode']]['tiles']} "
-                f"({r['topk']['partial_tiles']} partial), fwd+bwd {r['topk']['fwd_bwd_ms']:.3f} -> "
-                f"{r[r['mode']]['fwd_bwd_ms']:.3f} ms ({r['speedup_fwd_bwd']:.3f}x), "
-                f"fwd {r['speedup_fwd']:.3f}x",
-                flush=True,
-            )
+        if "speedup_fwd_bwd" in rows[name]:
+            print(rounding_line(name, rows[name]), flush=True)
         torch.cuda.empty_cache()
     write_json(
         output,
@@ -472,13 +477,7 @@ def main() -> int:
                 f"({'met' if row['ours']['saved_bytes_within_anchor'] else 'MISSED'})"
             )
     if "speedup_fwd_bwd" in rounding_row:
-        r = rounding_row
-        print(
-            f"{rounding_name} token rounding ({r['mode']}, tile {r['tile']}) vs top-K on our kernel: "
-            f"fwd {r['topk']['fwd_ms']:.3f} -> {r[r['mode']]['fwd_ms']:.3f} ms ({r['speedup_fwd']:.2f}x), "
-            f"fwd+bwd {r['topk']['fwd_bwd_ms']:.3f} -> {r[r['mode']]['fwd_bwd_ms']:.3f} ms "
-            f"({r['speedup_fwd_bwd']:.2f}x; bar {ROUNDING_BAR}x); tiles {r['topk']['tiles']} -> {r[r['mode']]['tiles']}"
-        )
+        print(rounding_line(rounding_name, rounding_row))
     result = dict(
         device=torch.cuda.get_device_name(),
         versions=versions("torch", "triton"),
