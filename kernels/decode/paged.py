@@ -139,7 +139,8 @@ def config_for(device: torch.device, dc: int, rows: int) -> Config:
       buffers 728-730 / 1370-1385; 64-token tiles in 2 buffers (one P buffer, 230 KB) 663-706 /
       1223-1273 in a later call, against 705-710 / 1341-1361 for 32 in 4 (session 14). With each
       tile box refilled as soon as its readers are done and conditional rescaling (session 16):
-      506-590 / 1023-1115.
+      506-590 / 1023-1115; 32-token tiles in 4 buffers with the same, no spills: 715-754 /
+      1374-1445 against 545-585 / 1058-1173 in alternating runs (session 18).
     """
     if device.type != "cuda":
         return INTERPRETER_CONFIG
