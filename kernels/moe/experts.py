@@ -21,13 +21,11 @@ each token in ascending assignment order, found through a stable sort of token_i
 (M, d) buffer (transient, freed before the op returns). dScores is one sum over each whole row
 of n in the row pass, also deterministic.
 
-Tile map (`tile_map`): row-tile programs work on BLOCK_M rows of one expert. The map tile ->
-(expert, first row) is built with torch ops on the offsets' device: a cumsum over E of the
-per-expert tile counts and a searchsorted of the tile ids, a handful of tiny launches (O(E + M /
-BLOCK_M) elements) and NO device-to-host sync. The grid is therefore the upper bound
-M // BLOCK_M + min(E, M) tiles; the real tiles come first and the at most E padding tiles carry
-expert index E, so their programs return on their first load: no program computes an empty or
-partly foreign tile.
+Tile map (`tile_map.py`): row-tile programs work on BLOCK_M rows of one expert. The map tile ->
+(expert, first row) is built on the offsets' device by one small kernel, with NO device-to-host
+sync: the grid is the upper bound M // BLOCK_M + min(E, M) tiles, the real tiles come first and the
+at most E padding tiles carry expert index E, so their programs return on their first load: no
+program computes an empty or partly foreign tile.
 """
 
 from __future__ import annotations
@@ -45,6 +43,7 @@ from redpajama.kernels.moe.grouped_gemm_bwd import (
     moe_dx_kernel,
     moe_swiglu_bwd_kernel,
 )
+from redpajama.kernels.moe.tile_map import tile_map
 
 DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
@@ -105,35 +104,21 @@ def _precision(dtype: torch.dtype) -> str:
     return "ieee" if dtype == torch.float32 else "tf32"
 
 
-def tile_map(expert_offsets: torch.Tensor, num_rows: int, block_m: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Row tiles of an expert-major assignment list, on the offsets' device, without a host sync.
-
-    expert_offsets: (E+1,) int64, expert e owns rows offsets[e] .. offsets[e+1]-1 of num_rows (= M).
-    Returns (tile_expert, tile_row), each (M // block_m + min(E, M),) int64: tile i covers rows
-    tile_row[i] .. tile_row[i] + block_m - 1 of expert tile_expert[i], clipped to the expert's last
-    row. Tiles are ordered by expert; the trailing padding tiles have tile_expert == E.
-    """
-    num_experts = expert_offsets.shape[0] - 1
-    counts = expert_offsets[1:] - expert_offsets[:-1]
-    tiles = (counts + block_m - 1) // block_m  # (E,)
-    tile_end = torch.cumsum(tiles, 0)  # (E,): exclusive end of each expert's tile ids
-    ids = torch.arange(num_rows // block_m + min(num_experts, num_rows), device=expert_offsets.device)
-    tile_expert = torch.searchsorted(tile_end, ids, right=True)  # E for ids past the last tile
-    e = tile_expert.clamp(max=num_experts - 1)
-    tile_row = expert_offsets[e] + (ids - (tile_end - tiles)[e]) * block_m
-    return tile_expert, tile_row
-
-
 def token_order(token_indices: torch.Tensor, num_tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The token -> assignment index of the combine: (order (M,), token_start (T+1,)), int64.
 
     Assignments of token t are order[token_start[t] .. token_start[t+1]-1], in ascending assignment
     order (a stable sort), so each token's sum has one fixed order. One sort of M integers and a
-    searchsorted of T+1; no host sync.
+    searchsorted of T+1; no host sync. The keys are sorted in the narrowest integer type that holds
+    0 .. T: the GPU's radix sort makes one pass per key byte, so 16-bit keys (T < 32767, the usual
+    micro-batch) take a quarter of int64's passes (docs/benchmarks.md, MoE section).
     """
-    sorted_tokens, order = torch.sort(token_indices, stable=True)
+    key_dtype = next(
+        dtype for dtype in (torch.int16, torch.int32, torch.int64) if num_tokens < torch.iinfo(dtype).max
+    )
+    sorted_tokens, order = torch.sort(token_indices.to(key_dtype), stable=True)
     token_start = torch.searchsorted(
-        sorted_tokens, torch.arange(num_tokens + 1, device=token_indices.device, dtype=token_indices.dtype)
+        sorted_tokens, torch.arange(num_tokens + 1, device=token_indices.device, dtype=key_dtype)
     )
     return order, token_start
 

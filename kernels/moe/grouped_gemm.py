@@ -2,8 +2,8 @@
 
 The assignments (token, expert, score) are sorted expert-major: expert e owns rows
 expert_offsets[e] .. expert_offsets[e+1]-1 of every (M, .) tensor. A row-tile program works on
-BLOCK_M consecutive rows of ONE expert; the host builds the tile -> (expert, first row) map (see
-`experts.tile_map`), padded to a bound known without a device sync: padding tiles carry expert
+BLOCK_M consecutive rows of ONE expert; a small kernel builds the tile -> (expert, first row) map
+(`tile_map.py`), padded to a bound known without a device sync: padding tiles carry expert
 index E and their programs return before touching memory.
 
 1. `moe_up_proj_kernel`: H = x[token_indices] @ w1[e] with the gather fused (rows of x are loaded

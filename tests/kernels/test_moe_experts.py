@@ -194,16 +194,17 @@ def test_saves_no_tensor_of_size_m_times_d(device):
     assert all(v.grad is not None for v in (x, w1, w2, scores))
 
 
-def test_tile_map_covers_every_row_once():
+def test_tile_map_covers_every_row_once(device):
     block = INTERPRETER_CONFIG.block_m
     counts = torch.tensor([0, 33, 16, 0, 1, 47, 0])
     offsets = torch.zeros(counts.numel() + 1, dtype=torch.int64)
     offsets[1:] = counts.cumsum(0)
     m, e = int(offsets[-1]), counts.numel()
-    tile_expert, tile_row = tile_map(offsets, m, block)
+    tile_expert, tile_row = (v.cpu() for v in tile_map(offsets.to(device), m, block))
     real = tile_expert < e
     assert int(real.sum()) == sum(-(-int(c) // block) for c in counts)  # no empty tile
     assert not real[int(real.sum()) :].any()  # padding only at the end
+    assert (tile_row[~real] == m).all()
     rows = []
     for expert, start in zip(tile_expert[real].tolist(), tile_row[real].tolist(), strict=True):
         assert offsets[expert] <= start < offsets[expert + 1]
@@ -211,11 +212,42 @@ def test_tile_map_covers_every_row_once():
     assert rows == list(range(m))
 
 
+@pytest.mark.parametrize("num_experts, block", [(1, 16), (5, 1), (300, 4), (600, 128)])
+def test_tile_map_equals_direct_construction(device, num_experts, block):
+    # 300 and 600 experts take the kernel's loop over E more than once (256 experts a step).
+    gen = torch.Generator().manual_seed(num_experts)
+    counts = torch.randint(0, 3 * block, (num_experts,), generator=gen)
+    counts[torch.rand(num_experts, generator=gen) < 0.3] = 0
+    offsets = torch.zeros(num_experts + 1, dtype=torch.int64)
+    offsets[1:] = counts.cumsum(0)
+    m = int(offsets[-1])
+    expected = [
+        (expert, start)
+        for expert in range(num_experts)
+        for start in range(int(offsets[expert]), int(offsets[expert + 1]), block)
+    ]
+    bound = m // block + min(num_experts, m)
+    expected += [(num_experts, m)] * (bound - len(expected))
+    tile_expert, tile_row = tile_map(offsets.to(device), m, block)
+    assert list(zip(tile_expert.tolist(), tile_row.tolist(), strict=True)) == expected
+
+
 def test_token_order():
     tokens = torch.tensor([3, 0, 3, 1, 0, 3])
     order, start = token_order(tokens, 5)
     assert start.tolist() == [0, 2, 3, 3, 6, 6]
     assert order.tolist() == [1, 4, 3, 0, 2, 5]  # ascending assignment index within a token
+
+
+@pytest.mark.parametrize("num_tokens", [32766, 32767, 70000])  # 16-bit keys, then 32-bit
+def test_token_order_key_widths(num_tokens):
+    gen = torch.Generator().manual_seed(num_tokens)
+    tokens = torch.randint(0, num_tokens, (5000,), generator=gen)
+    tokens[:3] = num_tokens - 1  # the largest token, which the narrow key type must still hold
+    order, start = token_order(tokens, num_tokens)
+    assert torch.equal(order, torch.sort(tokens, stable=True).indices)
+    assert torch.equal(start, torch.searchsorted(tokens[order], torch.arange(num_tokens + 1)))
+    assert order.dtype == start.dtype == torch.int64
 
 
 def test_opcheck(device):
