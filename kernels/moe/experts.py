@@ -43,6 +43,7 @@ from redpajama.kernels.moe.grouped_gemm_bwd import (
     moe_dx_kernel,
     moe_swiglu_bwd_kernel,
 )
+from redpajama.kernels.moe.small_int_sort import stable_sort_ids
 from redpajama.kernels.moe.tile_map import tile_map
 
 DTYPES = (torch.float16, torch.bfloat16, torch.float32)
@@ -108,19 +109,12 @@ def token_order(token_indices: torch.Tensor, num_tokens: int) -> tuple[torch.Ten
     """The token -> assignment index of the combine: (order (M,), token_start (T+1,)), int64.
 
     Assignments of token t are order[token_start[t] .. token_start[t+1]-1], in ascending assignment
-    order (a stable sort), so each token's sum has one fixed order. One sort of M integers and a
-    searchsorted of T+1; no host sync. The keys are sorted in the narrowest integer type that holds
-    0 .. T: the GPU's radix sort makes one pass per key byte, so 16-bit keys (T < 32767, the usual
-    micro-batch) take a quarter of int64's passes (docs/benchmarks.md, MoE section).
+    order (a stable sort, on 16-bit keys where T allows: `small_int_sort`), so each token's sum has
+    one fixed order. One sort of M integers and a searchsorted of T+1; no host sync.
     """
-    key_dtype = next(
-        dtype for dtype in (torch.int16, torch.int32, torch.int64) if num_tokens < torch.iinfo(dtype).max
-    )
-    sorted_tokens, order = torch.sort(token_indices.to(key_dtype), stable=True)
-    token_start = torch.searchsorted(
-        sorted_tokens, torch.arange(num_tokens + 1, device=token_indices.device, dtype=key_dtype)
-    )
-    return order, token_start
+    sorted_tokens, order = stable_sort_ids(token_indices, num_tokens)
+    bounds = torch.arange(num_tokens + 1, device=token_indices.device, dtype=sorted_tokens.dtype)
+    return order, torch.searchsorted(sorted_tokens, bounds)
 
 
 def _combine(

@@ -19,6 +19,8 @@ from typing import Literal
 
 import torch
 
+from redpajama.kernels.moe.small_int_sort import stable_sort_ids
+
 RoundingMode = Literal["topk", "up", "down", "nearest"]
 ROUNDING_MODES = ("topk", "up", "down", "nearest")
 
@@ -62,8 +64,8 @@ def _check(logits: torch.Tensor, k: int) -> None:
 
 def _expert_major(tokens: torch.Tensor, experts: torch.Tensor, scores: torch.Tensor, e: int) -> Routing:
     """Sort token-major assignments expert-major. A stable sort by expert keeps tokens ascending
-    within each expert because the input is ordered by token."""
-    order = torch.argsort(experts, stable=True)
+    within each expert because the input is ordered by token (on 16-bit keys: `small_int_sort`)."""
+    _, order = stable_sort_ids(experts, e)
     experts = experts[order]
     counts = torch.bincount(experts, minlength=e)
     offsets = torch.zeros(e + 1, dtype=torch.int64, device=experts.device)
