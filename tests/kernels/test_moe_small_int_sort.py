@@ -8,7 +8,13 @@ from redpajama.kernels.moe.small_int_sort import key_dtype, stable_sort_ids
 
 @pytest.mark.parametrize(
     "bound, dtype",
-    [(0, torch.int16), (32766, torch.int16), (32767, torch.int32), (2**31 - 2, torch.int32), (2**31 - 1, torch.int64)],
+    [
+        (0, torch.int16),
+        (32766, torch.int16),
+        (32767, torch.int32),
+        (2**31 - 2, torch.int32),
+        (2**31 - 1, torch.int64),
+    ],
 )
 def test_key_dtype_holds_the_bound(bound, dtype):
     assert key_dtype(bound) == dtype
