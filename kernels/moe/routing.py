@@ -64,13 +64,31 @@ def _check(logits: torch.Tensor, k: int) -> None:
 
 def _expert_major(tokens: torch.Tensor, experts: torch.Tensor, scores: torch.Tensor, e: int) -> Routing:
     """Sort token-major assignments expert-major. A stable sort by expert keeps tokens ascending
-    within each expert because the input is ordered by token (on 16-bit keys: `small_int_sort`)."""
-    _, order = stable_sort_ids(experts, e)
-    experts = experts[order]
-    counts = torch.bincount(experts, minlength=e)
-    offsets = torch.zeros(e + 1, dtype=torch.int64, device=experts.device)
-    offsets[1:] = torch.cumsum(counts, 0)
-    return Routing(tokens[order], experts, scores[order], counts, offsets)
+    within each expert because the input is ordered by token (on 16-bit keys: `small_int_sort`).
+    The offsets come from the sorted ids, not from bincount, which reads its input's maximum back
+    to the host: top-K routing makes no host sync (and can be captured in a CUDA graph)."""
+    sorted_experts, order = stable_sort_ids(experts, e)
+    bounds = torch.arange(e + 1, device=experts.device, dtype=sorted_experts.dtype)
+    offsets = torch.searchsorted(sorted_experts, bounds)
+    return Routing(tokens[order], sorted_experts.long(), scores[order], offsets.diff(), offsets)
+
+
+def _choices_per_expert(top_experts: torch.Tensor, e: int) -> torch.Tensor:
+    """(E,) int64: how many of the (T, K) choices name each expert; bincount without its host sync."""
+    flat = top_experts.reshape(-1)
+    return torch.zeros(e, dtype=torch.int64, device=flat.device).scatter_add_(0, flat, torch.ones_like(flat))
+
+
+def topk_experts(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """(T, K) int64: each token's k experts of largest score (T, E), largest first, ties to the
+    lower expert (a stable descending sort; torch.topk leaves ties unordered). On a GPU one Triton
+    pass (`router_topk.py`) instead of torch.topk's radix select per row."""
+    if scores.is_cuda:
+        # Imported here: CPU runs never need Triton.
+        from redpajama.kernels.moe.router_topk import topk_experts_gpu
+
+        return topk_experts_gpu(scores, k)
+    return torch.sort(scores, dim=-1, descending=True, stable=True).indices[:, :k]
 
 
 def route_topk(logits: torch.Tensor, k: int) -> Routing:
@@ -80,7 +98,8 @@ def route_topk(logits: torch.Tensor, k: int) -> Routing:
     """
     _check(logits, k)
     t, e = logits.shape
-    top_logits, top_experts = logits.topk(k, dim=-1)
+    top_experts = topk_experts(logits, k)
+    top_logits = logits.gather(1, top_experts)
     scores = torch.softmax(top_logits.float(), dim=-1)
     tokens = torch.arange(t, device=logits.device).repeat_interleave(k)
     return _expert_major(tokens, top_experts.reshape(-1), scores.reshape(-1), e)
@@ -117,7 +136,8 @@ def route_token_rounding(
        C = S - 1 with chosen entries set back to their weights: chosen pairs (key in (0, 1]) outrank
        unchosen ones (key in [-1, 0)), each class ordered by its score.
     4. Expert e takes the f'_e tokens of largest key in its column. Ties go to the lower token index
-       (a stable descending argsort; the reference's sort is unstable, so exact ties may differ).
+       (a stable descending argsort on the CPU, a radix select per expert on a GPU:
+       `rounding_select.py`; the reference's sort is unstable, so exact ties may differ).
     Scores are S[token, expert], differentiable w.r.t. logits through the softmax; the selection is
     discrete. mode None or "topk" (the default, as in the model config) returns `route_topk`.
     """
@@ -130,19 +150,33 @@ def route_token_rounding(
         raise ValueError(f"tile must be a positive number of tokens, got {tile}")
     t, e = logits.shape
     probs = torch.softmax(logits.float(), dim=-1)
-    top_values, top_experts = probs.topk(k, dim=-1)
+    top_experts = topk_experts(probs, k)
+    top_values = probs.gather(1, top_experts)
     weights = top_values / top_values.sum(dim=-1, keepdim=True)
-    counts = rounded_counts(torch.bincount(top_experts.reshape(-1), minlength=e), tile, mode, t)
+    counts = rounded_counts(_choices_per_expert(top_experts, e), tile, mode, t)
 
     scores = probs.scatter(1, top_experts, weights)  # S: autograd flows through both sources
     # The sort key is discrete bookkeeping: no gradient, and the float32 subtraction is the
     # reference's (unchosen probs closer than ~6e-8 tie, then the lower token wins).
     key = (scores.detach() - 1).scatter_(1, top_experts, weights.detach())
-    ranked = torch.argsort(key.t(), dim=1, descending=True, stable=True)  # (E, T) token ids by rank
-    taken = torch.arange(t, device=logits.device)[None, :] < counts[:, None]  # (E, T) by rank
-    # Back from rank order to token order, so nonzero() lists expert-major, tokens ascending.
-    selected = torch.zeros_like(taken).scatter_(1, ranked, taken)
-    experts, tokens = selected.nonzero(as_tuple=True)
+    if key.is_cuda:
+        # Imported here: CPU runs never need Triton.
+        from redpajama.kernels.moe.rounding_select import take_largest
+
+        selected = take_largest(key, counts)
+    else:
+        selected = take_largest_by_sort(key, counts)
+    experts, tokens = selected.nonzero(as_tuple=True)  # expert-major, tokens ascending
     offsets = torch.zeros(e + 1, dtype=torch.int64, device=logits.device)
     offsets[1:] = torch.cumsum(counts, 0)
     return Routing(tokens, experts, scores[tokens, experts], counts, offsets)
+
+
+def take_largest_by_sort(key: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """(E, T) bool: row e marks the counts[e] tokens of largest key in column e of key (T, E), ties
+    to the lower token. A stable argsort of every column: the CPU path, and the definition that
+    `rounding_select.take_largest` (the GPU path, a radix select) is tested against."""
+    t = key.shape[0]
+    ranked = torch.argsort(key.t(), dim=1, descending=True, stable=True)  # (E, T) token ids by rank
+    taken = torch.arange(t, device=key.device)[None, :] < counts[:, None]  # (E, T) by rank
+    return torch.zeros_like(taken).scatter_(1, ranked, taken)  # back from rank order to token order
