@@ -94,7 +94,9 @@ def topk_experts(scores: torch.Tensor, k: int) -> torch.Tensor:
 def route_topk(logits: torch.Tensor, k: int) -> Routing:
     """Top-K experts per token by logit; scores = softmax over the K chosen logits (float32).
 
-    logits (T, E) -> Routing with M = T*K. Same assignments as `naive.topk_routing`, re-ordered.
+    logits (T, E) -> Routing with M = T*K. Same assignments as `naive.topk_routing`, re-ordered
+    (where logits tie at the K-th place, `topk_experts` takes the lower expert; torch.topk, which
+    the naive routing uses, may take either). No host sync.
     """
     _check(logits, k)
     t, e = logits.shape
