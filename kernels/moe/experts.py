@@ -43,7 +43,7 @@ from redpajama.kernels.moe.grouped_gemm_bwd import (
     moe_dx_kernel,
     moe_swiglu_bwd_kernel,
 )
-from redpajama.kernels.moe.small_int_sort import stable_sort_ids
+from redpajama.kernels.moe.small_int_sort import group_ids
 from redpajama.kernels.moe.tile_map import tile_map
 
 DTYPES = (torch.float16, torch.bfloat16, torch.float32)
@@ -112,9 +112,8 @@ def token_order(token_indices: torch.Tensor, num_tokens: int) -> tuple[torch.Ten
     order (a stable sort, on 16-bit keys where T allows: `small_int_sort`), so each token's sum has
     one fixed order. One sort of M integers and a searchsorted of T+1; no host sync.
     """
-    sorted_tokens, order = stable_sort_ids(token_indices, num_tokens)
-    bounds = torch.arange(num_tokens + 1, device=token_indices.device, dtype=sorted_tokens.dtype)
-    return order, torch.searchsorted(sorted_tokens, bounds)
+    _, order, token_start = group_ids(token_indices, num_tokens)
+    return order, token_start
 
 
 def _combine(

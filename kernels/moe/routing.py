@@ -19,7 +19,7 @@ from typing import Literal
 
 import torch
 
-from redpajama.kernels.moe.small_int_sort import stable_sort_ids
+from redpajama.kernels.moe.small_int_sort import group_ids
 
 RoundingMode = Literal["topk", "up", "down", "nearest"]
 ROUNDING_MODES = ("topk", "up", "down", "nearest")
@@ -64,12 +64,10 @@ def _check(logits: torch.Tensor, k: int) -> None:
 
 def _expert_major(tokens: torch.Tensor, experts: torch.Tensor, scores: torch.Tensor, e: int) -> Routing:
     """Sort token-major assignments expert-major. A stable sort by expert keeps tokens ascending
-    within each expert because the input is ordered by token (on 16-bit keys: `small_int_sort`).
-    The offsets come from the sorted ids, not from bincount, which reads its input's maximum back
-    to the host: top-K routing makes no host sync (and can be captured in a CUDA graph)."""
-    sorted_experts, order = stable_sort_ids(experts, e)
-    bounds = torch.arange(e + 1, device=experts.device, dtype=sorted_experts.dtype)
-    offsets = torch.searchsorted(sorted_experts, bounds)
+    within each expert because the input is ordered by token (`small_int_sort.group_ids`: 16-bit
+    keys, and offsets without bincount's host sync, so top-K routing can be captured in a CUDA
+    graph)."""
+    sorted_experts, order, offsets = group_ids(experts, e)
     return Routing(tokens[order], sorted_experts.long(), scores[order], offsets.diff(), offsets)
 
 
