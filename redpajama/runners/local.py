@@ -286,7 +286,8 @@ def run_tasks(
     clean_dirs: Sequence[Path] = (),
     superseded: Callable[[Any], bool] | None = None,
 ) -> RunSummary:
-    """Run `work` over `tasks`, resumably. `clean_dirs`: where a killed run may have left temps.
+    """Run `work` over `tasks`, resumably. `clean_dirs`: where a killed run may have left temps
+    (the stage's own folder of task markers and stats is always swept too).
 
     `superseded(task)`: the stage says a finished task's outputs were since replaced by a later
     stage (e.g. ccnet rewrote the ingest output in place), so the task is done though its own
@@ -298,7 +299,8 @@ def run_tasks(
     if len(set(keys)) != len(keys):
         raise ValueError(f"stage {stage}: task keys are not unique")
     with _stage_lock(root, stage):
-        for directory in clean_dirs:
+        # Under the stage lock no other run of this stage writes: every temp here is a dead one's.
+        for directory in (layout.stage_dir(root, stage), *clean_dirs):
             atomic.remove_stale_temps(directory)
         todo = [
             t

@@ -105,6 +105,22 @@ def test_rerun_removes_temp_files_a_killed_signals_ingest_left(tmp_path: Path):
     assert pq.read_table(_signals_out(out)).num_rows == 3
 
 
+def test_rerun_removes_a_task_marker_temp_a_killed_run_left(tmp_path: Path):
+    # A SIGKILL between writing a task marker's temp and its rename leaves the temp in the stage's
+    # own folder, not in any output folder the stage names (seen once in test_kill_and_resume).
+    path = _write_signals(tmp_path, [_signals_line(i) for i in range(3)])
+    out = tmp_path / "out"
+    stale = out / "_runs" / "ingest" / "tasks" / ".part-00.json.tmp-99999"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b'{"outputs": [')
+
+    summary = ingest.run([str(path)], out, ingest.IngestConfig(), OPTIONS)
+
+    assert summary.failed == {}
+    assert not stale.exists()
+    assert not list(out.rglob(".*.tmp-*"))
+
+
 def test_lost_parquet_row_group_counts_all_its_rows(tmp_path: Path):
     path = tmp_path / "in.parquet"
     pq.write_table(pa.table({"text": [f"document {i}" for i in range(1000)]}), path, row_group_size=500)
